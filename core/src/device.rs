@@ -1,0 +1,135 @@
+//! Choosing the compute device: Burn's wgpu backend by default, burn-flex on the CPU otherwise.
+
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+use burn::tensor::wgpu::{WgpuSetup, wgpu};
+use serde::Serialize;
+
+use crate::error::{PrimeError, Result};
+
+/// Which backend a caller asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// Burn's wgpu backend (Vulkan, Metal, DX12, WebGPU); falls back to the CPU unless required.
+    Gpu,
+    /// The burn-flex CPU backend.
+    Cpu,
+}
+
+/// The backend actually in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn-wgpu.
+    Wgpu,
+    /// burn-flex.
+    Flex,
+}
+
+/// What a wgpu adapter is and what it can do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterReport {
+    /// Adapter name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// Graphics API (Vulkan, Metal, Dx12, Gl, BrowserWebGpu).
+    pub api: String,
+    /// Integrated, discrete, virtual, CPU or other.
+    pub device_type: String,
+    /// Driver name and info.
+    pub driver: String,
+    /// Limits that matter for this runtime.
+    pub limits: Vec<(String, u64)>,
+    /// Enabled optional features.
+    pub features: Vec<String>,
+}
+
+impl AdapterReport {
+    /// Describes a wgpu adapter.
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let l = adapter.limits();
+        let limits = vec![
+            ("max_buffer_size".to_string(), l.max_buffer_size),
+            ("max_storage_buffer_binding_size".to_string(), u64::from(l.max_storage_buffer_binding_size)),
+            ("max_compute_workgroup_size_x".to_string(), u64::from(l.max_compute_workgroup_size_x)),
+            ("max_compute_invocations_per_workgroup".to_string(), u64::from(l.max_compute_invocations_per_workgroup)),
+            ("max_compute_workgroup_storage_size".to_string(), u64::from(l.max_compute_workgroup_storage_size)),
+            ("max_storage_buffers_per_shader_stage".to_string(), u64::from(l.max_storage_buffers_per_shader_stage)),
+        ];
+        let features = adapter.features().iter_names().map(|(name, _)| name.to_string()).collect();
+        Self {
+            name: info.name,
+            api: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            limits,
+            features,
+        }
+    }
+}
+
+/// An opened device, with what was chosen and why.
+#[derive(Debug, Clone)]
+pub struct ComputeDevice {
+    /// The Burn device to place tensors on.
+    pub device: Device,
+    /// Backend in use.
+    pub backend: BackendKind,
+    /// The wgpu adapter, when the backend is wgpu.
+    pub adapter: Option<AdapterReport>,
+    /// Set when the GPU was asked for but the CPU is used; says why.
+    pub notice: Option<String>,
+}
+
+/// The process-wide wgpu device: a wgpu runtime can be initialised once per process.
+static WGPU: OnceLock<std::result::Result<(Device, AdapterReport), String>> = OnceLock::new();
+
+/// The wgpu device of this process, initialised on first use (native only).
+#[cfg(not(target_family = "wasm"))]
+pub fn wgpu_device() -> Result<(Device, AdapterReport)> {
+    WGPU.get_or_init(|| {
+        Device::wgpu_options()
+            .init_with_setup()
+            .map(|(device, setup): (Device, WgpuSetup)| (device, AdapterReport::from_adapter(&setup.adapter)))
+            .map_err(|e| format!("{e}"))
+    })
+    .clone()
+    .map_err(PrimeError::Device)
+}
+
+impl ComputeDevice {
+    /// Opens the device `choice` names. With `Gpu` and no usable adapter, falls back to the
+    /// CPU and records a notice, unless `require_gpu` makes that an error.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn open(choice: DeviceChoice, require_gpu: bool) -> Result<Self> {
+        match choice {
+            DeviceChoice::Cpu => Ok(Self::cpu(None)),
+            DeviceChoice::Gpu => match wgpu_device() {
+                Ok((device, adapter)) => {
+                    Ok(Self { device, backend: BackendKind::Wgpu, adapter: Some(adapter), notice: None })
+                }
+                Err(e) if !require_gpu => {
+                    Ok(Self::cpu(Some(format!("no usable GPU adapter ({e}); running on the CPU (burn-flex)"))))
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// The burn-flex CPU device.
+    pub fn cpu(notice: Option<String>) -> Self {
+        Self { device: Device::flex(), backend: BackendKind::Flex, adapter: None, notice }
+    }
+}
+
+/// Every adapter wgpu can see, on every graphics API.
+pub async fn list_adapters() -> Vec<AdapterReport> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    instance
+        .enumerate_adapters(wgpu::Backends::all())
+        .await
+        .iter()
+        .map(AdapterReport::from_adapter)
+        .collect()
+}

@@ -1,0 +1,73 @@
+//! The one error type of `prime-core`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core: bad model folders, bad inputs, failing devices.
+///
+/// Every message is one line that names the problem, so a CLI can print it as is.
+#[derive(Debug, thiserror::Error)]
+pub enum PrimeError {
+    /// A file of a model folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file that failed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// `config.json` is not valid JSON or misses a field.
+    #[error("bad config.json: {0}")]
+    Config(String),
+    /// The weight file is not a readable safetensors file.
+    #[error("bad weight file: {0}")]
+    Weights(String),
+    /// A tensor the network needs is absent from the weight file.
+    #[error("weight file lacks tensor `{0}`")]
+    MissingTensor(String),
+    /// A tensor has a shape other than the config implies.
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    TensorShape {
+        /// Tensor name (without any `backbone.` prefix).
+        name: String,
+        /// Shape found in the file.
+        found: Vec<usize>,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+    },
+    /// An input (ids, prompt, settings) is invalid.
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// A digit string decodes to an id outside the vocabulary.
+    #[error("digits {digits:?} decode to token {token}, outside the vocabulary of {vocab} tokens")]
+    InvalidCode {
+        /// The offending digits, most significant first.
+        digits: Vec<u32>,
+        /// The decoded id.
+        token: u64,
+        /// The vocabulary size V.
+        vocab: u32,
+    },
+    /// A position has no vocabulary token consistent with its revealed digits.
+    #[error("position {position} has no token consistent with its revealed digits {digits:?}")]
+    NoConsistentToken {
+        /// Token position.
+        position: usize,
+        /// Its sub-token state (mask id where masked).
+        digits: Vec<u32>,
+    },
+    /// The network produced a non-finite value where a finite one is needed.
+    #[error("network output at position {position} is not finite")]
+    NonFinite {
+        /// Token position.
+        position: usize,
+    },
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The compute device failed (initialisation, execution or readback).
+    #[error("device: {0}")]
+    Device(String),
+}
+
+/// Result alias of `prime-core`.
+pub type Result<T> = std::result::Result<T, PrimeError>;

@@ -1,0 +1,146 @@
+//! A loaded model folder: `config.json`, `model.safetensors` and optionally `tokenizer.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::codec::SubTokenCodec;
+use crate::config::ModelConfig;
+use crate::error::{PrimeError, Result};
+use crate::network::{Network, NetworkConstants, Trace};
+use crate::sampler::Denoiser;
+use crate::text::TextCodec;
+use crate::weights::{HostTensor, WeightFile};
+
+/// File names inside a model folder.
+pub const CONFIG_FILE: &str = "config.json";
+/// Weights file name.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Optional tokenizer file name.
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// A network ready to run on one device, with its codec and optional tokenizer.
+#[derive(Debug)]
+pub struct Model {
+    config: ModelConfig,
+    codec: SubTokenCodec,
+    network: Network,
+    constants: NetworkConstants,
+    device: Device,
+    text: Option<TextCodec>,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| PrimeError::Io { path: path.to_path_buf(), source })
+}
+
+impl Model {
+    /// Loads a model folder onto `device`.
+    pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(PrimeError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found"),
+            });
+        }
+        let config = read(&dir.join(CONFIG_FILE))?;
+        let config = std::str::from_utf8(&config)
+            .map_err(|_| PrimeError::Config("config.json is not UTF-8".into()))?
+            .to_owned();
+        let weights = read(&dir.join(WEIGHTS_FILE))?;
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        let tokenizer = if tokenizer_path.exists() { Some(read(&tokenizer_path)?) } else { None };
+        Self::from_parts(&config, &weights, tokenizer.as_deref(), device)
+    }
+
+    /// Builds a model from the contents of the three files (as fetched by a browser).
+    pub fn from_parts(config: &str, weights: &[u8], tokenizer: Option<&[u8]>, device: &Device) -> Result<Self> {
+        let config = ModelConfig::from_json(config)?;
+        let codec = config.codec()?;
+        let mut file = WeightFile::from_bytes(weights)?;
+        let network = Network::load(&config, &mut file, device)?;
+        let extra = file.remaining();
+        if !extra.is_empty() {
+            tracing::debug!("ignoring {} extra tensors: {:?}", extra.len(), extra);
+        }
+        let text = tokenizer.map(|t| TextCodec::from_bytes(t, config.vocab_size)).transpose()?;
+        let constants = network.constants();
+        Ok(Self { config, codec, network, constants, device: device.clone(), text })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The sub-token codec.
+    pub fn codec(&self) -> &SubTokenCodec {
+        &self.codec
+    }
+
+    /// The tokenizer, when the folder has one.
+    pub fn text(&self) -> Option<&TextCodec> {
+        self.text.as_ref()
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Checks a batch of network inputs: `batch` rows of ℓ·L sub-token ids, each in `[0, b]`.
+    pub fn check_inputs(&self, ids: &[i64], batch: usize) -> Result<()> {
+        let n = self.config.sequence_subtokens();
+        if batch == 0 || ids.len() != batch * n {
+            return Err(PrimeError::Input(format!(
+                "expected {batch} rows of {n} sub-token ids (ℓ·L), got {} ids",
+                ids.len()
+            )));
+        }
+        let mask = i64::from(self.codec.mask_id());
+        if let Some(i) = ids.iter().position(|&v| !(0..=mask).contains(&v)) {
+            return Err(PrimeError::Input(format!(
+                "id {} at row {}, column {} is outside [0, {mask}] (mask id {mask})",
+                ids[i],
+                i / n,
+                i % n
+            )));
+        }
+        Ok(())
+    }
+
+    fn run(&self, ids: &[i64], batch: usize, trace: Option<&mut Trace>) -> Result<Tensor<3>> {
+        self.check_inputs(ids, batch)?;
+        let ids: Vec<i32> = ids.iter().map(|&v| v as i32).collect();
+        let n = self.config.sequence_subtokens();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, n]), &self.device);
+        Ok(self.network.forward(&self.constants, ids, trace))
+    }
+
+    /// Logits (batch, L, V_out), row-major, for `batch` rows of sub-token ids.
+    pub fn logits(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>> {
+        read_back(self.run(ids, batch, None)?)
+    }
+
+    /// Logits plus every intermediate activation, named as in the golden files.
+    pub fn logits_traced(&self, ids: &[i64], batch: usize) -> Result<(Vec<f32>, BTreeMap<String, HostTensor>)> {
+        let mut trace = Trace::default();
+        let logits = self.run(ids, batch, Some(&mut trace))?;
+        Ok((read_back(logits)?, trace.into_host()?))
+    }
+}
+
+fn read_back(t: Tensor<3>) -> Result<Vec<f32>> {
+    t.try_into_data()
+        .map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?
+        .into_vec::<f32>()
+        .map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))
+}
+
+impl Denoiser for Model {
+    fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
+        let ids: Vec<i64> = state.iter().map(|&v| i64::from(v)).collect();
+        Model::logits(self, &ids, 1)
+    }
+}

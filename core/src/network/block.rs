@@ -1,0 +1,130 @@
+//! One DDiT block: adaLN-modulated attention with RoPE, then an adaLN-modulated GELU MLP.
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, activation::softmax};
+
+use super::layers::{Linear, gelu_tanh, layer_norm, modulate, vector};
+use super::rope::RopeTables;
+use super::trace::Trace;
+use crate::error::Result;
+use crate::weights::WeightFile;
+
+/// Weights of one block.
+#[derive(burn::module::Module, Debug)]
+pub struct Block {
+    norm1: Param<Tensor<1>>,
+    attn_qkv: Linear,
+    attn_out: Linear,
+    norm2: Param<Tensor<1>>,
+    mlp_in: Linear,
+    mlp_out: Linear,
+    ada_ln: Linear,
+    n_heads: usize,
+    eps: f64,
+}
+
+/// The six modulation vectors of a block, each (1, D): computed once per model from c.
+#[derive(Debug, Clone)]
+pub struct BlockModulation {
+    shift_msa: Tensor<2>,
+    scale_msa: Tensor<2>,
+    gate_msa: Tensor<2>,
+    shift_mlp: Tensor<2>,
+    scale_mlp: Tensor<2>,
+    gate_mlp: Tensor<2>,
+    /// All six, concatenated (1, 6D), as the official adaLN output.
+    pub all: Tensor<2>,
+}
+
+/// Sizes a block needs to check and slice its weights.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockShape {
+    /// Hidden size D.
+    pub hidden: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Conditioning width.
+    pub cond: usize,
+    /// MLP width.
+    pub mlp: usize,
+    /// Layer-norm epsilon.
+    pub eps: f64,
+}
+
+impl Block {
+    /// Reads block `index` from the weight file, checking every shape.
+    pub fn load(weights: &mut WeightFile, index: usize, s: BlockShape, device: &Device) -> Result<Self> {
+        let p = |n: &str| format!("blocks.{index}.{n}");
+        let d = s.hidden;
+        Ok(Self {
+            norm1: Param::from_tensor(vector(weights.take(&p("norm1.weight"), &[d])?, device)),
+            attn_qkv: Linear::from_host(weights.take(&p("attn_qkv.weight"), &[3 * d, d])?, None, device),
+            attn_out: Linear::from_host(weights.take(&p("attn_out.weight"), &[d, d])?, None, device),
+            norm2: Param::from_tensor(vector(weights.take(&p("norm2.weight"), &[d])?, device)),
+            mlp_in: Linear::from_host(
+                weights.take(&p("mlp.0.weight"), &[s.mlp, d])?,
+                Some(weights.take(&p("mlp.0.bias"), &[s.mlp])?),
+                device,
+            ),
+            mlp_out: Linear::from_host(
+                weights.take(&p("mlp.2.weight"), &[d, s.mlp])?,
+                Some(weights.take(&p("mlp.2.bias"), &[d])?),
+                device,
+            ),
+            ada_ln: Linear::from_host(
+                weights.take(&p("adaLN_modulation.weight"), &[6 * d, s.cond])?,
+                Some(weights.take(&p("adaLN_modulation.bias"), &[6 * d])?),
+                device,
+            ),
+            n_heads: s.heads,
+            eps: s.eps,
+        })
+    }
+
+    /// The modulation vectors for conditioning c (1, cond).
+    pub fn modulation(&self, cond: &Tensor<2>) -> BlockModulation {
+        let all = self.ada_ln.forward(cond.clone());
+        let parts = all.clone().chunk(6, 1);
+        let [shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp]: [Tensor<2>; 6] =
+            parts.try_into().unwrap_or_else(|_| unreachable!("chunk(6) yields six parts"));
+        BlockModulation { shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp, all }
+    }
+
+    /// Applies the block to the residual stream x of shape (B·L, D) for `batch` rows.
+    pub fn forward(
+        &self,
+        x: Tensor<2>,
+        m: &BlockModulation,
+        rope: &RopeTables,
+        batch: usize,
+        mut trace: Option<(&mut Trace, usize)>,
+    ) -> Tensor<2> {
+        let [rows, d] = x.dims();
+        let length = rows / batch;
+        let (h, dh) = (self.n_heads, d / self.n_heads);
+
+        let normed = layer_norm(x.clone(), &self.norm1, self.eps);
+        if let Some((t, i)) = trace.as_mut() {
+            t.record(&format!("block_{i}_norm1"), normed.clone().reshape([batch, length, d]));
+        }
+        let hmod = modulate(normed, &m.shift_msa, &m.scale_msa);
+        let qkv = self.attn_qkv.forward(hmod).reshape([batch, length, 3, h, dh]);
+        let head = |s: usize| qkv.clone().narrow(2, s, 1).reshape([batch, length, h, dh]).swap_dims(1, 2);
+        let (q, k, v) = (rope.apply(head(0)), rope.apply(head(1)), head(2));
+        if let Some((t, i)) = trace.as_mut() {
+            let stacked: Vec<Tensor<5>> =
+                [&q, &k, &v].iter().map(|x| (*x).clone().swap_dims(1, 2).unsqueeze_dim::<5>(2)).collect();
+            t.record(&format!("block_{i}_qkv_rope"), Tensor::cat(stacked, 2));
+        }
+        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
+        let attn = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([rows, d]);
+        if let Some((t, i)) = trace.as_mut() {
+            t.record(&format!("block_{i}_attn"), attn.clone().reshape([batch, length, d]));
+        }
+        let x = x + m.gate_msa.clone() * self.attn_out.forward(attn);
+
+        let h2 = modulate(layer_norm(x.clone(), &self.norm2, self.eps), &m.shift_mlp, &m.scale_mlp);
+        let mlp = self.mlp_out.forward(gelu_tanh(self.mlp_in.forward(h2)));
+        x + m.gate_mlp.clone() * mlp
+    }
+}

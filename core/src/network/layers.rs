@@ -1,0 +1,65 @@
+//! Small tensor building blocks of the DiT: linear maps, bias-free layer norm, modulation, GELU.
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::weights::HostTensor;
+
+/// A linear map stored as `Wᵀ` (in × out) so that `y = x·Wᵀ + b`.
+#[derive(burn::module::Module, Debug)]
+pub struct Linear {
+    /// Transposed weight, (in, out).
+    pub weight_t: Param<Tensor<2>>,
+    /// Optional bias, (out).
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl Linear {
+    /// Builds the map from a PyTorch-layout weight (out, in) and an optional bias.
+    pub fn from_host(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Self {
+        let (out_dim, in_dim) = (weight.shape[0], weight.shape[1]);
+        let w = Tensor::<2>::from_data(TensorData::new(weight.data, [out_dim, in_dim]), device);
+        Self {
+            weight_t: Param::from_tensor(w.transpose()),
+            bias: bias.map(|b| Param::from_tensor(vector(b, device))),
+        }
+    }
+
+    /// `x·Wᵀ + b` for x of shape (N, in).
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let y = x.matmul(self.weight_t.val());
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<2>(),
+            None => y,
+        }
+    }
+}
+
+/// A 1-D host tensor uploaded to the device.
+pub fn vector(t: HostTensor, device: &Device) -> Tensor<1> {
+    let n = t.data.len();
+    Tensor::<1>::from_data(TensorData::new(t.data, [n]), device)
+}
+
+/// Layer norm over the last axis without affine parameters (biased variance, eps), then scaled by
+/// `weight`; there is no bias. `x` is (N, D).
+pub fn layer_norm(x: Tensor<2>, weight: &Param<Tensor<1>>, eps: f64) -> Tensor<2> {
+    let mean = x.clone().mean_dim(1);
+    let centred = x - mean;
+    let var = centred.clone().powi_scalar(2).mean_dim(1);
+    let normed = centred / (var + eps).sqrt();
+    normed * weight.val().unsqueeze::<2>()
+}
+
+/// adaLN modulation `x·(1 + scale) + shift`, with (1, D) vectors broadcast over rows.
+pub fn modulate(x: Tensor<2>, shift: &Tensor<2>, scale: &Tensor<2>) -> Tensor<2> {
+    x * (scale.clone() + 1.0) + shift.clone()
+}
+
+/// GELU with the tanh approximation, `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+pub fn gelu_tanh(x: Tensor<2>) -> Tensor<2> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
+    x * (inner.tanh() + 1.0) * 0.5
+}

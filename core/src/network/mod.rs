@@ -1,0 +1,181 @@
+//! The official text networks in Burn: `PerceiverDIT` (MDM-Prime) and `DIT` (MDLM), spec §3.
+//!
+//! Both share one structure: a shared sub-token embedding concatenated per token (for DIT a
+//! plain token embedding), a constant conditioning vector from σ = 0, adaLN DDiT blocks with
+//! rotate-half RoPE, and a modulated final layer. Everything that depends only on the weights
+//! (conditioning, modulation vectors, RoPE tables) is computed once by [`Network::constants`].
+
+mod block;
+mod layers;
+mod rope;
+mod trace;
+
+use burn::module::Param;
+use burn::tensor::activation::silu;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+pub use block::{Block, BlockModulation, BlockShape};
+pub use layers::Linear;
+pub use rope::{RopeTables, rope_values};
+pub use trace::Trace;
+
+use crate::config::ModelConfig;
+use crate::error::{PrimeError, Result};
+use crate::weights::WeightFile;
+use layers::{layer_norm, modulate, vector};
+
+/// The network's weights on one device.
+#[derive(burn::module::Module, Debug)]
+pub struct Network {
+    embedding: Param<Tensor<2>>,
+    sigma_in: Linear,
+    sigma_out: Linear,
+    blocks: Vec<Block>,
+    norm_final: Param<Tensor<1>>,
+    output: Linear,
+    output_ada_ln: Linear,
+    /// Stored `rotary_emb.inv_freq` (Dh/2 values).
+    inv_freq: Vec<f32>,
+    subtokens: usize,
+    length: usize,
+    freq_size: usize,
+    eps: f64,
+}
+
+/// Per-model constants derived from the weights: c, all modulation vectors, RoPE tables.
+#[derive(Debug, Clone)]
+pub struct NetworkConstants {
+    /// Conditioning vector c, (1, cond).
+    pub cond: Tensor<2>,
+    /// Modulation of each block.
+    pub blocks: Vec<BlockModulation>,
+    /// Final layer's (shift ‖ scale), (1, 2D).
+    pub final_modulation: Tensor<2>,
+    /// RoPE cos/sin tables.
+    pub rope: RopeTables,
+}
+
+impl Network {
+    /// Reads every tensor the config implies from `weights`, checking names and shapes.
+    pub fn load(config: &ModelConfig, weights: &mut WeightFile, device: &Device) -> Result<Self> {
+        let d = config.hidden_size;
+        let c = config.cond_dim;
+        let f = config.frequency_embedding_size;
+        let shape = BlockShape {
+            hidden: d,
+            heads: config.n_heads,
+            cond: c,
+            mlp: config.mlp_ratio * d,
+            eps: config.layer_norm_eps,
+        };
+        let embedding = weights.take("vocab_embed.embedding", &[config.embedding_rows()?, config.embedding_dim()])?;
+        let rows = embedding.shape[0];
+        let embedding = Tensor::<2>::from_data(TensorData::new(embedding.data, [rows, config.embedding_dim()]), device);
+        let sigma_in = Linear::from_host(
+            weights.take("sigma_map.mlp.0.weight", &[c, f])?,
+            Some(weights.take("sigma_map.mlp.0.bias", &[c])?),
+            device,
+        );
+        let sigma_out = Linear::from_host(
+            weights.take("sigma_map.mlp.2.weight", &[c, c])?,
+            Some(weights.take("sigma_map.mlp.2.bias", &[c])?),
+            device,
+        );
+        let blocks = (0..config.n_blocks)
+            .map(|i| Block::load(weights, i, shape, device))
+            .collect::<Result<Vec<_>>>()?;
+        let norm_final = vector(weights.take("output_layer.norm_final.weight", &[d])?, device);
+        let output = Linear::from_host(
+            weights.take("output_layer.linear.weight", &[config.output_width(), d])?,
+            Some(weights.take("output_layer.linear.bias", &[config.output_width()])?),
+            device,
+        );
+        let output_ada_ln = Linear::from_host(
+            weights.take("output_layer.adaLN_modulation.weight", &[2 * d, c])?,
+            Some(weights.take("output_layer.adaLN_modulation.bias", &[2 * d])?),
+            device,
+        );
+        let half_head = config.head_dim() / 2;
+        let inv_freq = match weights.take("rotary_emb.inv_freq", &[half_head]) {
+            Ok(t) => t.data,
+            Err(PrimeError::MissingTensor(_)) => default_inv_freq(config.head_dim(), config.rope_base),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            embedding: Param::from_tensor(embedding),
+            sigma_in,
+            sigma_out,
+            blocks,
+            norm_final: Param::from_tensor(norm_final),
+            output,
+            output_ada_ln,
+            inv_freq,
+            subtokens: config.subtokens,
+            length: config.length,
+            freq_size: f,
+            eps: config.layer_norm_eps,
+        })
+    }
+
+    /// Computes the per-model constants (c from σ = 0, modulations, RoPE tables).
+    pub fn constants(&self) -> NetworkConstants {
+        let device = self.embedding.val().device();
+        let half = self.freq_size / 2;
+        // Sinusoid at σ = 0: cos(0) = 1 for the first half, sin(0) = 0 for the second.
+        let sinusoid: Vec<f32> = (0..self.freq_size).map(|i| if i < half { 1.0 } else { 0.0 }).collect();
+        let sinusoid = Tensor::<2>::from_data(TensorData::new(sinusoid, [1, self.freq_size]), &device);
+        let cond = silu(self.sigma_out.forward(silu(self.sigma_in.forward(sinusoid))));
+        NetworkConstants {
+            blocks: self.blocks.iter().map(|b| b.modulation(&cond)).collect(),
+            final_modulation: self.output_ada_ln.forward(cond.clone()),
+            rope: RopeTables::new(&self.inv_freq, self.length, &device),
+            cond,
+        }
+    }
+
+    /// Sequence length L in tokens.
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
+    /// Runs the network on sub-token ids (B, ℓ·L) and returns logits (B, L, V_out).
+    ///
+    /// Ids must already be validated (in `[0, b]`). With `trace`, intermediates are recorded
+    /// under the golden files' names.
+    pub fn forward(&self, k: &NetworkConstants, ids: Tensor<2, Int>, mut trace: Option<&mut Trace>) -> Tensor<3> {
+        let [batch, n] = ids.dims();
+        let length = n / self.subtokens;
+        let emb = self.embedding.val().select(0, ids.reshape([batch * n]));
+        let d = emb.dims()[1] * self.subtokens;
+        let mut x = emb.reshape([batch * length, d]);
+        if let Some(t) = trace.as_deref_mut() {
+            t.record("embed", x.clone().reshape([batch, length, d]));
+            t.record("cond", k.cond.clone().repeat_dim(0, batch));
+            t.record("final_adaln", k.final_modulation.clone().repeat_dim(0, batch));
+            t.record("rope_cos", k.rope.cos.clone().reshape([self.length, self.inv_freq.len()]));
+            t.record("rope_sin", k.rope.sin.clone().reshape([self.length, self.inv_freq.len()]));
+        }
+        for (i, (block, m)) in self.blocks.iter().zip(&k.blocks).enumerate() {
+            if let Some(t) = trace.as_deref_mut() {
+                t.record(&format!("block_{i}_adaln"), m.all.clone().repeat_dim(0, batch));
+            }
+            x = block.forward(x, m, &k.rope, batch, trace.as_deref_mut().map(|t| (t, i)));
+            if let Some(t) = trace.as_deref_mut() {
+                t.record(&format!("block_{i}_out"), x.clone().reshape([batch, length, d]));
+            }
+        }
+        let parts = k.final_modulation.clone().chunk(2, 1);
+        let (shift, scale) = (&parts[0], &parts[1]);
+        let x = modulate(layer_norm(x, &self.norm_final, self.eps), shift, scale);
+        let logits = self.output.forward(x);
+        let width = logits.dims()[1];
+        logits.reshape([batch, length, width])
+    }
+}
+
+/// `1/base^(2k/Dh)` in f32, used only when a weight file lacks the stored buffer.
+fn default_inv_freq(head_dim: usize, base: f64) -> Vec<f32> {
+    (0..head_dim / 2)
+        .map(|k| (1.0 / base.powf((2 * k) as f64 / head_dim as f64)) as f32)
+        .collect()
+}

@@ -1,0 +1,146 @@
+//! What a generation asks for: sampler settings and the tokens held fixed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::SubTokenCodec;
+use crate::config::{ModelClass, ModelConfig};
+use crate::error::{PrimeError, Result};
+
+/// Sampler knobs. Defaults reproduce the official sampler (nucleus off, τ = 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplerSettings {
+    /// Number of loop steps T (the final noise-removal call comes on top).
+    pub steps: usize,
+    /// Seed of the counter-based random stream.
+    pub seed: u64,
+    /// Temperature τ > 0 applied to the logits.
+    pub temperature: f32,
+    /// Official nucleus rule: keep the most likely tokens whose cumulative probability is ≤ p
+    /// (the top one always kept); 1 disables it.
+    pub top_p: f32,
+    /// Keep only the k most likely tokens; `None` disables it.
+    pub top_k: Option<usize>,
+    /// Restrict x0 to tokens consistent with the revealed digits (carry-over filter).
+    pub carry_over: bool,
+    /// Draw and report the model's current guess for every not-yet-revealed token each step.
+    pub record_guesses: bool,
+}
+
+impl Default for SamplerSettings {
+    fn default() -> Self {
+        Self { steps: 256, seed: 0, temperature: 1.0, top_p: 1.0, top_k: None, carry_over: true, record_guesses: false }
+    }
+}
+
+impl SamplerSettings {
+    /// Rejects settings outside their domain.
+    pub fn validate(&self) -> Result<()> {
+        if self.steps == 0 || self.steps > u32::MAX as usize - 1 {
+            return Err(PrimeError::Input(format!("steps must be in 1..{}, got {}", u32::MAX, self.steps)));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(PrimeError::Input(format!("temperature must be positive, got {}", self.temperature)));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(PrimeError::Input(format!("top-p must be in (0, 1], got {}", self.top_p)));
+        }
+        if self.top_k == Some(0) {
+            return Err(PrimeError::Input("top-k must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether a truncation (top-k or top-p) is active.
+    pub fn truncates(&self) -> bool {
+        self.top_p < 1.0 || self.top_k.is_some()
+    }
+}
+
+/// Tokens held fixed during generation: a prefix, a suffix and arbitrary pinned positions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Conditioning {
+    /// Tokens at positions 0.. (a prompt).
+    pub prefix: Vec<u32>, 
+    /// Tokens at the end of the sequence.
+    pub suffix: Vec<u32>,
+    /// (position, token) pairs anywhere.
+    pub pinned: Vec<(usize, u32)>,
+}
+
+impl Conditioning {
+    /// The fixed token of every position (`None` where free), checked against L and V.
+    pub fn resolve(&self, length: usize, codec: &SubTokenCodec) -> Result<Vec<Option<u32>>> {
+        if self.prefix.len() + self.suffix.len() > length {
+            return Err(PrimeError::Input(format!(
+                "prompt ({} tokens) and suffix ({} tokens) do not fit the model length of {length} tokens",
+                self.prefix.len(),
+                self.suffix.len()
+            )));
+        }
+        let mut fixed = vec![None; length];
+        let suffix_start = length - self.suffix.len();
+        let assignments = self
+            .prefix
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (i, t))
+            .chain(self.suffix.iter().enumerate().map(|(i, &t)| (suffix_start + i, t)))
+            .chain(self.pinned.iter().copied());
+        for (position, token) in assignments {
+            if position >= length {
+                return Err(PrimeError::Input(format!(
+                    "pinned position {position} is outside the model length of {length} tokens"
+                )));
+            }
+            codec.check_token(token, position)?;
+            match fixed[position] {
+                Some(other) if other != token => {
+                    return Err(PrimeError::Input(format!(
+                        "position {position} is fixed to both {other} and {token}"
+                    )));
+                }
+                _ => fixed[position] = Some(token),
+            }
+        }
+        Ok(fixed)
+    }
+}
+
+/// How the final noise-removal call picks the remaining tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FinalRule {
+    /// Sample from the (filtered, temperature-scaled, untruncated) distribution: MDM-Prime.
+    Sample,
+    /// Take the most likely token: MDLM's greedy last step.
+    Argmax,
+}
+
+/// What the sampler needs to know about the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplerShape {
+    /// The sub-token codec.
+    pub codec: SubTokenCodec,
+    /// Sequence length L in tokens.
+    pub length: usize,
+    /// Width of a logits row (V, or V + 1 with MDLM's mask class, which is never drawn).
+    pub output_width: usize,
+    /// The final step's rule.
+    pub final_rule: FinalRule,
+}
+
+impl SamplerShape {
+    /// The shape of a model with this config.
+    pub fn from_config(config: &ModelConfig) -> Result<Self> {
+        Ok(Self {
+            codec: config.codec()?,
+            length: config.length,
+            output_width: config.output_width(),
+            final_rule: match config.model_class {
+                ModelClass::PerceiverDIT => FinalRule::Sample,
+                ModelClass::DIT => FinalRule::Argmax,
+            },
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! The optional `tokenizer.json` of a model folder (Hugging Face `tokenizers` format).
+
+use crate::error::{PrimeError, Result};
+
+/// Text ↔ token ids for one model.
+#[derive(Debug, Clone)]
+pub struct TextCodec {
+    inner: tokenizers::Tokenizer,
+}
+
+impl TextCodec {
+    /// Parses `tokenizer.json` bytes and checks that its ids fit the model's vocabulary of `vocab`.
+    pub fn from_bytes(bytes: &[u8], vocab: u32) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;
+        let size = inner.get_vocab_size(true);
+        if size > vocab as usize {
+            return Err(PrimeError::Tokenizer(format!(
+                "tokenizer has {size} tokens, more than the model's vocabulary of {vocab}"
+            )));
+        }
+        Ok(Self { inner })
+    }
+
+    /// Token ids of `text`, without special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text of `ids`, special tokens skipped.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(|e| PrimeError::Tokenizer(e.to_string()))
+    }
+
+    /// Text of one token, as shown for a token cell.
+    pub fn token_text(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}

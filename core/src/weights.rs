@@ -1,0 +1,119 @@
+//! Reading `model.safetensors` into host tensors with every name, shape and dtype checked.
+//!
+//! The `safetensors` crate parses and bounds-checks the file; this module maps the official
+//! names (with or without Lightning's `backbone.` prefix) and converts to f32.
+
+use std::collections::HashMap;
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{PrimeError, Result};
+
+/// A dense f32 tensor in host memory, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, `shape.iter().product()` of them.
+    pub data: Vec<f32>,
+}
+
+/// The tensors of a weight file, by official name (prefix stripped), converted to f32.
+#[derive(Debug)]
+pub struct WeightFile {
+    tensors: HashMap<String, HostTensor>,
+}
+
+/// Lightning checkpoints store the network under this prefix.
+const LIGHTNING_PREFIX: &str = "backbone.";
+
+impl WeightFile {
+    /// Parses safetensors bytes. Fails on a truncated or corrupt file, or an unsupported dtype.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| PrimeError::Weights(e.to_string()))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in file.tensors() {
+            let data = to_f32(&name, view.dtype(), view.data())?;
+            let key = name.strip_prefix(LIGHTNING_PREFIX).unwrap_or(&name).to_string();
+            tensors.insert(key, HostTensor { shape: view.shape().to_vec(), data });
+        }
+        Ok(Self { tensors })
+    }
+
+    /// Takes the tensor `name`, which must have exactly `shape`.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        let tensor = self.tensors.remove(name).ok_or_else(|| PrimeError::MissingTensor(name.to_string()))?;
+        if tensor.shape != shape {
+            return Err(PrimeError::TensorShape {
+                name: name.to_string(),
+                found: tensor.shape,
+                expected: shape.to_vec(),
+            });
+        }
+        if let Some(i) = tensor.data.iter().position(|v| !v.is_finite()) {
+            return Err(PrimeError::Weights(format!("tensor `{name}` holds a non-finite value at index {i}")));
+        }
+        Ok(tensor)
+    }
+
+    /// Names not taken so far (reported, not fatal: checkpoints may carry extra buffers).
+    pub fn remaining(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tensors.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+    let words = |n: usize| bytes.chunks_exact(n);
+    Ok(match dtype {
+        Dtype::F32 => words(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F64 => words(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Dtype::BF16 => words(2).map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)).collect(),
+        Dtype::F16 => words(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other => {
+            return Err(PrimeError::Weights(format!(
+                "tensor `{name}` has dtype {other:?}; only F32, F64, F16 and BF16 are supported"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, shape: Vec<usize>, values: &[f32]) -> Vec<u8> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(Dtype::F32, shape, &bytes).unwrap();
+        safetensors::serialize([(name, view)], None).unwrap()
+    }
+
+    #[test]
+    fn strips_prefix_and_checks_shape() {
+        let bytes = file("backbone.a.weight", vec![2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let mut w = WeightFile::from_bytes(&bytes).unwrap();
+        assert!(matches!(w.take("a.weight", &[4]), Err(PrimeError::TensorShape { .. })));
+        let mut w = WeightFile::from_bytes(&bytes).unwrap();
+        assert_eq!(w.take("a.weight", &[2, 2]).unwrap().data, vec![1.0, 2.0, 3.0, 4.0]);
+        assert!(matches!(w.take("b", &[1]), Err(PrimeError::MissingTensor(_))));
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_fail_cleanly() {
+        let bytes = file("a", vec![3], &[1.0, 2.0, 3.0]);
+        for cut in [0, 4, 8, 20, bytes.len() - 1] {
+            assert!(WeightFile::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(WeightFile::from_bytes(b"not a safetensors file at all").is_err());
+    }
+
+    #[test]
+    fn non_finite_weights_are_rejected() {
+        let bytes = file("a", vec![2], &[1.0, f32::NAN]);
+        let mut w = WeightFile::from_bytes(&bytes).unwrap();
+        assert!(w.take("a", &[2]).is_err());
+    }
+}

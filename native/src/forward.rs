@@ -1,0 +1,72 @@
+//! `prime forward`: one network call on ids from a file, for parity checks of any model folder.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use prime_core::Model;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::device_args::DeviceArgs;
+
+/// Arguments of `prime forward`.
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    /// Model folder (config.json, model.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Safetensors file with an integer tensor `input_ids` of shape (B, ℓ·L).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write float32 `logits` of shape (B, L, V_out).
+    #[arg(long)]
+    output: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// Reads `input_ids` (any integer dtype) as (rows, columns, values).
+fn read_ids(bytes: &[u8]) -> anyhow::Result<(usize, usize, Vec<i64>)> {
+    let file = SafeTensors::deserialize(bytes).context("input is not a valid safetensors file")?;
+    let view = file.tensor("input_ids").context("input has no tensor `input_ids`")?;
+    let shape = view.shape();
+    if shape.len() != 2 {
+        bail!("`input_ids` must be 2-D (B, ℓ·L), has shape {shape:?}");
+    }
+    let d = view.data();
+    let ids: Vec<i64> = match view.dtype() {
+        Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+        Dtype::I32 => d.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect(),
+        Dtype::U32 => d.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect(),
+        Dtype::I16 => d.chunks_exact(2).map(|c| i64::from(i16::from_le_bytes(c.try_into().unwrap_or([0; 2])))).collect(),
+        Dtype::U16 => d.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes(c.try_into().unwrap_or([0; 2])))).collect(),
+        Dtype::U8 => d.iter().map(|&b| i64::from(b)).collect(),
+        other => bail!("`input_ids` must be an integer tensor, has dtype {other:?}"),
+    };
+    Ok((shape[0], shape[1], ids))
+}
+
+/// Runs the command.
+pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
+    let device = args.device.open()?;
+    let model = Model::load_dir(&args.model, &device.device)?;
+    let bytes = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
+    let (batch, columns, ids) = read_ids(&bytes)?;
+    let config = model.config();
+    if columns != config.sequence_subtokens() {
+        bail!(
+            "`input_ids` has {columns} columns; this model takes ℓ·L = {}·{} = {}",
+            config.subtokens,
+            config.length,
+            config.sequence_subtokens()
+        );
+    }
+    let logits = model.logits(&ids, batch)?;
+    let raw: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shape = vec![batch, config.length, config.output_width()];
+    let view = safetensors::tensor::TensorView::new(Dtype::F32, shape, &raw)?;
+    safetensors::serialize_to_file([("logits", view)], None, &args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!("wrote logits ({batch} × {} × {}) to {}", config.length, config.output_width(), args.output.display());
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The `prime` binary end to end: JSON output, forward parity, clean errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn golden(case: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/golden").join(case)
+}
+
+fn prime(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prime")).args(args).output().expect("prime runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+#[test]
+fn generate_json_reports_the_run() {
+    let model = golden("prime_l2_tiny");
+    let out = prime(&[
+        "generate", "--model", model.to_str().unwrap(), "--steps", "32", "--seed", "4", "--json", "--device", "cpu",
+        "--prompt-ids", "7,8,9",
+    ]);
+    let v = json_of(&out);
+    let tokens = v["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 16);
+    assert_eq!(tokens[..3].iter().map(|t| t.as_u64().unwrap()).collect::<Vec<_>>(), vec![7, 8, 9]);
+    assert!(tokens.iter().all(|t| t.as_u64().unwrap() < 300));
+    assert_eq!(v["steps"], 32);
+    let (nfe, idle) = (v["nfe"].as_u64().unwrap(), v["idle_steps"].as_u64().unwrap());
+    assert!(nfe >= 2 && nfe <= 33, "nfe {nfe}");
+    assert!(idle <= 31 && nfe + idle >= 33, "every non-idle step but the last is followed by a call");
+    assert!(v["seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(v["text"].as_str().unwrap().split(' ').count(), 16, "ids as text without a tokenizer");
+    // Same seed, same tokens.
+    let again = json_of(&prime(&[
+        "generate", "--model", model.to_str().unwrap(), "--steps", "32", "--seed", "4", "--json", "--device", "cpu",
+        "--prompt-ids", "7,8,9",
+    ]));
+    assert_eq!(again["tokens"], v["tokens"]);
+}
+
+#[test]
+fn forward_writes_official_logits() {
+    let model = golden("prime_l4_small");
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.safetensors");
+    let out = prime(&[
+        "forward", "--model", model.to_str().unwrap(), "--input", model.join("cases.safetensors").to_str().unwrap(),
+        "--output", output.to_str().unwrap(), "--device", "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |p: &std::path::Path| -> Vec<f32> {
+        let bytes = std::fs::read(p).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let v = file.tensor("logits").unwrap();
+        v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    };
+    let (got, want) = (read(&output), read(&model.join("cases.safetensors")));
+    assert_eq!(got.len(), 3 * 32 * 1000);
+    let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(d <= 5e-5, "max |Δ| {d}");
+}
+
+#[test]
+fn errors_are_one_line_and_never_panics() {
+    let model = golden("prime_l2_tiny");
+    let m = model.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["generate", "--model", "/nonexistent", "--device", "cpu"], "/nonexistent"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--prompt-ids", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"], "do not fit"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--prompt-ids", "300"], "token id 300"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--prompt", "hello"], "tokenizer.json"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--top-p", "0"], "top-p"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--temperature", "-1"], "temperature"),
+        (vec!["forward", "--model", m, "--device", "cpu", "--input", "/nonexistent.safetensors", "--output", "/tmp/x"], "cannot read"),
+        (vec!["forward", "--model", m, "--device", "cpu", "--input", model.join("config.json").to_str().unwrap(), "--output", "/tmp/x"], "safetensors"),
+    ];
+    for (args, needle) in cases {
+        let out = prime(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{args:?}: {err}"));
+        assert!(line.contains(needle), "{args:?}: {line}");
+    }
+}
