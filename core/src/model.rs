@@ -119,12 +119,12 @@ impl Model {
     }
 
     /// Logits (batch, L, V_out), row-major, for `batch` rows of sub-token ids.
-    pub fn logits(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>> {
+    pub fn forward(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>> {
         read_back(self.run(ids, batch, None)?)
     }
 
     /// Logits plus every intermediate activation, named as in the golden files.
-    pub fn logits_traced(&self, ids: &[i64], batch: usize) -> Result<(Vec<f32>, BTreeMap<String, HostTensor>)> {
+    pub fn forward_traced(&self, ids: &[i64], batch: usize) -> Result<(Vec<f32>, BTreeMap<String, HostTensor>)> {
         let mut trace = Trace::default();
         let logits = self.run(ids, batch, Some(&mut trace))?;
         Ok((read_back(logits)?, trace.into_host()?))
@@ -134,13 +134,13 @@ impl Model {
 fn read_back(t: Tensor<3>) -> Result<Vec<f32>> {
     t.try_into_data()
         .map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?
-        .into_vec::<f32>()
+        .try_into_vec::<f32>()
         .map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))
 }
 
 impl Denoiser for Model {
     fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
         let ids: Vec<i64> = state.iter().map(|&v| i64::from(v)).collect();
-        Model::logits(self, &ids, 1)
+        self.forward(&ids, 1)
     }
 }

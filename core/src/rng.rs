@@ -69,8 +69,13 @@ impl CounterRng {
     /// One Threefry block yields four words: indices `4k..4k+4` share the block with counter
     /// `(step, position, k, 0)`.
     pub fn word(&self, stream: Stream, step: u32, position: u32, index: u32) -> u32 {
+        self.block(stream, step, position, index >> 2)[(index & 3) as usize]
+    }
+
+    /// The four words of indices `4·block .. 4·block + 4` for (stream, step, position).
+    pub fn block(&self, stream: Stream, step: u32, position: u32, block: u32) -> [u32; 4] {
         let key = [self.seed as u32, (self.seed >> 32) as u32, stream as u32, 0];
-        threefry4x32([step, position, index >> 2, 0], key, 20)[(index & 3) as usize]
+        threefry4x32([step, position, block, 0], key, 20)
     }
 
     /// A uniform in the open interval (0, 1), exact in f32: `(⌊w/2^9⌋ + ½)·2^−23`.
@@ -81,6 +86,37 @@ impl CounterRng {
     /// Standard Gumbel noise `−ln(−ln u)` for (step, position, token).
     pub fn gumbel(&self, step: u32, position: u32, token: u32) -> f32 {
         uniform_to_gumbel(self.uniform(Stream::Token, step, position, token))
+    }
+}
+
+/// Gumbel noise of one (step, position) for increasing token ids, computing each Threefry block
+/// once for the four ids it serves.
+#[derive(Debug)]
+pub struct GumbelRow {
+    rng: CounterRng,
+    step: u32,
+    position: u32,
+    cached: Option<(u32, [u32; 4])>,
+}
+
+impl GumbelRow {
+    /// The noise row of (step, position).
+    pub fn new(rng: CounterRng, step: u32, position: u32) -> Self {
+        Self { rng, step, position, cached: None }
+    }
+
+    /// Noise for `token`; equals [`CounterRng::gumbel`] for the same key.
+    pub fn get(&mut self, token: u32) -> f32 {
+        let block = token >> 2;
+        let words = match self.cached {
+            Some((b, w)) if b == block => w,
+            _ => {
+                let w = self.rng.block(Stream::Token, self.step, self.position, block);
+                self.cached = Some((block, w));
+                w
+            }
+        };
+        uniform_to_gumbel(word_to_uniform(words[(token & 3) as usize]))
     }
 }
 
@@ -111,6 +147,15 @@ mod tests {
             ),
             [0x59cd1dbb, 0xb8879579, 0x86b5d00c, 0xac8b6d84]
         );
+    }
+
+    #[test]
+    fn gumbel_row_equals_single_draws() {
+        let rng = CounterRng::new(99);
+        let mut row = GumbelRow::new(rng, 4, 17);
+        for token in [0u32, 1, 2, 3, 4, 9, 10, 300, 301, 5000] {
+            assert_eq!(row.get(token).to_bits(), rng.gumbel(4, 17, token).to_bits());
+        }
     }
 
     #[test]

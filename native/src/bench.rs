@@ -77,7 +77,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let config = model.config().clone();
     // Warm-up: the first call compiles kernels and fills caches.
     let warm = vec![i64::from(shape.codec.mask_id()); config.sequence_subtokens()];
-    model.logits(&warm, 1).context("warm-up network call")?;
+    model.forward(&warm, 1).context("warm-up network call")?;
 
     let bar = ProgressBar::new(args.runs);
     let mut timed = Timed { model: &mut model, spent: Duration::ZERO, calls: 0 };

@@ -61,7 +61,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
             config.sequence_subtokens()
         );
     }
-    let logits = model.logits(&ids, batch)?;
+    let logits = model.forward(&ids, batch)?;
     let raw: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     let shape = vec![batch, config.length, config.output_width()];
     let view = safetensors::tensor::TensorView::new(Dtype::F32, shape, &raw)?;

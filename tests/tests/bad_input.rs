@@ -123,9 +123,9 @@ fn ids_out_of_range() {
     let model = Model::load_dir(&case_dir("prime_l2_tiny"), &Device::flex()).unwrap();
     let mut ids = vec![18i64; 32];
     ids[5] = 19;
-    let err = model.logits(&ids, 1).unwrap_err();
+    let err = model.forward(&ids, 1).unwrap_err();
     assert!(err.to_string().contains("id 19 at row 0, column 5"), "{err}");
     ids[5] = -1;
-    assert!(model.logits(&ids, 1).is_err());
-    assert!(model.logits(&ids[..31], 1).is_err(), "wrong length");
+    assert!(model.forward(&ids, 1).is_err());
+    assert!(model.forward(&ids[..31], 1).is_err(), "wrong length");
 }

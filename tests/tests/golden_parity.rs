@@ -13,8 +13,9 @@ fn check_case(case: &str) {
     let batch = golden["input_ids"].shape()[0];
     for (backend, device) in backends() {
         let model = Model::load_dir(&case_dir(case), &device).expect("golden folder loads");
-        let (logits, trace) = model.logits_traced(&ids, batch).expect("forward runs");
+        let (logits, trace) = model.forward_traced(&ids, batch).expect("forward runs");
         let d = max_abs_diff(&logits, golden["logits"].f32());
+        eprintln!("{case}/{backend}: max |Δ logits| = {d:.2e}");
         assert!(d <= LOGIT_TOL, "{case}/{backend}: logits differ by {d}");
 
         // Intermediates: every one the golden file has, so a failure says where.

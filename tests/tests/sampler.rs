@@ -23,7 +23,7 @@ impl FixedLogits {
 impl Denoiser for FixedLogits {
     fn logits(&mut self, _state: &[u32]) -> Result<Vec<f32>> {
         self.calls += 1;
-        Ok(self.logits.to_data().into_vec::<f32>().expect("f32 logits"))
+        Ok(self.logits.to_data().try_into_vec::<f32>().expect("f32 logits"))
     }
 }
 
@@ -36,7 +36,7 @@ struct Counted<'a> {
 impl Denoiser for Counted<'_> {
     fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
         self.calls += 1;
-        self.model.logits(&state.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), 1)
+        self.model.forward(&state.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), 1)
     }
 }
 

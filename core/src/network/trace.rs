@@ -17,7 +17,7 @@ impl Trace {
     /// Records `tensor` under `name` (read back later by [`Trace::into_host`]).
     pub fn record<const D: usize>(&mut self, name: &str, tensor: Tensor<D>) {
         let shape = tensor.dims().to_vec();
-        let n = shape.iter().product();
+        let n: usize = shape.iter().product();
         self.pending.push((name.to_string(), shape, tensor.reshape([n])));
     }
 
@@ -29,7 +29,7 @@ impl Trace {
                 let data = t
                     .try_into_data()
                     .map_err(|e| PrimeError::Device(format!("reading `{name}`: {e:?}")))?
-                    .into_vec::<f32>()
+                    .try_into_vec::<f32>()
                     .map_err(|e| PrimeError::Device(format!("reading `{name}`: {e:?}")))?;
                 Ok((name, HostTensor { shape, data }))
             })

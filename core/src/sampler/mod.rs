@@ -18,7 +18,7 @@ pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape};
 pub use truncation::{Cutoff, cutoff};
 
 use crate::error::{PrimeError, Result};
-use crate::rng::{CounterRng, Stream};
+use crate::rng::{CounterRng, GumbelRow, Stream};
 use crate::schedule::TimeGrid;
 
 /// Anything that maps a sub-token state (ℓ·L ids) to logits (L × V_out, row-major).
@@ -146,7 +146,7 @@ impl Sampler {
     fn for_each_candidate(&self, logits: &[f32], i: usize, mut visit: impl FnMut(u32, f32)) {
         let row = &logits[i * self.shape.output_width..(i + 1) * self.shape.output_width];
         let inv_t = 1.0 / self.settings.temperature;
-        let mut emit = |v: u32| {
+        let emit = |v: u32| {
             let x = row[v as usize];
             if x.is_finite() {
                 visit(v, x * inv_t);
@@ -176,11 +176,12 @@ impl Sampler {
     fn draw(&self, cache: &Cache, i: usize, step: u32, truncate: bool) -> Result<u32> {
         let cut = if truncate { cache.cutoffs[i] } else { None };
         let mut best: Option<(f32, u32)> = None;
+        let mut noise = GumbelRow::new(self.rng, step, i as u32);
         self.for_each_candidate(&cache.logits, i, |v, s| {
             if cut.is_some_and(|c| !c.keeps(s, v)) {
                 return;
             }
-            let score = s + self.rng.gumbel(step, i as u32, v);
+            let score = s + noise.get(v);
             if best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, v));
             }
