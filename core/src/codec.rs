@@ -124,11 +124,7 @@ impl SubTokenCodec {
     /// Decodes one token's ℓ digits. Fails on a mask id, a digit ≥ b, or a code ≥ V.
     pub fn decode_token(&self, digits: &[u32]) -> Result<u32> {
         if digits.len() != self.digits {
-            return Err(PrimeError::Input(format!(
-                "a token has {} digits, got {}",
-                self.digits,
-                digits.len()
-            )));
+            return Err(PrimeError::Input(format!("a token has {} digits, got {}", self.digits, digits.len())));
         }
         let mut code = 0u64;
         for (&d, &p) in digits.iter().zip(&self.powers) {
@@ -141,11 +137,7 @@ impl SubTokenCodec {
             code += u64::from(d) * p;
         }
         if code >= u64::from(self.vocab) {
-            return Err(PrimeError::InvalidCode {
-                digits: digits.to_vec(),
-                token: code,
-                vocab: self.vocab,
-            });
+            return Err(PrimeError::InvalidCode { digits: digits.to_vec(), token: code, vocab: self.vocab });
         }
         Ok(code as u32)
     }
@@ -175,33 +167,22 @@ impl SubTokenCodec {
 
     /// Whether `token` agrees with every revealed digit of `pattern` (mask ids match anything).
     pub fn is_consistent(&self, token: u32, pattern: &[u32]) -> bool {
-        pattern
-            .iter()
-            .enumerate()
-            .all(|(j, &d)| d == self.base || self.digit(token, j) == d)
+        pattern.iter().enumerate().all(|(j, &d)| d == self.base || self.digit(token, j) == d)
     }
 
     /// Calls `visit` with every vocabulary token consistent with `pattern`, in increasing order,
     /// enumerating only the consistent codes (mixed-radix over the masked digits), never all V.
     pub fn for_each_consistent(&self, pattern: &[u32], mut visit: impl FnMut(u32)) {
-        let masked: Vec<usize> =
-            (0..self.digits).filter(|&j| pattern[j] == self.base).collect();
+        let masked: Vec<usize> = (0..self.digits).filter(|&j| pattern[j] == self.base).collect();
         if masked.len() == self.digits {
             (0..self.vocab).for_each(visit);
             return;
         }
-        let fixed: u64 = (0..self.digits)
-            .filter(|&j| pattern[j] != self.base)
-            .map(|j| u64::from(pattern[j]) * self.powers[j])
-            .sum();
+        let fixed: u64 =
+            (0..self.digits).filter(|&j| pattern[j] != self.base).map(|j| u64::from(pattern[j]) * self.powers[j]).sum();
         let mut counter = vec![0u32; masked.len()];
         loop {
-            let code = fixed
-                + masked
-                    .iter()
-                    .zip(&counter)
-                    .map(|(&j, &c)| u64::from(c) * self.powers[j])
-                    .sum::<u64>();
+            let code = fixed + masked.iter().zip(&counter).map(|(&j, &c)| u64::from(c) * self.powers[j]).sum::<u64>();
             if code < u64::from(self.vocab) {
                 visit(code as u32);
             }
@@ -235,7 +216,17 @@ mod tests {
 
     #[test]
     fn smallest_base_is_minimal() {
-        for (v, l, b) in [(50257, 2, 225), (50257, 3, 37), (50257, 4, 15), (50257, 8, 4), (256, 2, 16), (300, 2, 18), (1000, 4, 6), (9, 2, 3), (10, 2, 4)] {
+        for (v, l, b) in [
+            (50257, 2, 225),
+            (50257, 3, 37),
+            (50257, 4, 15),
+            (50257, 8, 4),
+            (256, 2, 16),
+            (300, 2, 18),
+            (1000, 4, 6),
+            (9, 2, 3),
+            (10, 2, 4),
+        ] {
             assert_eq!(SubTokenCodec::smallest_base(v, l).unwrap(), b, "V={v} ℓ={l}");
         }
     }

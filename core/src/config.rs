@@ -76,7 +76,11 @@ impl ModelConfig {
         let config: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path == "." { PrimeError::Config(inner.to_string()) } else { PrimeError::Config(format!("{path}: {inner}")) }
+            if path == "." {
+                PrimeError::Config(inner.to_string())
+            } else {
+                PrimeError::Config(format!("{path}: {inner}"))
+            }
         })?;
         config.validate()?;
         Ok(config)
@@ -176,7 +180,13 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_configs() {
-        for (from, to) in [("\"base\":18", "\"base\":17"), ("\"n_heads\":4", "\"n_heads\":5"), ("\"length\":16", "\"length\":0"), ("\"subtokens\":2", "\"subtokens\":3"), ("PerceiverDIT", "Transformer")] {
+        for (from, to) in [
+            ("\"base\":18", "\"base\":17"),
+            ("\"n_heads\":4", "\"n_heads\":5"),
+            ("\"length\":16", "\"length\":0"),
+            ("\"subtokens\":2", "\"subtokens\":3"),
+            ("PerceiverDIT", "Transformer"),
+        ] {
             let text = OK.replace(from, to);
             assert!(ModelConfig::from_json(&text).is_err(), "{to}");
         }

@@ -126,10 +126,5 @@ impl ComputeDevice {
 /// Every adapter wgpu can see, on every graphics API.
 pub async fn list_adapters() -> Vec<AdapterReport> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    instance
-        .enumerate_adapters(wgpu::Backends::all())
-        .await
-        .iter()
-        .map(AdapterReport::from_adapter)
-        .collect()
+    instance.enumerate_adapters(wgpu::Backends::all()).await.iter().map(AdapterReport::from_adapter).collect()
 }

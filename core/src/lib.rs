@@ -6,6 +6,8 @@
 //! distribution with the carry-over filter, and the sampler that reports every step.
 //! It has no CLI and no browser code.
 
+#![warn(missing_docs)]
+
 pub mod codec;
 pub mod config;
 pub mod device;

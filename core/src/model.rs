@@ -45,9 +45,8 @@ impl Model {
             });
         }
         let config = read(&dir.join(CONFIG_FILE))?;
-        let config = std::str::from_utf8(&config)
-            .map_err(|_| PrimeError::Config("config.json is not UTF-8".into()))?
-            .to_owned();
+        let config =
+            std::str::from_utf8(&config).map_err(|_| PrimeError::Config("config.json is not UTF-8".into()))?.to_owned();
         let weights = read(&dir.join(WEIGHTS_FILE))?;
         let tokenizer_path = dir.join(TOKENIZER_FILE);
         let tokenizer = if tokenizer_path.exists() { Some(read(&tokenizer_path)?) } else { None };

@@ -21,9 +21,8 @@ impl TimeGrid {
         let (start, end) = (1.0f32, T_MIN);
         let step = (end - start) / steps as f32;
         let half = n / 2;
-        let ts = (0..n)
-            .map(|i| if i < half { start + step * i as f32 } else { end - step * (n - 1 - i) as f32 })
-            .collect();
+        let ts =
+            (0..n).map(|i| if i < half { start + step * i as f32 } else { end - step * (n - 1 - i) as f32 }).collect();
         Self { ts, dt: (1.0 - f64::from(T_MIN)) / steps as f64 }
     }
 

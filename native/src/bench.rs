@@ -87,8 +87,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         let mut sampler = Sampler::new(shape.clone(), settings, &Conditioning::default())?;
         masked = sampler.masked_at_start();
         let start = Instant::now();
-        let outcome = run_sampler(&mut sampler, &mut timed, |_| ControlFlow::Continue(()))?
-            .context("benchmark run aborted")?;
+        let outcome =
+            run_sampler(&mut sampler, &mut timed, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
         total += start.elapsed();
         idle += outcome.idle_steps;
         bar.inc(1);
@@ -119,13 +119,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&figures)?);
     } else {
         println!("backend                 {}", figures.backend);
-        println!("model                   {} ℓ={} L={} V={}", figures.model_class, figures.subtokens, figures.length, figures.vocab);
+        println!(
+            "model                   {} ℓ={} L={} V={}",
+            figures.model_class, figures.subtokens, figures.length, figures.vocab
+        );
         println!("steps × runs            {} × {}", figures.steps, figures.runs);
         println!("ms per network call     {:.3}", figures.ms_per_network_call);
         println!("ms per step             {:.3}", figures.ms_per_step);
-        println!("sampler ms per step     {:.3} ({:.1} % of a step)", figures.sampler_ms_per_step, 100.0 * figures.sampler_share_of_step);
+        println!(
+            "sampler ms per step     {:.3} ({:.1} % of a step)",
+            figures.sampler_ms_per_step,
+            100.0 * figures.sampler_share_of_step
+        );
         println!("NFE per run             {:.1} (closed form {:.1})", figures.nfe, figures.expected_nfe);
-        println!("idle-step ratio         {:.4} (closed form (1−dt)^(ℓL) = {:.4})", figures.idle_step_ratio, figures.expected_idle_step_ratio);
+        println!(
+            "idle-step ratio         {:.4} (closed form (1−dt)^(ℓL) = {:.4})",
+            figures.idle_step_ratio, figures.expected_idle_step_ratio
+        );
     }
     Ok(())
 }

@@ -36,10 +36,18 @@ fn read_ids(bytes: &[u8]) -> anyhow::Result<(usize, usize, Vec<i64>)> {
     let d = view.data();
     let ids: Vec<i64> = match view.dtype() {
         Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
-        Dtype::I32 => d.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect(),
-        Dtype::U32 => d.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect(),
-        Dtype::I16 => d.chunks_exact(2).map(|c| i64::from(i16::from_le_bytes(c.try_into().unwrap_or([0; 2])))).collect(),
-        Dtype::U16 => d.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes(c.try_into().unwrap_or([0; 2])))).collect(),
+        Dtype::I32 => {
+            d.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect()
+        }
+        Dtype::U32 => {
+            d.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes(c.try_into().unwrap_or([0; 4])))).collect()
+        }
+        Dtype::I16 => {
+            d.chunks_exact(2).map(|c| i64::from(i16::from_le_bytes(c.try_into().unwrap_or([0; 2])))).collect()
+        }
+        Dtype::U16 => {
+            d.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes(c.try_into().unwrap_or([0; 2])))).collect()
+        }
         Dtype::U8 => d.iter().map(|&b| i64::from(b)).collect(),
         other => bail!("`input_ids` must be an integer tensor, has dtype {other:?}"),
     };

@@ -28,7 +28,8 @@ struct Info {
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let adapters = pollster::block_on(list_adapters());
     let device = args.device.open()?;
-    let info = Info { adapters, backend: device.backend, chosen: device.adapter.clone(), notice: device.notice.clone() };
+    let info =
+        Info { adapters, backend: device.backend, chosen: device.adapter.clone(), notice: device.notice.clone() };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());

@@ -82,13 +82,15 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter()
         .zip(b)
-        .map(|(&x, &y)| {
-            if x.is_infinite() || y.is_infinite() {
-                if x == y { 0.0 } else { f32::INFINITY }
-            } else {
-                (x - y).abs()
-            }
-        })
+        .map(
+            |(&x, &y)| {
+                if x.is_infinite() || y.is_infinite() {
+                    if x == y { 0.0 } else { f32::INFINITY }
+                } else {
+                    (x - y).abs()
+                }
+            },
+        )
         .fold(0.0, f32::max)
 }
 

@@ -115,7 +115,14 @@ fn fixed_probabilities_give_identical_runs_on_every_backend() {
     let codec = prime_core::SubTokenCodec::new(vocab, l).unwrap();
     let shape = SamplerShape { codec, length, output_width: vocab as usize, final_rule: FinalRule::Sample };
     let values: Vec<f32> = (0..length * vocab as usize).map(|i| ((i * 7919) % 101) as f32 / 25.0).collect();
-    let settings = SamplerSettings { steps: 40, seed: 5, temperature: 0.8, top_k: Some(50), record_guesses: true, ..Default::default() };
+    let settings = SamplerSettings {
+        steps: 40,
+        seed: 5,
+        temperature: 0.8,
+        top_k: Some(50),
+        record_guesses: true,
+        ..Default::default()
+    };
     let conditioning = Conditioning { prefix: vec![1, 2], suffix: vec![299], pinned: vec![(10, 42)] };
     let mut runs = Vec::new();
     for (name, device) in backends() {
@@ -168,7 +175,8 @@ fn mdlm_final_step_is_greedy_and_never_emits_the_mask() {
     assert_eq!(shape.final_rule, FinalRule::Argmax);
     for seed in 0..5 {
         let settings = SamplerSettings { steps: 8, seed, ..Default::default() };
-        let (_, outcome) = collect(&mut Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap(), &mut model);
+        let (_, outcome) =
+            collect(&mut Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap(), &mut model);
         assert!(outcome.tokens.iter().all(|&t| t < 300), "mask id 300 never emitted");
     }
 }

@@ -19,10 +19,7 @@ impl Linear {
     pub fn from_host(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Self {
         let (out_dim, in_dim) = (weight.shape[0], weight.shape[1]);
         let w = Tensor::<2>::from_data(TensorData::new(weight.data, [out_dim, in_dim]), device);
-        Self {
-            weight_t: Param::from_tensor(w.transpose()),
-            bias: bias.map(|b| Param::from_tensor(vector(b, device))),
-        }
+        Self { weight_t: Param::from_tensor(w.transpose()), bias: bias.map(|b| Param::from_tensor(vector(b, device))) }
     }
 
     /// `x·Wᵀ + b` for x of shape (N, in).

@@ -81,9 +81,8 @@ impl Network {
             Some(weights.take("sigma_map.mlp.2.bias", &[c])?),
             device,
         );
-        let blocks = (0..config.n_blocks)
-            .map(|i| Block::load(weights, i, shape, device))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks =
+            (0..config.n_blocks).map(|i| Block::load(weights, i, shape, device)).collect::<Result<Vec<_>>>()?;
         let norm_final = vector(weights.take("output_layer.norm_final.weight", &[d])?, device);
         let output = Linear::from_host(
             weights.take("output_layer.linear.weight", &[config.output_width(), d])?,
@@ -175,7 +174,5 @@ impl Network {
 
 /// `1/base^(2k/Dh)` in f32, used only when a weight file lacks the stored buffer.
 fn default_inv_freq(head_dim: usize, base: f64) -> Vec<f32> {
-    (0..head_dim / 2)
-        .map(|k| (1.0 / base.powf((2 * k) as f64 / head_dim as f64)) as f32)
-        .collect()
+    (0..head_dim / 2).map(|k| (1.0 / base.powf((2 * k) as f64 / head_dim as f64)) as f32).collect()
 }

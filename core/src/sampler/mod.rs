@@ -239,8 +239,7 @@ impl Sampler {
         for i in 0..self.shape.length {
             let reveal: Vec<usize> = (0..l)
                 .filter(|&j| {
-                    self.state[i * l + j] == mask
-                        && self.rng.uniform(Stream::Reveal, k as u32, i as u32, j as u32) < p
+                    self.state[i * l + j] == mask && self.rng.uniform(Stream::Reveal, k as u32, i as u32, j as u32) < p
                 })
                 .collect();
             let drawn = if !reveal.is_empty() || (record && self.has_mask(i)) {

@@ -62,7 +62,7 @@ impl SamplerSettings {
 #[serde(default)]
 pub struct Conditioning {
     /// Tokens at positions 0.. (a prompt).
-    pub prefix: Vec<u32>, 
+    pub prefix: Vec<u32>,
     /// Tokens at the end of the sequence.
     pub suffix: Vec<u32>,
     /// (position, token) pairs anywhere.
@@ -97,9 +97,7 @@ impl Conditioning {
             codec.check_token(token, position)?;
             match fixed[position] {
                 Some(other) if other != token => {
-                    return Err(PrimeError::Input(format!(
-                        "position {position} is fixed to both {other} and {token}"
-                    )));
+                    return Err(PrimeError::Input(format!("position {position} is fixed to both {other} and {token}")));
                 }
                 _ => fixed[position] = Some(token),
             }
