@@ -144,7 +144,7 @@ impl SubTokenCodec {
 
     /// Decodes a flat sub-token sequence (length a multiple of ℓ) into tokens.
     pub fn decode(&self, digits: &[u32]) -> Result<Vec<u32>> {
-        if digits.len() % self.digits != 0 {
+        if !digits.len().is_multiple_of(self.digits) {
             return Err(PrimeError::Input(format!(
                 "{} sub-tokens is not a multiple of ℓ = {}",
                 digits.len(),

@@ -105,16 +105,16 @@ impl ModelConfig {
         if self.model_class == ModelClass::DIT && self.subtokens != 1 {
             return bad(format!("DIT has one sub-token per token, config says {}", self.subtokens));
         }
-        if self.hidden_size % self.n_heads != 0 || (self.hidden_size / self.n_heads) % 2 != 0 {
+        if !self.hidden_size.is_multiple_of(self.n_heads) || !(self.hidden_size / self.n_heads).is_multiple_of(2) {
             return bad(format!(
                 "hidden_size {} must split into {} heads of even width",
                 self.hidden_size, self.n_heads
             ));
         }
-        if self.hidden_size % self.subtokens != 0 {
+        if !self.hidden_size.is_multiple_of(self.subtokens) {
             return bad(format!("hidden_size {} is not divisible by ℓ = {}", self.hidden_size, self.subtokens));
         }
-        if self.frequency_embedding_size % 2 != 0 {
+        if !self.frequency_embedding_size.is_multiple_of(2) {
             return bad("frequency_embedding_size must be even".into());
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {

@@ -51,7 +51,7 @@ impl AdapterReport {
         let l = adapter.limits();
         let limits = vec![
             ("max_buffer_size".to_string(), l.max_buffer_size),
-            ("max_storage_buffer_binding_size".to_string(), u64::from(l.max_storage_buffer_binding_size)),
+            ("max_storage_buffer_binding_size".to_string(), l.max_storage_buffer_binding_size),
             ("max_compute_workgroup_size_x".to_string(), u64::from(l.max_compute_workgroup_size_x)),
             ("max_compute_invocations_per_workgroup".to_string(), u64::from(l.max_compute_invocations_per_workgroup)),
             ("max_compute_workgroup_storage_size".to_string(), u64::from(l.max_compute_workgroup_storage_size)),

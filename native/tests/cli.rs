@@ -119,17 +119,7 @@ fn errors_are_one_line_and_never_panics() {
             "cannot read",
         ),
         (
-            vec![
-                "forward",
-                "--model",
-                m,
-                "--device",
-                "cpu",
-                "--input",
-                config.to_str().unwrap(),
-                "--output",
-                "/tmp/x",
-            ],
+            vec!["forward", "--model", m, "--device", "cpu", "--input", config.to_str().unwrap(), "--output", "/tmp/x"],
             "safetensors",
         ),
     ];
@@ -146,7 +136,8 @@ fn errors_are_one_line_and_never_panics() {
 #[test]
 fn bench_reports_its_figures() {
     let model = golden("prime_l2_tiny");
-    let args = ["bench", "--model", model.to_str().unwrap(), "--steps", "16", "--runs", "2", "--json", "--device", "cpu"];
+    let args =
+        ["bench", "--model", model.to_str().unwrap(), "--steps", "16", "--runs", "2", "--json", "--device", "cpu"];
     let v = json_of(&prime(&args));
     for key in ["ms_per_network_call", "ms_per_step", "sampler_ms_per_step", "nfe", "idle_step_ratio"] {
         assert!(v[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {v}");
