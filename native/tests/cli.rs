@@ -55,8 +55,7 @@ fn generate_json_reports_the_run() {
 #[test]
 fn forward_writes_official_logits() {
     let model = golden("prime_l4_small");
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("out.safetensors");
+    let output = std::env::temp_dir().join(format!("prime-cli-forward-{}.safetensors", std::process::id()));
     let out = prime(&[
         "forward",
         "--model",
@@ -76,6 +75,7 @@ fn forward_writes_official_logits() {
         v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     };
     let (got, want) = (read(&output), read(&model.join("cases.safetensors")));
+    let _ = std::fs::remove_file(&output);
     assert_eq!(got.len(), 3 * 32 * 1000);
     let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(d <= 5e-5, "max |Δ| {d}");

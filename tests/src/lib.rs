@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: golden files and the backends to run on.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::tensor::Device;
 use prime_core::device::wgpu_device;
@@ -112,4 +113,34 @@ pub fn backends() -> Vec<(&'static str, Device)> {
         Err(e) => panic!("no wgpu adapter ({e}); install mesa-vulkan-drivers or set PRIME_SKIP_WGPU=1"),
     }
     out
+}
+
+/// A fresh, empty directory under the system's temporary directory, removed on drop.
+///
+/// (Written here rather than taken from `tempfile`, whose `rustix` dependency changes the
+/// features of crates wgpu shares and so forces a second build of the whole GPU stack.)
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `<tmp>/prime-<tag>-<pid>-<n>`.
+    pub fn new(tag: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("prime-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        Self(path)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

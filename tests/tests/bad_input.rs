@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use prime_core::{Model, PrimeError};
-use prime_tests::case_dir;
+use prime_tests::{TempDir, case_dir};
 
 /// A copy of a golden model folder in a temporary directory, to break on purpose.
-fn copy_case(case: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
+fn copy_case(case: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(case);
     let target = dir.path().join(case);
     std::fs::create_dir(&target).unwrap();
     for name in ["config.json", "model.safetensors"] {
