@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::codec::SubTokenCodec;
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
-use crate::network::{Network, NetworkConstants, Trace};
+use crate::network::{Network, NetworkConstants, Trace, read_f32};
 use crate::sampler::Denoiser;
 use crate::text::TextCodec;
 use crate::weights::{HostTensor, WeightFile};
@@ -119,22 +119,15 @@ impl Model {
 
     /// Logits (batch, L, V_out), row-major, for `batch` rows of sub-token ids.
     pub fn forward(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>> {
-        read_back(self.run(ids, batch, None)?)
+        read_f32(self.run(ids, batch, None)?, "logits")
     }
 
     /// Logits plus every intermediate activation, named as in the golden files.
     pub fn forward_traced(&self, ids: &[i64], batch: usize) -> Result<(Vec<f32>, BTreeMap<String, HostTensor>)> {
         let mut trace = Trace::default();
         let logits = self.run(ids, batch, Some(&mut trace))?;
-        Ok((read_back(logits)?, trace.into_host()?))
+        Ok((read_f32(logits, "logits")?, trace.into_host()?))
     }
-}
-
-fn read_back(t: Tensor<3>) -> Result<Vec<f32>> {
-    t.try_into_data()
-        .map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?
-        .try_into_vec::<f32>()
-        .map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))
 }
 
 impl Denoiser for Model {

@@ -26,13 +26,17 @@ impl Trace {
         self.pending
             .into_iter()
             .map(|(name, shape, t)| {
-                let data = t
-                    .try_into_data()
-                    .map_err(|e| PrimeError::Device(format!("reading `{name}`: {e:?}")))?
-                    .try_into_vec::<f32>()
-                    .map_err(|e| PrimeError::Device(format!("reading `{name}`: {e:?}")))?;
+                let data = read_f32(t, &name)?;
                 Ok((name, HostTensor { shape, data }))
             })
             .collect()
     }
+}
+
+/// Reads a tensor back to the host as f32 values; `what` names it in the error.
+pub fn read_f32<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    t.try_into_data()
+        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }
