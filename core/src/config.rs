@@ -1,12 +1,12 @@
 //! `config.json` of a model folder: the network's hyper-parameters.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::codec::SubTokenCodec;
 use crate::error::{PrimeError, Result};
 
 /// Which official network class the folder holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum ModelClass {
     /// MDM-Prime: sub-token embedding concatenated per token, output over V tokens.
     PerceiverDIT,
@@ -15,7 +15,7 @@ pub enum ModelClass {
 }
 
 /// The hyper-parameters read from `config.json`; unknown keys are ignored.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ModelConfig {
     /// Network class.
     pub model_class: ModelClass,

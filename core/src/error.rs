@@ -7,8 +7,8 @@ use std::path::PathBuf;
 /// Every message is one line that names the problem, so a CLI can print it as is.
 #[derive(Debug, thiserror::Error)]
 pub enum PrimeError {
-    /// A file of a model folder could not be read.
-    #[error("cannot read {path}: {source}")]
+    /// A file could not be read or written.
+    #[error("cannot access {path}: {source}")]
     Io {
         /// The file that failed.
         path: PathBuf,
@@ -67,6 +67,16 @@ pub enum PrimeError {
     /// The compute device failed (initialisation, execution or readback).
     #[error("device: {0}")]
     Device(String),
+    /// Training diverged or its state is unusable.
+    #[error("training: {0}")]
+    Training(String),
+}
+
+impl PrimeError {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
 }
 
 /// Result alias of `prime-core`.

@@ -19,6 +19,8 @@ pub mod rng;
 pub mod sampler;
 pub mod schedule;
 pub mod text;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod weights;
 
 pub use codec::SubTokenCodec;

@@ -50,6 +50,12 @@ pub enum Stream {
     Token = 1,
     /// The reveal decision of a masked sub-token; `index` is the digit slot j.
     Reveal = 2,
+    /// Initial weights of a training run; `position` is the tensor, `index` the element.
+    Init = 3,
+    /// Training crops and diffusion times; `position` is the batch row.
+    TrainSample = 4,
+    /// Training masks; `position` is the batch row, `index` the sub-token.
+    TrainMask = 5,
 }
 
 /// A seeded counter-based generator keyed on (seed, step, position, index).

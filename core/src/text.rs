@@ -21,6 +21,11 @@ impl TextCodec {
         Ok(Self { inner })
     }
 
+    /// Number of tokens, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// Token ids of `text`, without special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;

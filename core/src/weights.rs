@@ -40,6 +40,11 @@ impl WeightFile {
         Ok(Self { tensors })
     }
 
+    /// Wraps host tensors given by name (for weights made in memory, e.g. a training init).
+    pub fn from_tensors(tensors: impl IntoIterator<Item = (String, HostTensor)>) -> Self {
+        Self { tensors: tensors.into_iter().collect() }
+    }
+
     /// Takes the tensor `name`, which must have exactly `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
         let tensor = self.tensors.remove(name).ok_or_else(|| PrimeError::MissingTensor(name.to_string()))?;
@@ -62,6 +67,22 @@ impl WeightFile {
         names.sort();
         names
     }
+}
+
+/// Serialises named f32 tensors as a safetensors file, in the given order.
+pub fn to_safetensors(tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| PrimeError::Weights(format!("tensor `{name}`: {e}")))?;
+            Ok((name.as_str(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| PrimeError::Weights(e.to_string()))
 }
 
 fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {

@@ -1,10 +1,15 @@
 //! `prime`: generate text with an MDM-Prime model, check parity, benchmark, inspect devices.
 
 mod bench;
+mod corpus;
 mod device_args;
 mod forward;
 mod generate;
 mod info;
+mod model_arg;
+mod tokenizer;
+mod train;
+mod words;
 
 use std::process::ExitCode;
 
@@ -28,6 +33,14 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List GPU adapters and the backend that would be chosen.
     Info(info::InfoArgs),
+    /// Download Jane Austen's novels and write clean training/validation text.
+    Corpus(corpus::CorpusArgs),
+    /// Train the byte-level BPE tokenizer of the demo models.
+    Tokenizer(tokenizer::TokenizerArgs),
+    /// Train a model (MDM-Prime or its MDLM twin) and export a model folder.
+    Train(train::TrainArgs),
+    /// Measure the share of dictionary words in a model's samples.
+    Words(words::WordsArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +54,10 @@ fn main() -> ExitCode {
         Command::Forward(args) => forward::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info(args) => info::run(args),
+        Command::Corpus(args) => corpus::run(&args),
+        Command::Tokenizer(args) => tokenizer::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Words(args) => words::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,11 +3,11 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, activation::softmax};
 
-use super::layers::{Linear, gelu_tanh, layer_norm, modulate, vector};
+use super::layers::{Linear, export_linear, gelu_tanh, layer_norm, modulate, vector, vector_to_host};
 use super::rope::RopeTables;
 use super::trace::Trace;
 use crate::error::Result;
-use crate::weights::WeightFile;
+use crate::weights::{HostTensor, WeightFile};
 
 /// Weights of one block.
 #[derive(burn::module::Module, Debug)]
@@ -79,6 +79,18 @@ impl Block {
             n_heads: s.heads,
             eps: s.eps,
         })
+    }
+
+    /// Appends this block's tensors, under the official names of block `index`, to `out`.
+    pub fn export(&self, index: usize, out: &mut Vec<(String, HostTensor)>) -> Result<()> {
+        let p = |n: &str| format!("blocks.{index}.{n}");
+        out.push((p("norm1.weight"), vector_to_host(&self.norm1)?));
+        export_linear(out, &p("attn_qkv"), &self.attn_qkv)?;
+        export_linear(out, &p("attn_out"), &self.attn_out)?;
+        out.push((p("norm2.weight"), vector_to_host(&self.norm2)?));
+        export_linear(out, &p("mlp.0"), &self.mlp_in)?;
+        export_linear(out, &p("mlp.2"), &self.mlp_out)?;
+        export_linear(out, &p("adaLN_modulation"), &self.ada_ln)
     }
 
     /// The modulation vectors for conditioning c (1, cond).

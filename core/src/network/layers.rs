@@ -3,6 +3,8 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::trace::read_f32;
+use crate::error::Result;
 use crate::weights::HostTensor;
 
 /// A linear map stored as `Wᵀ` (in × out) so that `y = x·Wᵀ + b`.
@@ -22,6 +24,18 @@ impl Linear {
         Self { weight_t: Param::from_tensor(w.transpose()), bias: bias.map(|b| Param::from_tensor(vector(b, device))) }
     }
 
+    /// The weight in PyTorch layout (out, in) and the bias, read back to the host.
+    pub fn to_host(&self) -> Result<(HostTensor, Option<HostTensor>)> {
+        let w = self.weight_t.val().transpose();
+        let shape = w.dims().to_vec();
+        let weight = HostTensor { shape, data: read_f32(w, "a linear weight")? };
+        let bias = match &self.bias {
+            Some(b) => Some(vector_to_host(b)?),
+            None => None,
+        };
+        Ok((weight, bias))
+    }
+
     /// `x·Wᵀ + b` for x of shape (N, in).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let y = x.matmul(self.weight_t.val());
@@ -36,6 +50,22 @@ impl Linear {
 pub fn vector(t: HostTensor, device: &Device) -> Tensor<1> {
     let n = t.data.len();
     Tensor::<1>::from_data(TensorData::new(t.data, [n]), device)
+}
+
+/// Appends a linear map's weight (and bias) under `name` (`name.weight`, `name.bias`).
+pub fn export_linear(out: &mut Vec<(String, HostTensor)>, name: &str, l: &Linear) -> Result<()> {
+    let (w, b) = l.to_host()?;
+    out.push((format!("{name}.weight"), w));
+    if let Some(b) = b {
+        out.push((format!("{name}.bias"), b));
+    }
+    Ok(())
+}
+
+/// A 1-D parameter read back to the host.
+pub fn vector_to_host(p: &Param<Tensor<1>>) -> Result<HostTensor> {
+    let t = p.val();
+    Ok(HostTensor { shape: t.dims().to_vec(), data: read_f32(t, "a vector parameter")? })
 }
 
 /// Layer norm over the last axis without affine parameters (biased variance, eps), then scaled by

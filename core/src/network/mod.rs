@@ -21,8 +21,8 @@ pub use trace::{Trace, read_f32};
 
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
-use crate::weights::WeightFile;
-use layers::{layer_norm, modulate, vector};
+use crate::weights::{HostTensor, WeightFile};
+use layers::{export_linear, layer_norm, modulate, vector, vector_to_host};
 
 /// The network's weights on one device.
 #[derive(burn::module::Module, Debug)]
@@ -130,6 +130,31 @@ impl Network {
             rope: RopeTables::new(&self.inv_freq, self.length, &device),
             cond,
         }
+    }
+
+    /// Every tensor under its official name and in PyTorch layout, in the official parameter
+    /// order, followed by the `rotary_emb.inv_freq` buffer: what [`Network::load`] reads.
+    pub fn export(&self) -> Result<Vec<(String, HostTensor)>> {
+        let mut out = Vec::new();
+        let emb = self.embedding.val();
+        let shape = emb.dims().to_vec();
+        out.push(("vocab_embed.embedding".to_string(), HostTensor { shape, data: read_f32(emb, "the embedding")? }));
+        export_linear(&mut out, "sigma_map.mlp.0", &self.sigma_in)?;
+        export_linear(&mut out, "sigma_map.mlp.2", &self.sigma_out)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.export(i, &mut out)?;
+        }
+        out.push(("output_layer.norm_final.weight".to_string(), vector_to_host(&self.norm_final)?));
+        export_linear(&mut out, "output_layer.linear", &self.output)?;
+        export_linear(&mut out, "output_layer.adaLN_modulation", &self.output_ada_ln)?;
+        let half = self.inv_freq.len();
+        out.push(("rotary_emb.inv_freq".to_string(), HostTensor { shape: vec![half], data: self.inv_freq.clone() }));
+        Ok(out)
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.embedding.val().device()
     }
 
     /// Sequence length L in tokens.

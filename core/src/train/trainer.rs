@@ -1,0 +1,175 @@
+//! The training loop's state: model, AdamW, EMA weights, step counter, checkpoints.
+//!
+//! Every random draw (windows, times, masks) is keyed on the step, so a run resumed from a
+//! checkpoint takes exactly the batches an uninterrupted run would have taken.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, grad_clipping::GradientClippingConfig};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::corpus::TokenCorpus;
+use super::ema;
+use super::init::initial_weights;
+use super::noise::{NoiseSchedule, NoisedBatch};
+use super::objective::Objective;
+use super::schedule::LearningRateSchedule;
+use crate::config::ModelConfig;
+use crate::error::{PrimeError, Result};
+use crate::network::{Network, read_f32};
+use crate::rng::CounterRng;
+
+/// Hyper-parameters of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Learning-rate schedule (its `total` is the planned number of steps).
+    pub schedule: LearningRateSchedule,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f32,
+    /// Gradient-norm clipping threshold.
+    pub grad_clip: f32,
+    /// EMA decay per step.
+    pub ema_decay: f64,
+    /// Seed of initial weights and of every training draw.
+    pub seed: u64,
+}
+
+/// What a checkpoint folder records beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    config: ModelConfig,
+    settings: TrainSettings,
+    step: usize,
+}
+
+const STATE_FILE: &str = "trainer.json";
+const MODEL_FILE: &str = "model.bpk";
+const EMA_FILE: &str = "ema.bpk";
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+
+/// A training run in memory.
+pub struct Trainer {
+    config: ModelConfig,
+    settings: TrainSettings,
+    model: Network,
+    ema: Network,
+    optimizer: ModuleOptimizer,
+    objective: Objective,
+    rng: CounterRng,
+    step: usize,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("config", &self.config).field("step", &self.step).finish_non_exhaustive()
+    }
+}
+
+impl Trainer {
+    /// A fresh run on `device` (a plain device; autodiff is added here).
+    pub fn new(config: ModelConfig, settings: TrainSettings, device: &Device) -> Result<Self> {
+        config.validate()?;
+        if settings.batch_size == 0 {
+            return Err(PrimeError::Config("batch_size must be positive".into()));
+        }
+        let model = Network::load(&config, &mut initial_weights(&config, settings.seed)?, &device.clone().autodiff())?;
+        let ema = model.valid();
+        let optimizer = optimizer(&settings);
+        let objective = Objective::new(&config, &device.clone().autodiff())?;
+        let rng = CounterRng::new(settings.seed);
+        Ok(Self { config, settings, model, ema, optimizer, objective, rng, step: 0 })
+    }
+
+    /// Steps taken so far.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The run's settings.
+    pub fn settings(&self) -> &TrainSettings {
+        &self.settings
+    }
+
+    /// The EMA weights (used for sampling and validation).
+    pub fn ema(&self) -> &Network {
+        &self.ema
+    }
+
+    /// One optimiser step on a fresh batch from `corpus`; returns the batch loss.
+    pub fn train_step(&mut self, corpus: &TokenCorpus) -> Result<f32> {
+        let step = u32::try_from(self.step).map_err(|_| PrimeError::Input("too many steps".into()))?;
+        let length = self.config.length;
+        let windows: Vec<&[u32]> = (0..self.settings.batch_size as u32)
+            .map(|row| corpus.random_window(&self.rng, step, row, length))
+            .collect();
+        let batch = NoisedBatch::draw(&windows, self.objective.codec(), &self.rng, step, NoiseSchedule::Training);
+        let device = self.model.device();
+        let constants = self.model.constants();
+        let logits = self.model.forward(&constants, batch.input(&device), None);
+        let loss = self.objective.training_loss(logits, &batch);
+        let value = read_f32(loss.clone().detach(), "the loss")?.first().copied().unwrap_or(f32::NAN);
+        if !value.is_finite() {
+            return Err(PrimeError::Training(format!("the loss is {value} at step {}", self.step)));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = self.settings.schedule.at(self.step);
+        self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        self.ema = ema::update(self.ema.clone(), &self.model.valid(), self.settings.ema_decay);
+        self.step += 1;
+        Ok(value)
+    }
+
+    /// Writes a checkpoint into `dir` (created if needed; replaced atomically per file).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| PrimeError::io(dir, e))?;
+        let record = |e: burn::store::RecordError| PrimeError::Weights(format!("writing a checkpoint: {e}"));
+        let tmp = |name: &str| dir.join(format!("{name}.partial"));
+        self.model.clone().save_file(tmp(MODEL_FILE)).map_err(record)?;
+        self.ema.clone().save_file(tmp(EMA_FILE)).map_err(record)?;
+        self.optimizer.save(tmp(OPTIMIZER_FILE)).map_err(record)?;
+        let state = CheckpointState { config: self.config.clone(), settings: self.settings.clone(), step: self.step };
+        let json = serde_json::to_string_pretty(&state).map_err(|e| PrimeError::Config(e.to_string()))?;
+        std::fs::write(tmp(STATE_FILE), json).map_err(|e| PrimeError::io(&tmp(STATE_FILE), e))?;
+        // The state file goes last: a checkpoint whose trainer.json is present is complete.
+        for name in [MODEL_FILE, EMA_FILE, OPTIMIZER_FILE, STATE_FILE] {
+            std::fs::rename(tmp(name), dir.join(name)).map_err(|e| PrimeError::io(&dir.join(name), e))?;
+        }
+        Ok(())
+    }
+
+    /// Resumes the run saved in `dir`.
+    pub fn resume(dir: &Path, device: &Device) -> Result<Self> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| PrimeError::io(&path, e))?;
+        let state: CheckpointState =
+            serde_json::from_str(&text).map_err(|e| PrimeError::Config(format!("{}: {e}", path.display())))?;
+        let mut run = Self::new(state.config, state.settings, device)?;
+        let record =
+            |name: &str, e: burn::store::RecordError| PrimeError::Weights(format!("{}: {e}", dir.join(name).display()));
+        run.model = run.model.try_load_file(dir.join(MODEL_FILE)).map_err(|e| record(MODEL_FILE, e))?;
+        run.ema = run.ema.try_load_file(dir.join(EMA_FILE)).map_err(|e| record(EMA_FILE, e))?;
+        run.optimizer =
+            optimizer(&run.settings).load(dir.join(OPTIMIZER_FILE)).map_err(|e| record(OPTIMIZER_FILE, e))?;
+        run.step = state.step;
+        Ok(run)
+    }
+}
+
+fn optimizer(settings: &TrainSettings) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.999)
+        .with_epsilon(1e-8)
+        .with_weight_decay(settings.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(settings.grad_clip)))
+        .init()
+}
