@@ -78,6 +78,11 @@ impl Model {
         &self.codec
     }
 
+    /// Number of trained parameters.
+    pub fn parameters(&self) -> usize {
+        burn::module::Module::num_params(&self.network)
+    }
+
     /// The tokenizer, when the folder has one.
     pub fn text(&self) -> Option<&TextCodec> {
         self.text.as_ref()

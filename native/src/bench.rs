@@ -1,7 +1,6 @@
 //! `prime bench`: time network calls and sampler steps; report NFE and idle steps.
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -13,13 +12,13 @@ use prime_core::{Conditioning, Denoiser, Model, Sampler, SamplerSettings, Sample
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
+use crate::model_arg::ModelArg;
 
 /// Arguments of `prime bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Model folder.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Sampling steps T per run.
     #[arg(long, default_value_t = 64)]
     steps: usize,
@@ -72,7 +71,7 @@ struct Figures {
 /// Runs the command.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let mut model = Model::load_dir(&args.model, &device.device)?;
+    let mut model = args.model.load(&device.device)?;
     let shape = SamplerShape::from_config(model.config())?;
     let config = model.config().clone();
     // Warm-up: the first call compiles kernels and fills caches.

@@ -4,17 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use prime_core::Model;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::device_args::DeviceArgs;
+use crate::model_arg::ModelArg;
 
 /// Arguments of `prime forward`.
 #[derive(Args, Debug)]
 pub struct ForwardArgs {
-    /// Model folder (config.json, model.safetensors).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Safetensors file with an integer tensor `input_ids` of shape (B, ℓ·L).
     #[arg(long)]
     input: PathBuf,
@@ -57,7 +56,7 @@ fn read_ids(bytes: &[u8]) -> anyhow::Result<(usize, usize, Vec<i64>)> {
 /// Runs the command.
 pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let model = Model::load_dir(&args.model, &device.device)?;
+    let model = args.model.load(&device.device)?;
     let bytes = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
     let (batch, columns, ids) = read_ids(&bytes)?;
     let config = model.config();

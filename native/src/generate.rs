@@ -14,13 +14,13 @@ use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
+use crate::model_arg::ModelArg;
 
 /// Arguments of `prime generate`.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Model folder (config.json, model.safetensors, optional tokenizer.json).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArg,
     /// Text the sequence starts with (needs tokenizer.json).
     #[arg(long)]
     prompt: Option<String>,
@@ -98,7 +98,7 @@ fn tokens_of(model: &Model, text: &Option<String>, ids: &[u32], what: &str) -> a
 /// Runs the command.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let mut model = Model::load_dir(&args.model, &device.device)?;
+    let mut model = args.model.load(&device.device)?;
     let conditioning = Conditioning {
         prefix: tokens_of(&model, &args.prompt, &args.prompt_ids, "prompt")?,
         suffix: tokens_of(&model, &args.suffix, &args.suffix_ids, "suffix")?,

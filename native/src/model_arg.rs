@@ -1,4 +1,5 @@
-//! `--model` handling shared by the commands that load a model folder.
+//! `--model` handling shared by the commands that load a model: a folder, or the demo model
+//! built into the binary.
 
 use std::path::PathBuf;
 
@@ -7,22 +8,34 @@ use burn::tensor::Device;
 use clap::Args;
 use prime_core::Model;
 
+/// The shipped MDM-Prime demo model (`assets/prime`), embedded so the binary runs anywhere.
+const DEMO_CONFIG: &str = include_str!("../../assets/prime/config.json");
+const DEMO_WEIGHTS: &[u8] = include_bytes!("../../assets/prime/model.safetensors");
+const DEMO_TOKENIZER: &[u8] = include_bytes!("../../assets/prime/tokenizer.json");
+
 /// Which model to load.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArg {
-    /// Model folder (config.json, model.safetensors, optional tokenizer.json).
+    /// Model folder (config.json, model.safetensors, optional tokenizer.json); without it, the
+    /// built-in demo model (MDM-Prime, ℓ = 2, trained on Jane Austen).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
 }
 
 impl ModelArg {
     /// Loads the model onto `device`.
     pub fn load(&self, device: &Device) -> Result<Model> {
-        Ok(Model::load_dir(&self.model, device)?)
+        Ok(match &self.model {
+            Some(dir) => Model::load_dir(dir, device)?,
+            None => Model::from_parts(DEMO_CONFIG, DEMO_WEIGHTS, Some(DEMO_TOKENIZER), device)?,
+        })
     }
 
     /// How the model is named in reports.
     pub fn describe(&self) -> String {
-        self.model.display().to_string()
+        match &self.model {
+            Some(dir) => dir.display().to_string(),
+            None => "built-in demo (assets/prime)".to_string(),
+        }
     }
 }

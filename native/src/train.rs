@@ -114,8 +114,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         std::fs::read(&args.tokenizer).with_context(|| format!("cannot read {}", args.tokenizer.display()))?;
     let checkpoint = args.out.join(CHECKPOINT);
     let mut trainer = if checkpoint.join("trainer.json").is_file() {
-        let t = Trainer::resume(&checkpoint, &device)?;
-        eprintln!("resuming {} at step {} (the checkpoint's settings apply)", checkpoint.display(), t.step());
+        let mut t = Trainer::resume(&checkpoint, &device)?;
+        t.extend_to(args.steps);
+        eprintln!(
+            "resuming {} at step {} of {} (the checkpoint's settings apply; a larger --steps extends the run)",
+            checkpoint.display(),
+            t.step(),
+            t.settings().schedule.total
+        );
         t
     } else {
         let probe = TextCodec::from_bytes(&tokenizer_bytes, u32::MAX)?;

@@ -155,3 +155,22 @@ fn info_names_the_chosen_backend() {
     assert_eq!(v["backend"], "flex");
     assert!(v["adapters"].is_array());
 }
+
+#[test]
+fn default_model_writes_dictionary_english() {
+    // Needs a word list (Debian: wamerican; `.ci/run` installs it).
+    let out = prime(&["words", "--samples", "4", "--steps", "128", "--device", "cpu", "--json"]);
+    let v = json_of(&out);
+    let fraction = v["fraction"].as_f64().expect("fraction");
+    assert!(v["words"].as_u64().expect("words") > 200, "{v}");
+    assert!(fraction >= 0.8, "only {:.1} % dictionary words: {}", 100.0 * fraction, v["first_sample"]);
+}
+
+#[test]
+fn default_generate_uses_the_built_in_model_and_its_tokenizer() {
+    let out = prime(&["generate", "--prompt", "It was", "--steps", "64", "--seed", "3", "--device", "cpu", "--json"]);
+    let v = json_of(&out);
+    let text = v["text"].as_str().expect("text");
+    assert!(text.starts_with("It was"), "{text}");
+    assert_eq!(v["tokens"].as_array().expect("tokens").len(), 128);
+}

@@ -99,6 +99,12 @@ impl Trainer {
         &self.settings
     }
 
+    /// Plans `total` steps instead of the current total (only ever more): the cosine decay is
+    /// stretched to the new end, so a finished run can be continued.
+    pub fn extend_to(&mut self, total: usize) {
+        self.settings.schedule.total = self.settings.schedule.total.max(total);
+    }
+
     /// The EMA weights (used for sampling and validation).
     pub fn ema(&self) -> &Network {
         &self.ema
