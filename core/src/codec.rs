@@ -97,6 +97,11 @@ impl SubTokenCodec {
         self.base
     }
 
+    /// The place value `b^(ℓ−1−j)` of digit slot j.
+    pub fn digit_power(&self, j: usize) -> u64 {
+        self.powers[j]
+    }
+
     /// Digit `j` (most significant first) of `token`.
     pub fn digit(&self, token: u32, j: usize) -> u32 {
         ((u64::from(token) / self.powers[j]) % u64::from(self.base)) as u32

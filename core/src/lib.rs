@@ -13,6 +13,7 @@ pub mod config;
 pub mod device;
 pub mod distribution;
 pub mod error;
+pub mod kernels;
 pub mod model;
 pub mod network;
 pub mod rng;

@@ -127,6 +127,18 @@ impl Model {
         read_f32(self.run(ids, batch, None)?, "logits")
     }
 
+    /// Logits (L, V_out) of one sequence whose sub-token state (ℓ·L ids in `[0, b]`) is
+    /// already on this model's device; the result stays there.
+    pub fn forward_on_device(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        let n = self.config.sequence_subtokens();
+        if state.dims()[0] != n {
+            return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", state.dims()[0])));
+        }
+        let logits = self.network.forward(&self.constants, state.reshape([1, n]), None);
+        let [_, length, width] = logits.dims();
+        Ok(logits.reshape([length, width]))
+    }
+
     /// Logits plus every intermediate activation, named as in the golden files.
     pub fn forward_traced(&self, ids: &[i64], batch: usize) -> Result<(Vec<f32>, BTreeMap<String, HostTensor>)> {
         let mut trace = Trace::default();

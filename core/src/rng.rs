@@ -56,6 +56,8 @@ pub enum Stream {
     TrainSample = 4,
     /// Training masks; `position` is the batch row, `index` the sub-token.
     TrainMask = 5,
+    /// Up-front reveal steps of the event-driven sampler; `index` is the digit slot j.
+    RevealStep = 6,
 }
 
 /// A seeded counter-based generator keyed on (seed, step, position, index).

@@ -12,6 +12,7 @@ use prime_core::{Conditioning, Denoiser, Model, Sampler, SamplerSettings, Sample
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
+use crate::mode_arg::ModeName;
 use crate::model_arg::ModelArg;
 
 /// Arguments of `prime bench`.
@@ -25,6 +26,9 @@ pub struct BenchArgs {
     /// Number of generations to time (seeds 0..runs).
     #[arg(long, default_value_t = 3)]
     runs: u64,
+    /// How reveal times are drawn.
+    #[arg(long, value_enum, default_value_t = ModeName::Ancestral)]
+    mode: ModeName,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -56,6 +60,7 @@ struct Figures {
     subtokens: usize,
     length: usize,
     vocab: u32,
+    mode: String,
     steps: usize,
     runs: u64,
     ms_per_network_call: f64,
@@ -82,7 +87,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut timed = Timed { model: &mut model, spent: Duration::ZERO, calls: 0 };
     let (mut total, mut idle, mut masked) = (Duration::ZERO, 0usize, 0usize);
     for seed in 0..args.runs {
-        let settings = SamplerSettings { steps: args.steps, seed, ..Default::default() };
+        let settings = SamplerSettings { steps: args.steps, seed, mode: args.mode.into(), ..Default::default() };
         let mut sampler = Sampler::new(shape.clone(), settings, &Conditioning::default())?;
         masked = sampler.masked_at_start();
         let start = Instant::now();
@@ -103,6 +108,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         subtokens: config.subtokens,
         length: config.length,
         vocab: config.vocab_size,
+        mode: format!("{:?}", args.mode),
         steps: args.steps,
         runs: args.runs,
         ms_per_network_call: ms(timed.spent) / timed.calls.max(1) as f64,
@@ -122,6 +128,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "model                   {} ℓ={} L={} V={}",
             figures.model_class, figures.subtokens, figures.length, figures.vocab
         );
+        println!("sampler mode            {}", figures.mode);
         println!("steps × runs            {} × {}", figures.steps, figures.runs);
         println!("ms per network call     {:.3}", figures.ms_per_network_call);
         println!("ms per step             {:.3}", figures.ms_per_step);

@@ -14,6 +14,7 @@ use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
+use crate::mode_arg::ModeName;
 use crate::model_arg::ModelArg;
 
 /// Arguments of `prime generate`.
@@ -55,6 +56,9 @@ pub struct GenerateArgs {
     /// the final digits may then decode to an id outside the vocabulary, which is an error.
     #[arg(long)]
     no_carry_over: bool,
+    /// How reveal times are drawn (both modes have the same law).
+    #[arg(long, value_enum, default_value_t = ModeName::Ancestral)]
+    mode: ModeName,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -112,6 +116,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         top_k: args.top_k,
         carry_over: model.config().carry_over && !args.no_carry_over,
         record_guesses: args.trajectory.is_some(),
+        mode: args.mode.into(),
     };
     let shape = SamplerShape::from_config(model.config())?;
     let mut sampler = Sampler::new(shape, settings, &conditioning)?;

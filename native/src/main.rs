@@ -6,6 +6,7 @@ mod device_args;
 mod forward;
 mod generate;
 mod info;
+mod mode_arg;
 mod model_arg;
 mod tokenizer;
 mod train;

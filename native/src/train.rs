@@ -139,12 +139,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let total = trainer.settings().schedule.total;
     let parameters = trainer.ema().num_params();
     eprintln!(
-        "{} ℓ={} · {parameters} parameters · {} training / {} validation tokens · {} on {}",
+        "{} ℓ={} · {parameters} parameters · {} training / {} validation tokens · {total} steps of {}×{} on {}",
         if config.model_class == ModelClass::DIT { "MDLM" } else { "MDM-Prime" },
         config.subtokens,
         train.len(),
         valid.len(),
-        format!("{total} steps of {}×{}", trainer.settings().batch_size, config.length),
+        trainer.settings().batch_size,
+        config.length,
         DeviceArgs::describe(&compute)
     );
 

@@ -13,6 +13,7 @@ use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
+use crate::mode_arg::ModeName;
 use crate::model_arg::ModelArg;
 
 /// Arguments of `prime words`.
@@ -29,6 +30,9 @@ pub struct WordsArgs {
     /// Word list, one word per line.
     #[arg(long, default_value = "/usr/share/dict/words")]
     dict: PathBuf,
+    /// How reveal times are drawn.
+    #[arg(long, value_enum, default_value_t = ModeName::Ancestral)]
+    mode: ModeName,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -60,7 +64,8 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let (mut words, mut known, mut nfe, mut idle) = (0, 0, 0, 0);
     let mut first_sample = String::new();
     for seed in 0..args.samples {
-        let settings = SamplerSettings { steps: args.steps, seed, ..SamplerSettings::default() };
+        let settings =
+            SamplerSettings { steps: args.steps, seed, mode: args.mode.into(), ..SamplerSettings::default() };
         let outcome = sample(&mut model, settings)?;
         let sample = text.decode(&outcome.0)?;
         let (w, k) = count_words(&sample, &dict);

@@ -8,13 +8,15 @@
 //! reveal decisions use index = digit slot, x0 draws use Gumbel noise with index = token id.
 
 mod events;
+mod on_device;
 mod settings;
 mod truncation;
 
 use std::ops::ControlFlow;
 
 pub use events::{Outcome, StepEvent};
-pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape};
+pub use on_device::{DeviceOptions, DeviceStats};
+pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape, SamplingMode};
 pub use truncation::{Cutoff, cutoff};
 
 use crate::error::{PrimeError, Result};
@@ -55,6 +57,8 @@ pub struct Sampler {
     nfe: usize,
     idle_steps: usize,
     masked_at_start: usize,
+    /// Event-driven mode: the flat sub-token slots revealed at each loop step, ascending.
+    reveal_plan: Option<Vec<Vec<u32>>>,
 }
 
 impl Sampler {
@@ -70,9 +74,14 @@ impl Sampler {
             }
         }
         let masked_at_start = state.iter().filter(|&&d| d == shape.codec.mask_id()).count();
+        let grid = TimeGrid::new(settings.steps);
+        let rng = CounterRng::new(settings.seed);
+        let reveal_plan =
+            (settings.mode == SamplingMode::EventDriven).then(|| plan_reveals(&state, &shape, &grid, &rng));
         Ok(Self {
-            grid: TimeGrid::new(settings.steps),
-            rng: CounterRng::new(settings.seed),
+            grid,
+            rng,
+            reveal_plan,
             shape,
             settings,
             state,
@@ -97,7 +106,16 @@ impl Sampler {
 
     /// Whether the next step needs a fresh network output for [`Sampler::state`].
     pub fn needs_logits(&self) -> bool {
-        self.cache.is_none() && self.phase != Phase::Done
+        self.cache.is_none() && self.phase != Phase::Done && !self.planned_idle()
+    }
+
+    /// Event-driven mode: whether the next loop step is known to reveal nothing, so it needs no
+    /// network output (unless guesses are recorded, which need one every step).
+    fn planned_idle(&self) -> bool {
+        match (&self.reveal_plan, self.phase) {
+            (Some(plan), Phase::Loop(k)) => plan[k].is_empty() && !self.settings.record_guesses,
+            _ => false,
+        }
     }
 
     /// Whether the final step has been taken.
@@ -204,57 +222,77 @@ impl Sampler {
     ///
     /// Fails if the cache is empty (see [`Sampler::needs_logits`]) or sampling is over.
     pub fn step(&mut self) -> Result<StepEvent> {
-        let cache = self
-            .cache
-            .take()
-            .ok_or_else(|| PrimeError::Input("step() needs a network output first (needs_logits)".into()))?;
-        let result = match self.phase {
-            Phase::Loop(k) => self.loop_step(&cache, k),
-            Phase::Final => self.final_step(&cache),
-            Phase::Done => Err(PrimeError::Input("sampling is already finished".into())),
+        if self.phase == Phase::Done {
+            return Err(PrimeError::Input("sampling is already finished".into()));
+        }
+        let cache = self.cache.take();
+        if cache.is_none() && !self.planned_idle() {
+            return Err(PrimeError::Input("step() needs a network output first (needs_logits)".into()));
+        }
+        let result = match (self.phase, &cache) {
+            (Phase::Loop(k), _) => self.loop_step(cache.as_ref(), k),
+            (Phase::Final, Some(c)) => self.final_step(c),
+            _ => Err(PrimeError::Input("step() needs a network output first (needs_logits)".into())),
         };
         let event = match result {
             Ok(event) => event,
             Err(e) => {
-                self.cache = Some(cache);
+                self.cache = cache;
                 return Err(e);
             }
         };
         self.fresh = false;
         // Keep the cache only through idle loop steps; the final call is always fresh.
         if event.idle && self.phase != Phase::Final {
-            self.cache = Some(cache);
+            self.cache = cache;
         }
         Ok(event)
     }
 
-    fn loop_step(&mut self, cache: &Cache, k: usize) -> Result<StepEvent> {
+    /// The sub-token slots revealed at loop step k, ascending: decided now (ancestral) or
+    /// read from the plan (event-driven).
+    fn reveals_at(&self, k: usize) -> Vec<u32> {
+        if let Some(plan) = &self.reveal_plan {
+            return plan[k].clone();
+        }
         let l = self.shape.codec.digits();
         let mask = self.shape.codec.mask_id();
         let p = self.grid.reveal_probability(k);
+        (0..self.state.len())
+            .filter(|&s| {
+                self.state[s] == mask && self.rng.uniform(Stream::Reveal, k as u32, (s / l) as u32, (s % l) as u32) < p
+            })
+            .map(|s| s as u32)
+            .collect()
+    }
+
+    fn loop_step(&mut self, cache: Option<&Cache>, k: usize) -> Result<StepEvent> {
+        let l = self.shape.codec.digits();
         let record = self.settings.record_guesses;
-        let mut revealed = Vec::new();
+        let slots = self.reveals_at(k);
+        let mut revealed = Vec::with_capacity(slots.len());
         let mut guesses = if record { vec![None; self.shape.length] } else { Vec::new() };
         let mut next = self.state.clone();
-        for i in 0..self.shape.length {
-            let reveal: Vec<usize> = (0..l)
-                .filter(|&j| {
-                    self.state[i * l + j] == mask && self.rng.uniform(Stream::Reveal, k as u32, i as u32, j as u32) < p
-                })
-                .collect();
-            let drawn = if !reveal.is_empty() || (record && self.has_mask(i)) {
-                Some(self.draw(cache, i, k as u32, true)?)
-            } else {
-                None
-            };
-            if let Some(x0) = drawn {
-                for &j in &reveal {
-                    next[i * l + j] = self.shape.codec.digit(x0, j);
-                    revealed.push((i * l + j) as u32);
-                }
+        let missing = || PrimeError::Input("step() needs a network output first (needs_logits)".into());
+        // Slots are ascending, so the slots of one position are adjacent.
+        for group in slots.chunk_by(|a, b| a / l as u32 == b / l as u32) {
+            let i = (group[0] as usize) / l;
+            let x0 = self.draw(cache.ok_or_else(missing)?, i, k as u32, true)?;
+            for &slot in group {
+                next[slot as usize] = self.shape.codec.digit(x0, slot as usize % l);
+                revealed.push(slot);
             }
             if record {
-                guesses[i] = drawn.or_else(|| self.shape.codec.decode_token(self.digits_of(i)).ok());
+                guesses[i] = Some(x0);
+            }
+        }
+        if record {
+            for (i, guess) in guesses.iter_mut().enumerate().filter(|(_, g)| g.is_none()) {
+                *guess = if self.has_mask(i) {
+                    Some(self.draw(cache.ok_or_else(missing)?, i, k as u32, true)?)
+                } else {
+                    self.shape.codec.decode_token(self.digits_of(i)).ok()
+                };
             }
         }
         let idle = revealed.is_empty();
@@ -322,6 +360,22 @@ impl Sampler {
             masked_at_start: self.masked_at_start,
         })
     }
+}
+
+/// Event-driven mode: each masked slot's reveal step `⌊u/dt⌋` from one uniform u, so that
+/// P(step k) = dt for every loop step and the rest (1 − T·dt) is left to the final step.
+fn plan_reveals(state: &[u32], shape: &SamplerShape, grid: &TimeGrid, rng: &CounterRng) -> Vec<Vec<u32>> {
+    let l = shape.codec.digits();
+    let mask = shape.codec.mask_id();
+    let mut plan = vec![Vec::new(); grid.steps()];
+    for (s, _) in state.iter().enumerate().filter(|&(_, &d)| d == mask) {
+        let u = f64::from(rng.uniform(Stream::RevealStep, 0, (s / l) as u32, (s % l) as u32));
+        let k = (u / grid.dt()) as usize;
+        if let Some(bucket) = plan.get_mut(k) {
+            bucket.push(s as u32);
+        }
+    }
+    plan
 }
 
 /// Runs a sampler to the end with `denoiser`, passing every step to `on_event`.

@@ -25,11 +25,37 @@ pub struct SamplerSettings {
     pub carry_over: bool,
     /// Draw and report the model's current guess for every not-yet-revealed token each step.
     pub record_guesses: bool,
+    /// How reveal times are drawn.
+    pub mode: SamplingMode,
+}
+
+/// How the sampler decides when each masked sub-token is revealed. Both modes have the same law.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingMode {
+    /// The official loop: at step k every masked sub-token is revealed with probability
+    /// (t_k − s_k)/t_k, decided at that step.
+    #[default]
+    Ancestral,
+    /// Every masked sub-token's reveal step is drawn up front: it is uniform over the T steps
+    /// (probability dt each, spec §5.4), and with probability 1 − T·dt it waits for the final
+    /// step. The steps without reveals are then known in advance: they cost no network call
+    /// and no work, and x0 is drawn only for the tokens that reveal a digit.
+    EventDriven,
 }
 
 impl Default for SamplerSettings {
     fn default() -> Self {
-        Self { steps: 256, seed: 0, temperature: 1.0, top_p: 1.0, top_k: None, carry_over: true, record_guesses: false }
+        Self {
+            steps: 256,
+            seed: 0,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: None,
+            carry_over: true,
+            record_guesses: false,
+            mode: SamplingMode::Ancestral,
+        }
     }
 }
 

@@ -1,0 +1,150 @@
+//! The static and per-launch parameters shared by the WGSL kernels and their twins.
+//!
+//! The shaders read one `u32` array whose layout is documented at the top of
+//! `wgsl/common.wgsl`; [`KernelParams::words`] writes it.
+
+use crate::codec::SubTokenCodec;
+use crate::error::{PrimeError, Result};
+use crate::rng::Stream;
+
+/// Word offsets of the parameter block (see `wgsl/common.wgsl`).
+const HEADER_WORDS: usize = 12;
+/// Flag bits.
+const FLAG_CARRY_OVER: u32 = 1;
+const FLAG_NOISE: u32 = 2;
+const FLAG_CUTOFF: u32 = 4;
+const FLAG_PLANNED: u32 = 8;
+
+/// The per-launch values of a parameter block.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch {
+    /// Apply the carry-over consistency filter.
+    pub carry_over: bool,
+    /// Seed of the counter-based stream.
+    pub seed: u64,
+    /// Step of the stream key.
+    pub step: u32,
+    /// Stream of the key.
+    pub stream: Stream,
+    /// 1 / temperature.
+    pub inv_temperature: f32,
+    /// Reveal probability of a masked sub-token.
+    pub reveal_probability: f32,
+    /// Add Gumbel noise to the draw.
+    pub noise: bool,
+    /// Truncate the draw with per-position cutoffs.
+    pub cutoff: bool,
+    /// Reveal the slots planned for this step instead of drawing reveal decisions.
+    pub planned: bool,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Self {
+            carry_over: true,
+            seed: 0,
+            step: 0,
+            stream: Stream::Token,
+            inv_temperature: 1.0,
+            reveal_probability: 0.0,
+            noise: false,
+            cutoff: false,
+            planned: false,
+        }
+    }
+}
+
+/// Sequence shape and codec constants of a kernel launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelParams {
+    length: usize,
+    width: usize,
+    codec: SubTokenCodec,
+    powers: Vec<u32>,
+}
+
+impl KernelParams {
+    /// Parameters for `length` tokens and logits rows of `width` ≥ V entries. Fails if a
+    /// code or a flat index does not fit in 31 bits.
+    pub fn new(codec: &SubTokenCodec, length: usize, width: usize) -> Result<Self> {
+        let l = codec.digits();
+        let capacity = (0..l).try_fold(1u64, |acc, _| acc.checked_mul(u64::from(codec.base())));
+        if capacity.is_none_or(|c| c > i32::MAX as u64) {
+            return Err(PrimeError::Input(format!(
+                "base {} with {l} digits exceeds the kernels' 31-bit codes",
+                codec.base()
+            )));
+        }
+        if width < codec.vocab() as usize {
+            return Err(PrimeError::Input(format!("logits width {width} is below the vocabulary {}", codec.vocab())));
+        }
+        if length == 0 || (length as u64) * (width.max(l) as u64) > i32::MAX as u64 {
+            return Err(PrimeError::Input(format!("sequence length {length} is outside what the kernels index")));
+        }
+        let powers = (0..l).map(|j| codec.digit_power(j) as u32).collect();
+        Ok(Self { length, width, codec: codec.clone(), powers })
+    }
+
+    /// Tokens per sequence, L.
+    pub fn length(&self) -> usize {
+        self.length
+    }
+
+    /// Entries per logits row (V, or V + 1 for MDLM's mask class).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Sub-tokens per token, ℓ.
+    pub fn digits(&self) -> usize {
+        self.codec.digits()
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &SubTokenCodec {
+        &self.codec
+    }
+
+    /// `b^(ℓ−1−j)` for each digit slot j.
+    pub fn powers(&self) -> &[u32] {
+        &self.powers
+    }
+
+    /// Checks that a vector has `per_token · L` entries.
+    pub fn check_len(&self, found: usize, per_token: usize, what: &str) -> Result<()> {
+        let want = per_token * self.length;
+        if found == want {
+            Ok(())
+        } else {
+            Err(PrimeError::Input(format!("{what} has {found} entries, expected {want}")))
+        }
+    }
+
+    /// The parameter block of one launch.
+    pub fn words(&self, launch: &Launch) -> Vec<u32> {
+        let Launch { carry_over, seed, step, stream, inv_temperature, reveal_probability, noise, cutoff, planned } =
+            *launch;
+        let flags =
+            [(carry_over, FLAG_CARRY_OVER), (noise, FLAG_NOISE), (cutoff, FLAG_CUTOFF), (planned, FLAG_PLANNED)]
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(0, |acc, (_, bit)| acc | bit);
+        let mut words = Vec::with_capacity(HEADER_WORDS + self.powers.len());
+        words.extend([
+            self.length as u32,
+            self.codec.digits() as u32,
+            self.codec.base(),
+            self.codec.vocab(),
+            self.width as u32,
+            seed as u32,
+            (seed >> 32) as u32,
+            step,
+            inv_temperature.to_bits(),
+            reveal_probability.to_bits(),
+            flags,
+            stream as u32,
+        ]);
+        words.extend(&self.powers);
+        words
+    }
+}

@@ -1,0 +1,158 @@
+//! The Burn-tensor-ops twins of the WGSL kernels: the same contracts, on any backend.
+//!
+//! They build what the shaders avoid (an L × V consistency mask, an L × V noise table drawn on
+//! the host from the same counter-based stream) because their job is to be obviously right.
+
+use burn::tensor::{Bool, Device, Int, IntDType, Tensor, TensorData};
+
+use super::params::KernelParams;
+use super::{DrawRequest, Normaliser, Revealed};
+use crate::rng::{CounterRng, Stream, word_to_uniform};
+
+fn ints<const D: usize>(values: Vec<i32>, shape: [usize; D], device: &Device) -> Tensor<D, Int> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn floats<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `b^(ℓ−1−j)` as a (rows, ℓ) tensor.
+fn powers(p: &KernelParams, rows: usize, device: &Device) -> Tensor<2, Int> {
+    let l = p.digits();
+    ints(p.powers().iter().map(|&w| w as i32).collect(), [1, l], device).expand([rows, l])
+}
+
+fn to_i32(t: Tensor<1, Int>) -> Tensor<1, Int> {
+    if t.dtype() == burn::tensor::DType::I32 { t } else { t.cast(IntDType::I32) }
+}
+
+/// See [`super::SubTokenKernels::encode`].
+pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Tensor<1, Int> {
+    let (n, l) = (p.length(), p.digits());
+    let device = tokens.device();
+    let digits = tokens.reshape([n, 1]).expand([n, l]).div(powers(p, n, &device)).remainder_scalar(p.codec().base());
+    to_i32(digits.reshape([n * l]))
+}
+
+/// See [`super::SubTokenKernels::decode`].
+pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Tensor<1, Int> {
+    let (n, l, b) = (p.length(), p.digits(), p.codec().base() as i32);
+    let device = state.device();
+    let digits = state.reshape([n, l]);
+    let masked = digits.clone().greater_equal_elem(b).int().sum_dim(1).reshape([n]).greater_elem(0);
+    let code = digits.clamp(0, b - 1).mul(powers(p, n, &device)).sum_dim(1).reshape([n]);
+    let invalid = masked.bool_or(code.clone().greater_equal_elem(p.codec().vocab() as i32));
+    to_i32(code.mask_fill(invalid, -1))
+}
+
+/// (L, V): whether token v is consistent with position i's revealed digits.
+fn consistency_mask(p: &KernelParams, state: Tensor<1, Int>, carry_over: bool) -> Tensor<2, Bool> {
+    let (n, l, v) = (p.length(), p.digits(), p.codec().vocab() as usize);
+    let device = state.device();
+    let mut mask = Tensor::<2, Int>::ones([n, v], &device).greater_elem(0);
+    if !carry_over {
+        return mask;
+    }
+    let codec = p.codec();
+    let table: Vec<i32> = (0..v as u32).flat_map(|t| (0..l).map(move |j| codec.digit(t, j) as i32)).collect();
+    let table = ints(table, [v, l], &device);
+    let state = state.reshape([n, l]);
+    for j in 0..l {
+        let observed = state.clone().slice([0..n, j..j + 1]).expand([n, v]);
+        let digit = table.clone().slice([0..v, j..j + 1]).reshape([1, v]).expand([n, v]);
+        let ok = observed.clone().equal_elem(codec.mask_id() as i32).bool_or(observed.equal(digit));
+        mask = mask.bool_and(ok);
+    }
+    mask
+}
+
+fn scaled(p: &KernelParams, logits: Tensor<2>, inv_temperature: f32) -> Tensor<2> {
+    let (n, v) = (p.length(), p.codec().vocab() as usize);
+    logits.slice([0..n, 0..v]).mul_scalar(inv_temperature)
+}
+
+/// See [`super::SubTokenKernels::normaliser`].
+pub fn normaliser(
+    p: &KernelParams,
+    logits: Tensor<2>,
+    state: Tensor<1, Int>,
+    inv_temperature: f32,
+    carry_over: bool,
+) -> Normaliser {
+    let n = p.length();
+    let mask = consistency_mask(p, state, carry_over);
+    let s = scaled(p, logits, inv_temperature).mask_fill(mask.clone().bool_not(), f32::NEG_INFINITY);
+    let max = s.clone().max_dim(1);
+    let sum = s.sub(max.clone()).exp().sum_dim(1);
+    let log_normaliser = max.clone().add(sum.log()).reshape([n]);
+    Normaliser { max: max.reshape([n]), log_normaliser, count: to_i32(mask.int().sum_dim(1).reshape([n])) }
+}
+
+/// Uniforms of (stream, step) for every (position, index < width), row-major.
+fn uniform_table(seed: u64, stream: Stream, step: u32, rows: usize, width: usize) -> Vec<f32> {
+    let rng = CounterRng::new(seed);
+    let mut out = Vec::with_capacity(rows * width);
+    for i in 0..rows as u32 {
+        for block in 0..(width as u32).div_ceil(4) {
+            let words = rng.block(stream, step, i, block);
+            let take = (width - 4 * block as usize).min(4);
+            out.extend(words[..take].iter().map(|&w| word_to_uniform(w)));
+        }
+    }
+    out
+}
+
+/// See [`super::SubTokenKernels::draw`].
+pub fn draw(
+    p: &KernelParams,
+    logits: Tensor<2>,
+    state: Tensor<1, Int>,
+    request: &DrawRequest,
+    carry_over: bool,
+) -> Tensor<1, Int> {
+    let (n, v) = (p.length(), p.codec().vocab() as usize);
+    let device = state.device();
+    let mut keep = consistency_mask(p, state, carry_over);
+    let s = scaled(p, logits, request.inv_temperature);
+    if let Some(c) = &request.cutoffs {
+        let score = c.score.clone().reshape([n, 1]).expand([n, v]);
+        let token = c.token.clone().reshape([n, 1]).expand([n, v]);
+        let ids = Tensor::<1, Int>::arange(0..v as i64, &device).reshape([1, v]).expand([n, v]);
+        let inside = s.clone().greater(score.clone()).bool_or(s.clone().equal(score).bool_and(ids.lower_equal(token)));
+        keep = keep.bool_and(inside);
+    }
+    let score = if request.noise {
+        let u = floats(uniform_table(request.seed, Stream::Token, request.step, n, v), [n, v], &device);
+        s.add(u.log().neg().log().neg())
+    } else {
+        s
+    };
+    let any = keep.clone().int().sum_dim(1).reshape([n]).greater_elem(0);
+    let winner = score.mask_fill(keep.bool_not(), f32::NEG_INFINITY).argmax(1).reshape([n]);
+    let live = any.bool_and(request.active.clone().not_equal_elem(0));
+    to_i32(winner.mask_fill(live.bool_not(), -1))
+}
+
+/// See [`super::SubTokenKernels::reveal`].
+pub fn reveal(
+    p: &KernelParams,
+    state: Tensor<1, Int>,
+    x0: Tensor<1, Int>,
+    seed: u64,
+    step: u32,
+    prob: f32,
+    plan: Option<Tensor<1, Int>>,
+) -> Revealed {
+    let (n, l, b) = (p.length(), p.digits(), p.codec().base() as i32);
+    let device = state.device();
+    let chosen = match plan {
+        Some(plan) => plan.equal_elem(step as i32),
+        None => floats(uniform_table(seed, Stream::Reveal, step, n, l), [n * l], &device).lower_elem(prob),
+    };
+    let drawn = x0.reshape([n, 1]).expand([n, l]);
+    let digits = drawn.clone().clamp_min(0).div(powers(p, n, &device)).remainder_scalar(b).reshape([n * l]);
+    let reveal = state.clone().equal_elem(b).bool_and(drawn.greater_equal_elem(0).reshape([n * l])).bool_and(chosen);
+    let changed = to_i32(reveal.clone().int().sum().greater_elem(0).int());
+    Revealed { state: to_i32(state.mask_where(reveal, digits)), changed }
+}

@@ -1,0 +1,391 @@
+//! The WGSL sub-token kernels equal their Burn-ops twins on wgpu (lavapipe in CI), and the
+//! twins equal the host reference (codec, filter, sampler rules) on every backend.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use prime_core::SubTokenCodec;
+use prime_core::distribution::logsumexp_over;
+use prime_core::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
+use prime_core::rng::{CounterRng, Stream};
+use prime_core::sampler::cutoff;
+use prime_tests::backends;
+
+/// A codec, sequence length and logits width to test on.
+struct Case {
+    name: &'static str,
+    codec: SubTokenCodec,
+    length: usize,
+    width: usize,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // V not a power of b: 18² = 324 codes, 24 invalid.
+        Case { name: "V300-l2", codec: SubTokenCodec::new(300, 2).expect("codec"), length: 12, width: 300 },
+        // ℓ = 1 (MDLM): the mask id is V, logits carry the mask class (V + 1).
+        Case { name: "V50-l1", codec: SubTokenCodec::new(50, 1).expect("codec"), length: 7, width: 51 },
+        // V a power of b: 4³ = 64, no invalid code.
+        Case { name: "V64-l3", codec: SubTokenCodec::new(64, 3).expect("codec"), length: 9, width: 64 },
+    ]
+}
+
+/// A deterministic pseudo-random sequence for test inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
+/// Logits with many exact ties (multiples of ½ in [−4, 4)).
+fn logits(case: &Case, seed: u64) -> Vec<f32> {
+    let mut r = Lcg(seed);
+    (0..case.length * case.width).map(|_| (r.next() % 16) as f32 * 0.5 - 4.0).collect()
+}
+
+/// A state mixing fully masked tokens (all consistent), fully revealed ones (exactly one),
+/// partly revealed ones and, where the codec has invalid codes, a pattern with none.
+fn state(case: &Case, seed: u64) -> Vec<u32> {
+    let c = &case.codec;
+    let (l, mask) = (c.digits(), c.mask_id());
+    let mut r = Lcg(seed);
+    let mut out = Vec::new();
+    for i in 0..case.length {
+        let token = r.next() % c.vocab();
+        for j in 0..l {
+            let digit = c.digit(token, j);
+            out.push(match i % 4 {
+                0 => mask,
+                1 => digit,
+                _ => {
+                    if r.next().is_multiple_of(2) {
+                        mask
+                    } else {
+                        digit
+                    }
+                }
+            });
+        }
+    }
+    if c.vocab() == 300 {
+        // 16·18 + 17 = 305 ≥ 300: no consistent token at position 3.
+        out[6] = 16;
+        out[7] = 17;
+    }
+    out
+}
+
+fn int_tensor(values: &[i32], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+}
+
+fn ids(values: &[u32], device: &Device) -> Tensor<1, Int> {
+    int_tensor(&values.iter().map(|&v| v as i32).collect::<Vec<_>>(), device)
+}
+
+fn logits_tensor(case: &Case, values: Vec<f32>, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, [case.length, case.width]), device)
+}
+
+fn read_ints(t: Tensor<1, Int>) -> Vec<i32> {
+    t.into_data().convert::<i32>().try_into_vec::<i32>().expect("int data")
+}
+
+fn read_floats(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("float data")
+}
+
+/// The kernel paths to compare on `device`: shader and twin on wgpu, the twin elsewhere.
+fn paths(device: &Device) -> Vec<KernelPath> {
+    match KernelPath::for_device(device) {
+        KernelPath::Shader => vec![KernelPath::Shader, KernelPath::Twin],
+        KernelPath::Twin => vec![KernelPath::Twin],
+    }
+}
+
+fn kernels(case: &Case, path: KernelPath, device: &Device) -> SubTokenKernels {
+    SubTokenKernels::new(&case.codec, case.length, case.width, path, device).expect("kernels")
+}
+
+#[test]
+fn encode_and_decode_match_the_codec() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let mut r = Lcg(5);
+            let tokens: Vec<u32> = (0..case.length).map(|_| r.next() % c.vocab()).collect();
+            let want = c.encode(&tokens).expect("encode");
+            let st = state(&case, 11);
+            let want_decoded: Vec<i32> =
+                st.chunks(c.digits()).map(|d| c.decode_token(d).map(|t| t as i32).unwrap_or(-1)).collect();
+            for path in paths(&device) {
+                let k = kernels(&case, path, &device);
+                let got = read_ints(k.encode(ids(&tokens, &device)).expect("encode"));
+                assert_eq!(got, want.iter().map(|&d| d as i32).collect::<Vec<_>>(), "{backend}/{path:?}/{}", case.name);
+                let round = read_ints(k.decode(ids(&want, &device)).expect("decode"));
+                assert_eq!(round, tokens.iter().map(|&t| t as i32).collect::<Vec<_>>(), "{backend}/{path:?}");
+                let decoded = read_ints(k.decode(ids(&st, &device)).expect("decode"));
+                assert_eq!(decoded, want_decoded, "{backend}/{path:?}/{}: masked and invalid give −1", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn normaliser_matches_the_host_filter() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let l = c.digits();
+            let (lg, st) = (logits(&case, 3), state(&case, 4));
+            for (temperature, carry_over) in [(1.0f32, true), (0.7, true), (1.0, false)] {
+                let inv_t = 1.0 / temperature;
+                for path in paths(&device) {
+                    let k = kernels(&case, path, &device);
+                    let out = k
+                        .normaliser(logits_tensor(&case, lg.clone(), &device), ids(&st, &device), inv_t, carry_over)
+                        .expect("normaliser");
+                    let (max, lse, count) =
+                        (read_floats(out.max), read_floats(out.log_normaliser), read_ints(out.count));
+                    for i in 0..case.length {
+                        let pattern = &st[i * l..(i + 1) * l];
+                        let members = prime_core::distribution::consistent_tokens(c, pattern, carry_over);
+                        let tag = format!("{backend}/{path:?}/{}/T{temperature}/co{carry_over}/pos {i}", case.name);
+                        assert_eq!(count[i] as usize, members.len(), "{tag}: count");
+                        if members.is_empty() {
+                            continue;
+                        }
+                        let row: Vec<f32> =
+                            lg[i * case.width..(i + 1) * case.width].iter().map(|&x| x * inv_t).collect();
+                        let want_max = members.iter().map(|&v| row[v as usize]).fold(f32::NEG_INFINITY, f32::max);
+                        let want_lse = logsumexp_over(&row, members.iter().copied()).expect("members");
+                        assert_eq!(max[i], want_max, "{tag}: max");
+                        let rel = (lse[i] - want_lse).abs() / want_lse.abs().max(1.0);
+                        assert!(rel <= 1e-6, "{tag}: lse {} vs {want_lse}", lse[i]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The host's rule: lowest-id argmax of the scaled logits over the consistent, kept tokens.
+fn host_argmax(case: &Case, lg: &[f32], st: &[u32], i: usize, keep: impl Fn(u32, f32) -> bool) -> i32 {
+    let l = case.codec.digits();
+    let mut best: Option<(f32, u32)> = None;
+    case.codec.for_each_consistent(&st[i * l..(i + 1) * l], |v| {
+        let s = lg[i * case.width + v as usize];
+        if keep(v, s) && best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, v));
+        }
+    });
+    best.map_or(-1, |(_, v)| v as i32)
+}
+
+#[test]
+fn argmax_draw_breaks_ties_to_the_lowest_id() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let (lg, st) = (logits(&case, 8), state(&case, 9));
+            let mut active = vec![1i32; case.length];
+            active[1] = 0;
+            let want: Vec<i32> = (0..case.length)
+                .map(|i| if active[i] == 0 { -1 } else { host_argmax(&case, &lg, &st, i, |_, _| true) })
+                .collect();
+            for path in paths(&device) {
+                let k = kernels(&case, path, &device);
+                let request = DrawRequest {
+                    seed: 0,
+                    step: 0,
+                    inv_temperature: 1.0,
+                    noise: false,
+                    active: int_tensor(&active, &device),
+                    cutoffs: None,
+                };
+                let got = read_ints(
+                    k.draw(logits_tensor(&case, lg.clone(), &device), ids(&st, &device), &request, true).expect("draw"),
+                );
+                assert_eq!(got, want, "{backend}/{path:?}/{}", case.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn sampled_draws_equal_between_shader_and_twin() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let l = c.digits();
+            let (lg, st) = (logits(&case, 21), state(&case, 22));
+            // Top-2 cutoffs from the host's truncation rule.
+            let cuts: Vec<_> = (0..case.length)
+                .map(|i| {
+                    let cands: Vec<(u32, f32)> =
+                        prime_core::distribution::consistent_tokens(c, &st[i * l..(i + 1) * l], true)
+                            .into_iter()
+                            .map(|v| (v, lg[i * case.width + v as usize] * 1.25))
+                            .collect();
+                    cutoff(cands, Some(2), 1.0)
+                })
+                .collect();
+            let cut_score: Vec<f32> = cuts.iter().map(|c| c.map_or(f32::MAX, |c| c.score)).collect();
+            let cut_token: Vec<i32> = cuts.iter().map(|c| c.map_or(-1, |c| c.token as i32)).collect();
+            for step in [0u32, 7] {
+                for truncate in [false, true] {
+                    let mut results = Vec::new();
+                    for path in paths(&device) {
+                        let k = kernels(&case, path, &device);
+                        let request = DrawRequest {
+                            seed: 42,
+                            step,
+                            inv_temperature: 1.25,
+                            noise: true,
+                            active: int_tensor(&vec![1; case.length], &device),
+                            cutoffs: truncate.then(|| Cutoffs {
+                                score: Tensor::from_data(TensorData::new(cut_score.clone(), [case.length]), &device),
+                                token: int_tensor(&cut_token, &device),
+                            }),
+                        };
+                        let got = read_ints(
+                            k.draw(logits_tensor(&case, lg.clone(), &device), ids(&st, &device), &request, true)
+                                .expect("draw"),
+                        );
+                        for (i, &x) in got.iter().enumerate() {
+                            let consistent = c.count_consistent(&st[i * l..(i + 1) * l]);
+                            assert_eq!(x < 0, consistent == 0, "{backend}/{path:?}/{}: pos {i} drew {x}", case.name);
+                            if x >= 0 {
+                                let pattern = &st[i * l..(i + 1) * l];
+                                let digits: Vec<u32> = (0..l).map(|j| c.digit(x as u32, j)).collect();
+                                assert!(pattern.iter().zip(&digits).all(|(&p, &d)| p == c.mask_id() || p == d));
+                                if let (true, Some(cut)) = (truncate, cuts[i]) {
+                                    assert!(cut.keeps(lg[i * case.width + x as usize] * 1.25, x as u32), "kept set");
+                                }
+                            }
+                        }
+                        results.push((path, got));
+                    }
+                    if let [(_, shader), (_, twin)] = &results[..] {
+                        assert_eq!(shader, twin, "{backend}/{}: step {step}, truncate {truncate}", case.name);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reveal_matches_the_host_rule_and_flags_changes() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let l = c.digits();
+            let st = state(&case, 31);
+            let mut r = Lcg(32);
+            let x0: Vec<i32> =
+                (0..case.length).map(|i| if i % 5 == 4 { -1 } else { (r.next() % c.vocab()) as i32 }).collect();
+            let rng = CounterRng::new(77);
+            for (step, p) in [(3u32, 0.5f32), (4, 0.0), (5, 1.0)] {
+                let want: Vec<i32> = (0..st.len())
+                    .map(|s| {
+                        let (i, j) = (s / l, s % l);
+                        let reveal = st[s] == c.mask_id()
+                            && x0[i] >= 0
+                            && rng.uniform(Stream::Reveal, step, i as u32, j as u32) < p;
+                        if reveal { c.digit(x0[i] as u32, j) as i32 } else { st[s] as i32 }
+                    })
+                    .collect();
+                let changed = want.iter().zip(&st).any(|(&a, &b)| a != b as i32);
+                for path in paths(&device) {
+                    let k = kernels(&case, path, &device);
+                    let out = k
+                        .reveal(ids(&st, &device), int_tensor(&x0, &device), 77, step, RevealRule::Probability(p))
+                        .expect("reveal");
+                    let tag = format!("{backend}/{path:?}/{}/step {step}", case.name);
+                    assert_eq!(read_ints(out.state), want, "{tag}");
+                    assert_eq!(read_ints(out.changed)[0] != 0, changed, "{tag}: changed flag");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn planned_reveal_uncovers_exactly_the_planned_slots() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let l = c.digits();
+            let st = state(&case, 41);
+            let x0: Vec<i32> = (0..case.length).map(|i| (i as u32 * 37 % c.vocab()) as i32).collect();
+            let plan: Vec<i32> = (0..st.len()).map(|s| (s % 3) as i32 - 1).collect();
+            let want: Vec<i32> = (0..st.len())
+                .map(|s| {
+                    if st[s] == c.mask_id() && plan[s] == 1 {
+                        c.digit(x0[s / l] as u32, s % l) as i32
+                    } else {
+                        st[s] as i32
+                    }
+                })
+                .collect();
+            for path in paths(&device) {
+                let k = kernels(&case, path, &device);
+                let rule = RevealRule::Planned(Box::new(int_tensor(&plan, &device)));
+                let out = k.reveal(ids(&st, &device), int_tensor(&x0, &device), 3, 1, rule).expect("reveal");
+                assert_eq!(read_ints(out.state), want, "{backend}/{path:?}/{}", case.name);
+            }
+        }
+    }
+}
+
+/// Draws from many positions with identical inputs (independent noise per position) follow
+/// the exact filtered softmax: a chi-square test against the true probabilities.
+#[test]
+fn draw_distribution_matches_exact_probabilities() {
+    let codec = SubTokenCodec::new(20, 2).expect("codec"); // b = 5, 25 codes
+    let length = 4000;
+    let width = 20;
+    let case = Case { name: "dist", codec, length, width };
+    let row: Vec<f32> = (0..width).map(|v| ((v * 7) % 5) as f32 * 0.6 - 1.0).collect();
+    // Digit 0 revealed as 2: consistent tokens 10..14.
+    let pattern = [2u32, 5];
+    let members: Vec<u32> = (10..15).collect();
+    let temperature = 0.8f32;
+    let weights: Vec<f64> =
+        members.iter().map(|&v| (f64::from(row[v as usize]) / f64::from(temperature)).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    for (backend, device) in backends() {
+        for path in paths(&device) {
+            let k = kernels(&case, path, &device);
+            let mut counts = vec![0u64; members.len()];
+            for step in 0..2u32 {
+                let request = DrawRequest {
+                    seed: 9,
+                    step,
+                    inv_temperature: 1.0 / temperature,
+                    noise: true,
+                    active: int_tensor(&vec![1; length], &device),
+                    cutoffs: None,
+                };
+                let lg = logits_tensor(&case, row.repeat(length), &device);
+                let st = ids(&pattern.repeat(length), &device);
+                for x in read_ints(k.draw(lg, st, &request, true).expect("draw")) {
+                    let slot = members.iter().position(|&m| m as i32 == x).expect("drawn token is consistent");
+                    counts[slot] += 1;
+                }
+            }
+            let n = (2 * length) as f64;
+            let chi2: f64 = counts
+                .iter()
+                .zip(&weights)
+                .map(|(&o, &w)| {
+                    let e = n * w / total;
+                    (o as f64 - e).powi(2) / e
+                })
+                .sum();
+            // χ²(4) at 0.999 is 18.47.
+            assert!(chi2 < 18.47, "{backend}/{path:?}: chi-square {chi2:.2}, counts {counts:?}");
+        }
+    }
+}

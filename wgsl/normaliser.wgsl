@@ -1,0 +1,77 @@
+// Consistency filter + normaliser: for each position i, over the tokens consistent with its
+// revealed digits, the maximum scaled logit, log Σ exp(scaled logit) and the number of
+// consistent tokens. One workgroup per position; no (L × V) mask is built.
+//
+// Bindings: logits (L × W, f32), state (ℓL ids), params, out_max (L), out_lse (L), out_count (L).
+
+@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> state: array<{{ int }}>;
+@group(0) @binding(2) var<storage, read_write> params: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out_max: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out_lse: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out_count: array<{{ int }}>;
+
+const WG: u32 = {{ workgroup }}u;
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
+
+@compute @workgroup_size({{ workgroup }}, 1, 1)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = workgroup_position(wid, nwg);
+    let in_range = i < params[P_L];
+    let position = min(i, params[P_L] - 1u);
+    let pattern = pattern_of(position);
+    let vocab = params[P_VOCAB];
+    let inv_t = bitcast<f32>(params[P_INV_TEMP]);
+    let row = position * params[P_WIDTH];
+
+    // Pass 1: maximum and count.
+    var best = -3.4028235e38;
+    var count = 0u;
+    for (var n = lid; n < pattern.count; n = n + WG) {
+        let v = code_of(position, pattern, n);
+        if (v < vocab) {
+            best = max(best, logits[row + v] * inv_t);
+            count = count + 1u;
+        }
+    }
+    red_f[lid] = best;
+    red_u[lid] = count;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red_f[lid] = max(red_f[lid], red_f[lid + s]);
+            red_u[lid] = red_u[lid] + red_u[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let top = red_f[0];
+    let total = red_u[0];
+    workgroupBarrier();
+
+    // Pass 2: Σ exp(s − max).
+    var sum = 0.0;
+    for (var n = lid; n < pattern.count; n = n + WG) {
+        let v = code_of(position, pattern, n);
+        if (v < vocab) {
+            sum = sum + exp(logits[row + v] * inv_t - top);
+        }
+    }
+    red_f[lid] = sum;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            red_f[lid] = red_f[lid] + red_f[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u && in_range) {
+        out_max[i] = top;
+        out_lse[i] = top + log(red_f[0]);
+        out_count[i] = {{ int }}(total);
+    }
+}
