@@ -5,7 +5,8 @@
 //   4 row width W     5 seed lo         6 seed hi                     7 step
 //   8 f32 bits of 1/temperature         9 f32 bits of the reveal probability
 //  10 flags (bit 0: carry-over filter, bit 1: add Gumbel noise, bit 2: use cutoffs,
-//     bit 3: reveal the planned slots)
+//     bit 3: reveal the planned slots, bit 4: draw only positions with a slot revealed at
+//     this step)
 //  11 stream id      12.. powers b^(ℓ−1−j), j = 0..ℓ−1
 
 const PARITY: u32 = 0x1BD11BDAu;
@@ -13,6 +14,9 @@ const FLAG_CARRY_OVER: u32 = 1u;
 const FLAG_NOISE: u32 = 2u;
 const FLAG_CUTOFF: u32 = 4u;
 const FLAG_PLANNED: u32 = 8u;
+const FLAG_REVEALING: u32 = 16u;
+// Stream ids of core/src/rng.rs.
+const STREAM_REVEAL: u32 = 2u;
 const P_L: u32 = 0u;
 const P_DIGITS: u32 = 1u;
 const P_BASE: u32 = 2u;
@@ -91,4 +95,9 @@ fn element_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // Position of a one-workgroup-per-position kernel over a (x, y) grid of workgroups.
 fn workgroup_position(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
+}
+
+// The ancestral reveal decision of slot (i, j) at this step: uniform below p.
+fn reveals(i: u32, j: u32) -> bool {
+    return word_to_uniform(rng_word(STREAM_REVEAL, params[P_STEP], i, j)) < bitcast<f32>(params[P_REVEAL_P]);
 }

@@ -3,8 +3,10 @@
 // with G = −ln(−ln u) from the counter-based stream (index = token id). Without the noise flag
 // it is the plain argmax (MDLM's final rule). With the cutoff flag, only tokens inside the
 // position's truncation prefix (score > c, or score = c and id ≤ c's id) compete.
-// Positions whose `draw_mask` entry is 0 are skipped and get −1; so does a position with no
-// candidate (the host reports it as an error).
+// Positions whose `draw_mask` entry is 0 are skipped and get −1, and so, with the revealing
+// flag, are positions none of whose masked slots is revealed at this step (the ancestral reveal
+// decision does not depend on x0, so it is taken first); so is a position with no candidate.
+// Each thread walks 4 consecutive codes at a time, so one Threefry block serves 4 tokens.
 //
 // Bindings: logits (L × W), state (ℓL), params, draw_mask (L), cut_score (L), cut_token (L), out (L).
 
@@ -42,7 +44,15 @@ fn main(
     // No early return: the barriers below need uniform control flow.
     let in_range = i < params[P_L];
     let position = min(i, params[P_L] - 1u);
-    let live = in_range && draw_mask[position] != {{ int }}(0);
+    var live = in_range && draw_mask[position] != {{ int }}(0);
+    if (live && (params[P_FLAGS] & FLAG_REVEALING) != 0u) {
+        var revealing = false;
+        for (var j = 0u; j < params[P_DIGITS]; j = j + 1u) {
+            let d = u32(state[position * params[P_DIGITS] + j]);
+            revealing = revealing || (d == params[P_BASE] && reveals(position, j));
+        }
+        live = revealing;
+    }
     var pattern = pattern_of(position);
     if (!live) {
         pattern.count = 0u;
@@ -60,23 +70,35 @@ fn main(
 
     var best_s = 0.0;
     var best_v = NONE;
-    for (var n = lid; n < pattern.count; n = n + WG) {
-        let v = code_of(position, pattern, n);
-        if (v >= vocab) {
-            continue;
-        }
-        let s = logits[row + v] * inv_t;
-        if (use_cut && !(s > c_score || (s == c_score && v <= c_token))) {
-            continue;
-        }
-        var score = s;
-        if (noise) {
-            let u = word_to_uniform(rng_word(stream, step, position, v));
-            score = s + (-log(-log(u)));
-        }
-        if (beats(score, v, best_s, best_v)) {
-            best_s = score;
-            best_v = v;
+    var block_id = NONE;
+    var block = vec4<u32>(0u);
+    for (var base = lid * 4u; base < pattern.count; base = base + WG * 4u) {
+        for (var t = 0u; t < 4u; t = t + 1u) {
+            let n = base + t;
+            if (n >= pattern.count) {
+                break;
+            }
+            let v = code_of(position, pattern, n);
+            if (v >= vocab) {
+                continue;
+            }
+            let s = logits[row + v] * inv_t;
+            if (use_cut && !(s > c_score || (s == c_score && v <= c_token))) {
+                continue;
+            }
+            var score = s;
+            if (noise) {
+                if ((v >> 2u) != block_id) {
+                    block_id = v >> 2u;
+                    block = threefry(vec4<u32>(step, position, block_id, 0u), vec4<u32>(params[P_SEED_LO], params[P_SEED_HI], stream, 0u));
+                }
+                let u = word_to_uniform(block[v & 3u]);
+                score = s + (-log(-log(u)));
+            }
+            if (beats(score, v, best_s, best_v)) {
+                best_s = score;
+                best_v = v;
+            }
         }
     }
     red_score[lid] = best_s;

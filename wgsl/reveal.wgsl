@@ -31,8 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         if ((params[P_FLAGS] & FLAG_PLANNED) != 0u) {
             reveal = plan[s] == {{ int }}(params[P_STEP]);
         } else {
-            let u = word_to_uniform(rng_word(params[P_STREAM], params[P_STEP], i, j));
-            reveal = u < bitcast<f32>(params[P_REVEAL_P]);
+            reveal = reveals(i, j);
         }
         if (reveal) {
             value = {{ int }}(digit_of(u32(drawn), j));

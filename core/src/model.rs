@@ -56,16 +56,23 @@ impl Model {
     /// Builds a model from the contents of the three files (as fetched by a browser).
     pub fn from_parts(config: &str, weights: &[u8], tokenizer: Option<&[u8]>, device: &Device) -> Result<Self> {
         let config = ModelConfig::from_json(config)?;
+        let text = tokenizer.map(|t| TextCodec::from_bytes(t, config.vocab_size)).transpose()?;
+        let mut model = Self::from_weights(config, WeightFile::from_bytes(weights)?, device)?;
+        model.text = text;
+        Ok(model)
+    }
+
+    /// Builds a model without a tokenizer from a config and in-memory weights (for example
+    /// freshly initialised ones).
+    pub fn from_weights(config: ModelConfig, mut file: WeightFile, device: &Device) -> Result<Self> {
         let codec = config.codec()?;
-        let mut file = WeightFile::from_bytes(weights)?;
         let network = Network::load(&config, &mut file, device)?;
         let extra = file.remaining();
         if !extra.is_empty() {
             tracing::debug!("ignoring {} extra tensors: {:?}", extra.len(), extra);
         }
-        let text = tokenizer.map(|t| TextCodec::from_bytes(t, config.vocab_size)).transpose()?;
         let constants = network.constants();
-        Ok(Self { config, codec, network, constants, device: device.clone(), text })
+        Ok(Self { config, codec, network, constants, device: device.clone(), text: None })
     }
 
     /// The hyper-parameters.

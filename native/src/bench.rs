@@ -1,34 +1,47 @@
-//! `prime bench`: time network calls and sampler steps; report NFE and idle steps.
+//! `prime bench`: per-step cost of each sampler path, with NFE, idle steps and host readbacks.
+//!
+//! Each path runs twice per seed: with the model (the step time, NFE, idle steps, readbacks),
+//! and against one fixed logits tensor held on the device, which times the sampler's own work
+//! alone (on the host path that includes reading the logits back at every network call).
 
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::Context;
-use clap::Args;
+use anyhow::{Context, Result};
+use burn::tensor::{Int, Tensor, TensorData};
+use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
-use prime_core::sampler::run as run_sampler;
+use prime_core::kernels::KernelPath;
+use prime_core::sampler::DeviceDenoiser;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
-use prime_core::{Conditioning, Denoiser, Model, Sampler, SamplerSettings, SamplerShape};
+use prime_core::train::initial_weights;
+use prime_core::{
+    Conditioning, Denoiser, Model, ModelClass, ModelConfig, PrimeError, Sampler, SamplerSettings, SamplerShape,
+};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
-use crate::mode_arg::ModeName;
 use crate::model_arg::ModelArg;
+use crate::sampler_args::{ModeName, sample};
 
 /// Arguments of `prime bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArg,
+    /// Benchmark a randomly initialised MDM-Prime model of OpenWebText's shape (ℓ = 4,
+    /// L = 1024, V = 50257) with a small network (hidden 64, one block) instead.
+    #[arg(long, conflicts_with = "model")]
+    random: bool,
     /// Sampling steps T per run.
     #[arg(long, default_value_t = 64)]
     steps: usize,
-    /// Number of generations to time (seeds 0..runs).
+    /// Number of generations per path (seeds 0..runs).
     #[arg(long, default_value_t = 3)]
     runs: u64,
-    /// How reveal times are drawn.
-    #[arg(long, value_enum, default_value_t = ModeName::Ancestral)]
-    mode: ModeName,
+    /// Paths to time, comma-separated (default: all the device supports).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    paths: Vec<BenchPath>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -36,111 +49,223 @@ pub struct BenchArgs {
     device: DeviceArgs,
 }
 
-/// Wraps a model and accumulates the time spent in network calls.
-struct Timed<'a> {
-    model: &'a mut Model,
-    spent: Duration,
-    calls: usize,
+/// A sampler configuration to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BenchPath {
+    /// Host loop, ancestral.
+    Host,
+    /// WGSL kernels on the device, ancestral.
+    Shader,
+    /// Burn-ops twins on the device, ancestral.
+    Twin,
+    /// Event-driven mode: on the kernels on a GPU, on the host loop on the CPU.
+    EventDriven,
 }
 
-impl Denoiser for Timed<'_> {
-    fn logits(&mut self, state: &[u32]) -> prime_core::Result<Vec<f32>> {
-        let start = Instant::now();
-        let out = Denoiser::logits(self.model, state);
-        self.spent += start.elapsed();
-        self.calls += 1;
-        out
+impl BenchPath {
+    fn setup(self, on_gpu: bool) -> (Option<KernelPath>, ModeName) {
+        match self {
+            Self::Host => (None, ModeName::Ancestral),
+            Self::Shader => (Some(KernelPath::Shader), ModeName::Ancestral),
+            Self::Twin => (Some(KernelPath::Twin), ModeName::Ancestral),
+            Self::EventDriven => (on_gpu.then_some(KernelPath::Shader), ModeName::EventDriven),
+        }
     }
 }
 
-#[derive(Serialize)]
-struct Figures {
-    backend: String,
-    model_class: String,
-    subtokens: usize,
-    length: usize,
-    vocab: u32,
-    mode: String,
-    steps: usize,
-    runs: u64,
-    ms_per_network_call: f64,
+/// One path's figures.
+#[derive(Debug, Serialize)]
+struct Row {
+    path: BenchPath,
     ms_per_step: f64,
     sampler_ms_per_step: f64,
     sampler_share_of_step: f64,
     nfe: f64,
-    expected_nfe: f64,
     idle_step_ratio: f64,
-    expected_idle_step_ratio: f64,
+    readbacks_per_step: Option<f64>,
 }
 
-/// Runs the command.
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let device = args.device.open()?;
-    let mut model = args.model.load(&device.device)?;
-    let shape = SamplerShape::from_config(model.config())?;
-    let config = model.config().clone();
-    // Warm-up: the first call compiles kernels and fills caches.
-    let warm = vec![i64::from(shape.codec.mask_id()); config.sequence_subtokens()];
-    model.forward(&warm, 1).context("warm-up network call")?;
+#[derive(Debug, Serialize)]
+struct Figures {
+    backend: String,
+    model: String,
+    model_class: String,
+    subtokens: usize,
+    length: usize,
+    vocab: u32,
+    steps: usize,
+    runs: u64,
+    ms_per_network_call: f64,
+    expected_nfe: f64,
+    expected_idle_step_ratio: f64,
+    rows: Vec<Row>,
+}
 
-    let bar = ProgressBar::new(args.runs);
-    let mut timed = Timed { model: &mut model, spent: Duration::ZERO, calls: 0 };
-    let (mut total, mut idle, mut masked) = (Duration::ZERO, 0usize, 0usize);
-    for seed in 0..args.runs {
-        let settings = SamplerSettings { steps: args.steps, seed, mode: args.mode.into(), ..Default::default() };
-        let mut sampler = Sampler::new(shape.clone(), settings, &Conditioning::default())?;
-        masked = sampler.masked_at_start();
-        let start = Instant::now();
-        let outcome =
-            run_sampler(&mut sampler, &mut timed, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
-        total += start.elapsed();
-        idle += outcome.idle_steps;
-        bar.inc(1);
+/// The random model of `--random`.
+fn random_model(device: &burn::tensor::Device) -> Result<Model> {
+    let config = ModelConfig {
+        model_class: ModelClass::PerceiverDIT,
+        vocab_size: 50257,
+        subtokens: 4,
+        base: None,
+        hidden_size: 64,
+        n_blocks: 1,
+        n_heads: 2,
+        cond_dim: 32,
+        length: 1024,
+        mlp_ratio: 2,
+        layer_norm_eps: 1e-5,
+        rope_base: 10000.0,
+        frequency_embedding_size: 256,
+        carry_over: true,
+    };
+    let weights = initial_weights(&config, 0)?;
+    Ok(Model::from_weights(config, weights, device)?)
+}
+
+/// A stand-in network that returns one logits tensor kept on the device, so that a run times
+/// the sampler's own work.
+struct Fixed {
+    logits: Tensor<2>,
+    device: burn::tensor::Device,
+}
+
+impl DeviceDenoiser for Fixed {
+    fn device(&self) -> &burn::tensor::Device {
+        &self.device
+    }
+
+    fn logits_on_device(&mut self, _state: Tensor<1, Int>) -> prime_core::Result<Tensor<2>> {
+        Ok(self.logits.clone())
+    }
+}
+
+impl Denoiser for Fixed {
+    fn logits(&mut self, _state: &[u32]) -> prime_core::Result<Vec<f32>> {
+        self.logits.to_data().try_into_vec::<f32>().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))
+    }
+}
+
+/// Milliseconds of one network pass on the device, synchronised by a one-number readback;
+/// also returns the all-masked state's logits.
+fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
+    let n = model.config().sequence_subtokens();
+    let mask = model.codec().mask_id() as i32;
+    let ids = || Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device());
+    let logits = model.forward_on_device(ids())?;
+    logits.clone().sum().into_data(); // warm-up: compiles kernels
+    let passes = 3;
+    let start = Instant::now();
+    for _ in 0..passes {
+        model.forward_on_device(ids())?.sum().into_data();
+    }
+    Ok((start.elapsed().as_secs_f64() * 1e3 / f64::from(passes), logits))
+}
+
+/// Runs `prime bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    anyhow::ensure!(args.runs > 0, "--runs must be positive");
+    let device = args.device.open()?;
+    let mut model = if args.random { random_model(&device.device)? } else { args.model.load(&device.device)? };
+    let config = model.config().clone();
+    let shape = SamplerShape::from_config(&config)?;
+    let on_gpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
+    let paths = if args.paths.is_empty() {
+        let mut all = vec![BenchPath::Host, BenchPath::Twin, BenchPath::EventDriven];
+        if on_gpu {
+            all.insert(1, BenchPath::Shader);
+        }
+        all
+    } else {
+        args.paths.clone()
+    };
+    let (call_ms, logits) = network_pass(&model).context("timing the network")?;
+    let mut fixed = Fixed { device: logits.device(), logits };
+    let bar = ProgressBar::new(args.runs * paths.len() as u64);
+    let mut rows = Vec::new();
+    let mut masked = 0;
+    for &path in &paths {
+        let (kernels, mode) = path.setup(on_gpu);
+        let (mut ms, mut own_ms, mut nfe, mut idle, mut readbacks) = (0.0, 0.0, 0usize, 0usize, None::<usize>);
+        for seed in 0..args.runs {
+            let settings = SamplerSettings { steps: args.steps, seed, mode: mode.into(), ..Default::default() };
+            let mut sampler = Sampler::new(shape.clone(), settings.clone(), &Conditioning::default())?;
+            masked = sampler.masked_at_start();
+            let start = Instant::now();
+            let (outcome, stats) = sample(&mut sampler, &mut model, kernels, false, |_| ControlFlow::Continue(()))?
+                .context("benchmark run aborted")?;
+            ms += start.elapsed().as_secs_f64() * 1e3;
+            nfe += outcome.nfe;
+            idle += outcome.idle_steps;
+            if let Some(s) = stats {
+                *readbacks.get_or_insert(0) += s.readbacks;
+            }
+            let mut sampler = Sampler::new(shape.clone(), settings, &Conditioning::default())?;
+            let start = Instant::now();
+            sample(&mut sampler, &mut fixed, kernels, false, |_| ControlFlow::Continue(()))?
+                .context("benchmark run aborted")?;
+            own_ms += start.elapsed().as_secs_f64() * 1e3;
+            bar.inc(1);
+        }
+        let runs = args.runs as f64;
+        let steps = runs * (args.steps as f64 + 1.0);
+        let (per_step, sampler_ms) = (ms / steps, own_ms / steps);
+        rows.push(Row {
+            path,
+            ms_per_step: per_step,
+            sampler_ms_per_step: sampler_ms,
+            sampler_share_of_step: sampler_ms / per_step.max(f64::MIN_POSITIVE),
+            nfe: nfe as f64 / runs,
+            idle_step_ratio: idle as f64 / (runs * args.steps as f64),
+            readbacks_per_step: readbacks.map(|r| r as f64 / steps),
+        });
     }
     bar.finish_and_clear();
-    let runs = args.runs.max(1) as f64;
-    let steps_total = runs * (args.steps as f64 + 1.0);
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let sampler_ms = ms(total.saturating_sub(timed.spent)) / steps_total;
     let figures = Figures {
         backend: DeviceArgs::describe(&device),
+        model: if args.random { "random (--random)".into() } else { args.model.describe() },
         model_class: format!("{:?}", config.model_class),
         subtokens: config.subtokens,
         length: config.length,
         vocab: config.vocab_size,
-        mode: format!("{:?}", args.mode),
         steps: args.steps,
         runs: args.runs,
-        ms_per_network_call: ms(timed.spent) / timed.calls.max(1) as f64,
-        ms_per_step: ms(total) / steps_total,
-        sampler_ms_per_step: sampler_ms,
-        sampler_share_of_step: sampler_ms / (ms(total) / steps_total).max(f64::MIN_POSITIVE),
-        nfe: timed.calls as f64 / runs,
+        ms_per_network_call: call_ms,
         expected_nfe: expected_nfe(args.steps, masked),
-        idle_step_ratio: idle as f64 / (runs * args.steps as f64),
         expected_idle_step_ratio: expected_idle_ratio(args.steps, masked),
+        rows,
     };
     if args.json {
         println!("{}", serde_json::to_string(&figures)?);
-    } else {
-        println!("backend                 {}", figures.backend);
+        return Ok(());
+    }
+    println!("backend        {}", figures.backend);
+    println!(
+        "model          {} · {} ℓ={} L={} V={}",
+        figures.model, figures.model_class, figures.subtokens, figures.length, figures.vocab
+    );
+    println!("steps × runs   {} × {}", figures.steps, figures.runs);
+    println!("network pass   {:.3} ms", figures.ms_per_network_call);
+    println!(
+        "closed form    NFE {:.1} · idle-step ratio {:.4}",
+        figures.expected_nfe, figures.expected_idle_step_ratio
+    );
+    println!(
+        "{:<13} {:>10} {:>16} {:>9} {:>8} {:>7} {:>15}",
+        "path", "ms/step", "sampler ms/step", "% step", "NFE", "idle", "readbacks/step"
+    );
+    for r in &figures.rows {
+        let readbacks = r.readbacks_per_step.map_or("L×V logits/NFE".to_string(), |x| format!("{x:.2}"));
         println!(
-            "model                   {} ℓ={} L={} V={}",
-            figures.model_class, figures.subtokens, figures.length, figures.vocab
-        );
-        println!("sampler mode            {}", figures.mode);
-        println!("steps × runs            {} × {}", figures.steps, figures.runs);
-        println!("ms per network call     {:.3}", figures.ms_per_network_call);
-        println!("ms per step             {:.3}", figures.ms_per_step);
-        println!(
-            "sampler ms per step     {:.3} ({:.1} % of a step)",
-            figures.sampler_ms_per_step,
-            100.0 * figures.sampler_share_of_step
-        );
-        println!("NFE per run             {:.1} (closed form {:.1})", figures.nfe, figures.expected_nfe);
-        println!(
-            "idle-step ratio         {:.4} (closed form (1−dt)^(ℓL) = {:.4})",
-            figures.idle_step_ratio, figures.expected_idle_step_ratio
+            "{:<13} {:>10.3} {:>16.3} {:>8.1}% {:>8.1} {:>7.3} {:>15}",
+            format!("{:?}", r.path).to_lowercase(),
+            r.ms_per_step,
+            r.sampler_ms_per_step,
+            100.0 * r.sampler_share_of_step,
+            r.nfe,
+            r.idle_step_ratio,
+            readbacks
         );
     }
     Ok(())

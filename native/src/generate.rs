@@ -8,14 +8,13 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use prime_core::sampler::run as run_sampler;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
-use crate::mode_arg::ModeName;
 use crate::model_arg::ModelArg;
+use crate::sampler_args::{SamplerArgs, sample};
 
 /// Arguments of `prime generate`.
 #[derive(Args, Debug)]
@@ -56,9 +55,8 @@ pub struct GenerateArgs {
     /// the final digits may then decode to an id outside the vocabulary, which is an error.
     #[arg(long)]
     no_carry_over: bool,
-    /// How reveal times are drawn (both modes have the same law).
-    #[arg(long, value_enum, default_value_t = ModeName::Ancestral)]
-    mode: ModeName,
+    #[command(flatten)]
+    sampler: SamplerArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -116,7 +114,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         top_k: args.top_k,
         carry_over: model.config().carry_over && !args.no_carry_over,
         record_guesses: args.trajectory.is_some(),
-        mode: args.mode.into(),
+        mode: args.sampler.mode.into(),
     };
     let shape = SamplerShape::from_config(model.config())?;
     let mut sampler = Sampler::new(shape, settings, &conditioning)?;
@@ -135,7 +133,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let mut write_error = None;
-    let outcome = run_sampler(&mut sampler, &mut model, |event| {
+    let kernels = args.sampler.kernels(&model)?;
+    let sync = args.trajectory.is_some();
+    let outcome = sample(&mut sampler, &mut model, kernels, sync, |event| {
         bar.set_position(event.step as u64 + 1);
         bar.set_message(format!("NFE {} · idle {}", event.nfe, event.idle_steps));
         if let Some(out) = trajectory.as_mut() {
@@ -151,7 +151,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if let Some(e) = write_error {
         bail!("cannot write the trajectory: {e}");
     }
-    let outcome = outcome?.context("generation was aborted")?;
+    let (outcome, _) = outcome?.context("generation was aborted")?;
     if let Some(mut out) = trajectory {
         out.flush().context("cannot write the trajectory")?;
     }

@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use prime_core::sampler::run as run_sampler;
 use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
-use crate::mode_arg::ModeName;
 use crate::model_arg::ModelArg;
+use crate::sampler_args::{SamplerArgs, sample as sample_with};
 
 /// Arguments of `prime words`.
 #[derive(Debug, Args)]
@@ -30,9 +29,8 @@ pub struct WordsArgs {
     /// Word list, one word per line.
     #[arg(long, default_value = "/usr/share/dict/words")]
     dict: PathBuf,
-    /// How reveal times are drawn.
-    #[arg(long, value_enum, default_value_t = ModeName::Ancestral)]
-    mode: ModeName,
+    #[command(flatten)]
+    sampler: SamplerArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -65,8 +63,8 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let mut first_sample = String::new();
     for seed in 0..args.samples {
         let settings =
-            SamplerSettings { steps: args.steps, seed, mode: args.mode.into(), ..SamplerSettings::default() };
-        let outcome = sample(&mut model, settings)?;
+            SamplerSettings { steps: args.steps, seed, mode: args.sampler.mode.into(), ..SamplerSettings::default() };
+        let outcome = sample(&mut model, settings, &args.sampler)?;
         let sample = text.decode(&outcome.0)?;
         let (w, k) = count_words(&sample, &dict);
         (words, known, nfe, idle) = (words + w, known + k, nfe + outcome.1, idle + outcome.2);
@@ -104,11 +102,12 @@ pub fn run(args: &WordsArgs) -> Result<()> {
 }
 
 /// One unconditional sample: (tokens, NFE, idle steps).
-fn sample(model: &mut Model, settings: SamplerSettings) -> Result<(Vec<u32>, usize, usize)> {
+fn sample(model: &mut Model, settings: SamplerSettings, how: &SamplerArgs) -> Result<(Vec<u32>, usize, usize)> {
     let settings = SamplerSettings { carry_over: model.config().carry_over, ..settings };
     let mut sampler = Sampler::new(SamplerShape::from_config(model.config())?, settings, &Conditioning::default())?;
-    let outcome = run_sampler(&mut sampler, model, |_| std::ops::ControlFlow::Continue(()))?;
-    let outcome = outcome.context("sampling stopped early")?;
+    let kernels = how.kernels(model)?;
+    let outcome = sample_with(&mut sampler, model, kernels, false, |_| std::ops::ControlFlow::Continue(()))?;
+    let (outcome, _) = outcome.context("sampling stopped early")?;
     Ok((outcome.tokens, outcome.nfe, outcome.idle_steps))
 }
 

@@ -38,7 +38,7 @@ fn device_loop_takes_the_host_samplers_steps() {
                     let mut events = Vec::new();
                     let options = DeviceOptions { path: KernelPath::for_device(&device), sync_states: true };
                     let (outcome, stats) = sampler
-                        .run_on_device(&model, options, |e| {
+                        .run_on_device(&mut model, options, |e| {
                             events.push(e.clone());
                             ControlFlow::Continue(())
                         })
@@ -74,14 +74,14 @@ fn device_loop_takes_the_host_samplers_steps() {
 #[test]
 fn device_loop_reads_back_one_word_per_step() {
     for (backend, device) in backends() {
-        let model = Model::load_dir(&case_dir("prime_l2_tiny"), &device).expect("model");
+        let mut model = Model::load_dir(&case_dir("prime_l2_tiny"), &device).expect("model");
         for (mode, per_step) in [(SamplingMode::Ancestral, 1usize), (SamplingMode::EventDriven, 0)] {
             let settings = SamplerSettings { steps: 32, seed: 4, mode, ..Default::default() };
             let shape = SamplerShape::from_config(model.config()).expect("shape");
             let mut sampler = Sampler::new(shape, settings, &Conditioning::default()).expect("sampler");
             let options = DeviceOptions { path: KernelPath::for_device(&device), sync_states: false };
             let (_, stats) = sampler
-                .run_on_device(&model, options, |e| {
+                .run_on_device(&mut model, options, |e| {
                     assert!(e.state.is_empty() != e.is_final, "only the final state is read back");
                     ControlFlow::Continue(())
                 })

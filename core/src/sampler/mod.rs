@@ -15,7 +15,7 @@ mod truncation;
 use std::ops::ControlFlow;
 
 pub use events::{Outcome, StepEvent};
-pub use on_device::{DeviceOptions, DeviceStats};
+pub use on_device::{DeviceDenoiser, DeviceOptions, DeviceStats};
 pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape, SamplingMode};
 pub use truncation::{Cutoff, cutoff};
 

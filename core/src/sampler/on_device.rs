@@ -8,7 +8,7 @@
 
 use std::ops::ControlFlow;
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Serialize;
 
 use super::{Cutoff, Outcome, Phase, Sampler, StepEvent};
@@ -17,6 +17,24 @@ use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKerne
 use crate::model::Model;
 use crate::network::read_f32;
 use crate::sampler::FinalRule;
+
+/// A network whose output stays on the compute device.
+pub trait DeviceDenoiser {
+    /// The device the state and logits live on.
+    fn device(&self) -> &Device;
+    /// Logits (L × V_out) of one sequence's sub-token state (ℓ·L ids).
+    fn logits_on_device(&mut self, state: Tensor<1, Int>) -> Result<Tensor<2>>;
+}
+
+impl DeviceDenoiser for Model {
+    fn device(&self) -> &Device {
+        Model::device(self)
+    }
+
+    fn logits_on_device(&mut self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        self.forward_on_device(state)
+    }
+}
 
 /// How a device run reports its steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +64,7 @@ fn read_ints(t: Tensor<1, Int>, what: &str) -> Result<Vec<i32>> {
         .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }
 
-fn int_tensor(values: Vec<i32>, device: &burn::tensor::Device) -> Tensor<1, Int> {
+fn int_tensor(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
 }
@@ -57,9 +75,9 @@ const KEEP_ALL: Cutoff = Cutoff { score: f32::MIN, token: i32::MAX as u32 };
 impl Sampler {
     /// Runs this sampler to the end on `model`'s device with the sub-token kernels, passing
     /// every step to `on_event`. Returns `Ok(None)` if `on_event` breaks (abort).
-    pub fn run_on_device(
+    pub fn run_on_device<D: DeviceDenoiser + ?Sized>(
         &mut self,
-        model: &Model,
+        model: &mut D,
         options: DeviceOptions,
         mut on_event: impl FnMut(&StepEvent) -> ControlFlow<()>,
     ) -> Result<Option<(Outcome, DeviceStats)>> {
@@ -93,7 +111,7 @@ impl Sampler {
                 Phase::Loop(k) => {
                     stats.kernel_steps += 1;
                     if cache.is_none() {
-                        let logits = model.forward_on_device(state.clone())?;
+                        let logits = model.logits_on_device(state.clone())?;
                         let cutoffs = if self.settings.truncates() {
                             stats.readbacks += 1;
                             Some(self.device_cutoffs(read_f32(logits.clone(), "logits")?, &device)?)
@@ -121,6 +139,10 @@ impl Sampler {
                         noise: true,
                         active,
                         cutoffs: cutoffs.clone(),
+                        // Ancestral: the reveal decisions come first, so only revealing positions
+                        // need a draw (unless every guess is recorded).
+                        only_revealing: (self.reveal_plan.is_none() && !record)
+                            .then(|| self.grid.reveal_probability(k)),
                     };
                     let x0 = kernels.draw(logits.clone(), state.clone(), &request, carry_over)?;
                     let rule = match &plan {
@@ -157,7 +179,7 @@ impl Sampler {
                 }
                 Phase::Final => {
                     stats.kernel_steps += 1;
-                    let logits = model.forward_on_device(state.clone())?;
+                    let logits = model.logits_on_device(state.clone())?;
                     self.nfe += 1;
                     self.fresh = true;
                     let steps = self.grid.steps() as u32;
@@ -168,6 +190,7 @@ impl Sampler {
                         noise: self.shape.final_rule == FinalRule::Sample,
                         active: all.clone(),
                         cutoffs: None,
+                        only_revealing: None,
                     };
                     let x0 = kernels.draw(logits, state.clone(), &request, carry_over)?;
                     let next = kernels.reveal(state, x0, self.settings.seed, steps, RevealRule::Probability(1.0))?;
@@ -239,7 +262,7 @@ impl Sampler {
 
     /// Per-position truncation cutoffs of host logits, uploaded (positions without a mask keep
     /// everything).
-    fn device_cutoffs(&self, logits: Vec<f32>, device: &burn::tensor::Device) -> Result<Cutoffs> {
+    fn device_cutoffs(&self, logits: Vec<f32>, device: &Device) -> Result<Cutoffs> {
         let mut score = Vec::with_capacity(self.shape.length);
         let mut token = Vec::with_capacity(self.shape.length);
         for i in 0..self.shape.length {
