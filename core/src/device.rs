@@ -117,6 +117,25 @@ impl ComputeDevice {
         }
     }
 
+    /// Checks that one sequence's logits (L × V_out f32) fit in a storage binding of this
+    /// device's adapter; the network writes them as one buffer.
+    pub fn check_logits_fit(&self, config: &crate::config::ModelConfig) -> Result<()> {
+        let Some(adapter) = &self.adapter else { return Ok(()) };
+        let bytes = (config.length * config.output_width() * 4) as u64;
+        let limit = adapter.limits.iter().find(|(name, _)| name == "max_storage_buffer_binding_size").map(|(_, v)| *v);
+        match limit {
+            Some(limit) if bytes > limit => Err(PrimeError::Device(format!(
+                "this model's logits ({} × {} f32 = {:.0} MB) exceed the adapter's largest storage binding ({:.0} MB); \
+                 use --device cpu or a shorter sequence",
+                config.length,
+                config.output_width(),
+                bytes as f64 / 1e6,
+                limit as f64 / 1e6
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The burn-flex CPU device.
     pub fn cpu(notice: Option<String>) -> Self {
         Self { device: Device::flex(), backend: BackendKind::Flex, adapter: None, notice }

@@ -30,9 +30,13 @@ pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArg,
     /// Benchmark a randomly initialised MDM-Prime model of OpenWebText's shape (ℓ = 4,
-    /// L = 1024, V = 50257) with a small network (hidden 64, one block) instead.
+    /// V = 50257, L = --length) with a small network (hidden 64, one block) instead.
     #[arg(long, conflicts_with = "model")]
     random: bool,
+    /// Sequence length of the --random model. Its logits take L × 50257 × 4 bytes in one
+    /// buffer: L = 1024 needs a 206 MB storage binding, more than lavapipe's 128 MiB.
+    #[arg(long, default_value_t = 1024, requires = "random")]
+    length: usize,
     /// Sampling steps T per run.
     #[arg(long, default_value_t = 64)]
     steps: usize,
@@ -103,7 +107,7 @@ struct Figures {
 }
 
 /// The random model of `--random`.
-fn random_model(device: &burn::tensor::Device) -> Result<Model> {
+fn random_model(length: usize, device: &burn::tensor::Device) -> Result<Model> {
     let config = ModelConfig {
         model_class: ModelClass::PerceiverDIT,
         vocab_size: 50257,
@@ -113,7 +117,7 @@ fn random_model(device: &burn::tensor::Device) -> Result<Model> {
         n_blocks: 1,
         n_heads: 2,
         cond_dim: 32,
-        length: 1024,
+        length,
         mlp_ratio: 2,
         layer_norm_eps: 1e-5,
         rope_base: 10000.0,
@@ -153,12 +157,13 @@ fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
     let n = model.config().sequence_subtokens();
     let mask = model.codec().mask_id() as i32;
     let ids = || Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device());
+    let sync = |t: Tensor<2>| t.sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"));
     let logits = model.forward_on_device(ids())?;
-    logits.clone().sum().into_data(); // warm-up: compiles kernels
+    sync(logits.clone())?; // warm-up: compiles kernels
     let passes = 3;
     let start = Instant::now();
     for _ in 0..passes {
-        model.forward_on_device(ids())?.sum().into_data();
+        sync(model.forward_on_device(ids())?)?;
     }
     Ok((start.elapsed().as_secs_f64() * 1e3 / f64::from(passes), logits))
 }
@@ -167,8 +172,10 @@ fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
 pub fn run(args: BenchArgs) -> Result<()> {
     anyhow::ensure!(args.runs > 0, "--runs must be positive");
     let device = args.device.open()?;
-    let mut model = if args.random { random_model(&device.device)? } else { args.model.load(&device.device)? };
+    let mut model =
+        if args.random { random_model(args.length, &device.device)? } else { args.model.load(&device.device)? };
     let config = model.config().clone();
+    device.check_logits_fit(&config)?;
     let shape = SamplerShape::from_config(&config)?;
     let on_gpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
     let paths = if args.paths.is_empty() {

@@ -101,6 +101,7 @@ fn tokens_of(model: &Model, text: &Option<String>, ids: &[u32], what: &str) -> a
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
     let mut model = args.model.load(&device.device)?;
+    device.check_logits_fit(model.config())?;
     let conditioning = Conditioning {
         prefix: tokens_of(&model, &args.prompt, &args.prompt_ids, "prompt")?,
         suffix: tokens_of(&model, &args.suffix, &args.suffix_ids, "suffix")?,

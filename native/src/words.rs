@@ -58,6 +58,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let dict = load_dictionary(&args.dict)?;
     let device = args.device.open()?;
     let mut model = args.model.load(&device.device)?;
+    device.check_logits_fit(model.config())?;
     let Some(text) = model.text().cloned() else { bail!("the model folder has no tokenizer.json") };
     let (mut words, mut known, mut nfe, mut idle) = (0, 0, 0, 0);
     let mut first_sample = String::new();

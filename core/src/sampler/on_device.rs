@@ -58,7 +58,8 @@ pub struct DeviceStats {
 }
 
 fn read_ints(t: Tensor<1, Int>, what: &str) -> Result<Vec<i32>> {
-    t.into_data()
+    t.try_into_data()
+        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
         .convert::<i32>()
         .try_into_vec::<i32>()
         .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
