@@ -85,6 +85,7 @@ struct Report {
     expected_idle_ratio: f64,
     seconds: f64,
     backend: String,
+    sampler: String,
 }
 
 fn tokens_of(model: &Model, text: &Option<String>, ids: &[u32], what: &str) -> anyhow::Result<Vec<u32>> {
@@ -135,6 +136,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut write_error = None;
     let kernels = args.sampler.kernels(&model)?;
+    let sampler_name = kernels.map_or("host".to_string(), |k| format!("{k:?}").to_lowercase());
     let sync = args.trajectory.is_some();
     let outcome = sample(&mut sampler, &mut model, kernels, sync, |event| {
         bar.set_position(event.step as u64 + 1);
@@ -172,19 +174,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             idle_steps: outcome.idle_steps,
             seconds,
             backend: DeviceArgs::describe(&device),
+            sampler: sampler_name,
         };
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("{text}");
         eprintln!(
-            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {:.2} s on {}",
+            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {:.2} s on {} ({} sampler)",
             outcome.steps,
             outcome.nfe,
             outcome.idle_steps,
             100.0 * outcome.idle_steps as f64 / outcome.steps as f64,
             100.0 * expected_idle_ratio(outcome.steps, masked),
             seconds,
-            DeviceArgs::describe(&device)
+            DeviceArgs::describe(&device),
+            sampler_name
         );
     }
     Ok(())

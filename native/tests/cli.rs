@@ -136,17 +136,41 @@ fn errors_are_one_line_and_never_panics() {
 #[test]
 fn bench_reports_its_figures() {
     let model = golden("prime_l2_tiny");
-    let args =
-        ["bench", "--model", model.to_str().unwrap(), "--steps", "16", "--runs", "2", "--json", "--device", "cpu"];
+    let args = [
+        "bench",
+        "--model",
+        model.to_str().unwrap(),
+        "--steps",
+        "16",
+        "--runs",
+        "2",
+        "--paths",
+        "host,twin,event-driven",
+        "--json",
+        "--device",
+        "cpu",
+    ];
     let v = json_of(&prime(&args));
-    for key in ["ms_per_network_call", "ms_per_step", "sampler_ms_per_step", "nfe", "idle_step_ratio"] {
-        assert!(v[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {v}");
-    }
+    assert!(v["ms_per_network_call"].as_f64().is_some_and(|x| x > 0.0), "{v}");
     // ℓL = 32 masked sub-tokens, T = 16: (1 − (1 − 1e-5)/16)^32.
     let want = (1.0 - (1.0 - 1e-5) / 16.0f64).powi(32);
     assert!((v["expected_idle_step_ratio"].as_f64().unwrap() - want).abs() < 1e-9, "{v}");
-    let nfe = v["nfe"].as_f64().unwrap();
-    assert!((2.0..=17.0).contains(&nfe), "{v}");
+    let rows = v["rows"].as_array().expect("rows");
+    let paths: Vec<&str> = rows.iter().map(|r| r["path"].as_str().unwrap_or("")).collect();
+    assert_eq!(paths, ["host", "twin", "event-driven"], "{v}");
+    for r in rows {
+        for key in ["ms_per_step", "sampler_ms_per_step", "sampler_share_of_step", "nfe", "idle_step_ratio"] {
+            assert!(r[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {r}");
+        }
+        assert!((2.0..=17.0).contains(&r["nfe"].as_f64().unwrap()), "{r}");
+    }
+    // The twin takes the host loop's steps (same seeds, same stream): same NFE and idle steps.
+    assert_eq!(rows[0]["nfe"], rows[1]["nfe"], "{v}");
+    assert_eq!(rows[0]["idle_step_ratio"], rows[1]["idle_step_ratio"], "{v}");
+    // The host loop reads logits, not small buffers; the twin reads one flag per loop step and
+    // the state once at the end: 17 readbacks over 17 steps.
+    assert!(rows[0]["readbacks_per_step"].is_null(), "{v}");
+    assert_eq!(rows[1]["readbacks_per_step"].as_f64(), Some(1.0), "{v}");
 }
 
 #[test]

@@ -141,6 +141,7 @@ fn normaliser_matches_the_host_filter() {
             let (lg, st) = (logits(&case, 3), state(&case, 4));
             for (temperature, carry_over) in [(1.0f32, true), (0.7, true), (1.0, false)] {
                 let inv_t = 1.0 / temperature;
+                let mut per_path = Vec::new();
                 for path in paths(&device) {
                     let k = kernels(&case, path, &device);
                     let out = k
@@ -163,6 +164,15 @@ fn normaliser_matches_the_host_filter() {
                         assert_eq!(max[i], want_max, "{tag}: max");
                         let rel = (lse[i] - want_lse).abs() / want_lse.abs().max(1.0);
                         assert!(rel <= 1e-6, "{tag}: lse {} vs {want_lse}", lse[i]);
+                    }
+                    per_path.push((max, lse, count));
+                }
+                if let [(max_s, lse_s, count_s), (max_t, lse_t, count_t)] = &per_path[..] {
+                    assert_eq!(count_s, count_t, "{backend}/{}: counts, shader vs twin", case.name);
+                    for i in (0..case.length).filter(|&i| count_s[i] > 0) {
+                        assert_eq!(max_s[i], max_t[i], "{backend}/{}: max, shader vs twin", case.name);
+                        let rel = (lse_s[i] - lse_t[i]).abs() / lse_t[i].abs().max(1.0);
+                        assert!(rel <= 1e-6, "{backend}/{}: lse shader {} vs twin {}", case.name, lse_s[i], lse_t[i]);
                     }
                 }
             }
