@@ -198,3 +198,35 @@ fn default_generate_uses_the_built_in_model_and_its_tokenizer() {
     assert!(text.starts_with("It was"), "{text}");
     assert_eq!(v["tokens"].as_array().expect("tokens").len(), 128);
 }
+
+#[test]
+fn sampler_paths_agree_and_the_shader_path_needs_a_gpu() {
+    let model = golden("prime_l2_tiny");
+    let model = model.to_str().unwrap();
+    let args = |sampler: &'static str| {
+        [
+            "generate",
+            "--model",
+            model,
+            "--steps",
+            "16",
+            "--seed",
+            "3",
+            "--json",
+            "--device",
+            "cpu",
+            "--sampler",
+            sampler,
+        ]
+    };
+    let host = json_of(&prime(&args("host")));
+    let twin = json_of(&prime(&args("twin")));
+    assert_eq!(host["sampler"], "host", "{host}");
+    assert_eq!(twin["sampler"], "twin", "{twin}");
+    assert_eq!(host["tokens"], twin["tokens"], "same seed, same tokens");
+    assert_eq!(host["nfe"], twin["nfe"]);
+    let out = prime(&args("shader"));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("needs a wgpu device")), "{err}");
+}
