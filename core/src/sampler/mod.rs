@@ -255,13 +255,17 @@ impl Sampler {
         if let Some(plan) = &self.reveal_plan {
             return plan[k].clone();
         }
-        let l = self.shape.codec.digits();
         let mask = self.shape.codec.mask_id();
+        self.ancestral_reveals(k, |s| self.state[s] == mask)
+    }
+
+    /// The ancestral rule at loop step k: the masked slots whose reveal uniform is below
+    /// (t − s)/t. It does not depend on the network, only on which slots are masked.
+    fn ancestral_reveals(&self, k: usize, masked: impl Fn(usize) -> bool) -> Vec<u32> {
+        let l = self.shape.codec.digits();
         let p = self.grid.reveal_probability(k);
         (0..self.state.len())
-            .filter(|&s| {
-                self.state[s] == mask && self.rng.uniform(Stream::Reveal, k as u32, (s / l) as u32, (s % l) as u32) < p
-            })
+            .filter(|&s| masked(s) && self.rng.uniform(Stream::Reveal, k as u32, (s / l) as u32, (s % l) as u32) < p)
             .map(|s| s as u32)
             .collect()
     }

@@ -1,6 +1,8 @@
 //! The sampler driven on the compute device with the sub-token kernels: the state, the network
-//! output and the draws stay on the device, and a step reads back at most one word (the
-//! "changed" flag) unless the caller asks for every state.
+//! output and the draws stay on the device. Which slots a step reveals does not depend on the
+//! network (ancestral: the reveal uniforms of the still-masked slots; event-driven: the plan), so
+//! the host tracks the mask pattern itself and a loop step reads nothing back unless the caller
+//! asks for every state or for the guesses; the final step reads the state once.
 //!
 //! It takes the same steps as [`super::run`] with the same random stream (x0 keyed on
 //! (step, position, token), reveals on (step, position, digit)), so it produces the same
@@ -41,15 +43,17 @@ impl DeviceDenoiser for Model {
 pub struct DeviceOptions {
     /// Which implementation of the kernels to use.
     pub path: KernelPath,
-    /// Read every changed state back so that each event carries `state` and `revealed`.
-    /// Without it, loop-step events carry both empty and only the final state is read.
+    /// Read every changed state back so that each event carries `state`. Without it,
+    /// loop-step events carry an empty `state` (their `revealed` slots are always there) and
+    /// only the final state is read.
     pub sync_states: bool,
 }
 
 /// Host traffic of a device run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DeviceStats {
-    /// Device-to-host reads (each one a small buffer: a flag, a state or a token row).
+    /// Device-to-host reads (each one a small buffer: a state or a token row; logits only for
+    /// top-k / top-p cutoffs).
     pub readbacks: usize,
     /// Steps taken (loop steps plus the final one).
     pub steps: usize,
@@ -101,6 +105,8 @@ impl Sampler {
         let inv_t = 1.0 / self.settings.temperature;
         let mut stats = DeviceStats::default();
         let mut cache: Option<(Tensor<2>, Option<Cutoffs>)> = None;
+        let mask = self.shape.codec.mask_id();
+        let mut masked: Vec<bool> = self.state.iter().map(|&d| d == mask).collect();
         while !self.is_done() {
             stats.steps += 1;
             let event = match self.phase {
@@ -151,32 +157,37 @@ impl Sampler {
                         None => RevealRule::Probability(self.grid.reveal_probability(k)),
                     };
                     let next = kernels.reveal(state.clone(), x0.clone(), self.settings.seed, k as u32, rule)?;
-                    let changed = match &self.reveal_plan {
-                        Some(p) => !p[k].is_empty(),
-                        None => {
-                            stats.readbacks += 1;
-                            read_ints(next.changed, "the changed flag")?[0] != 0
-                        }
+                    // The same decisions the kernel takes, from the same uniforms: no readback.
+                    let slots = match &self.reveal_plan {
+                        Some(p) => p[k].clone(),
+                        None => self.ancestral_reveals(k, |s| masked[s]),
                     };
+                    slots.iter().for_each(|&s| masked[s as usize] = false);
+                    let changed = !slots.is_empty();
                     let guesses = if record {
                         stats.readbacks += 1;
                         self.guesses_from(&read_ints(x0, "x0")?)
                     } else {
                         Vec::new()
                     };
-                    let mut revealed = Vec::new();
                     if changed {
                         state = next.state;
                         cache = None;
-                        if options.sync_states || self.settings.truncates() {
+                        // Cutoffs and guesses read the host copy of the state.
+                        if options.sync_states || self.settings.truncates() || record {
                             stats.readbacks += 1;
-                            revealed = self.sync_state(&read_ints(state.clone(), "the state")?);
+                            let synced = self.sync_state(&read_ints(state.clone(), "the state")?);
+                            if synced != slots {
+                                return Err(PrimeError::Device(format!(
+                                    "step {k}: the device revealed {synced:?}, the reveal rule says {slots:?}"
+                                )));
+                            }
                         }
                     } else {
                         self.idle_steps += 1;
                     }
                     self.advance(k);
-                    self.event_on_device(k, revealed, guesses, !changed, options.sync_states)
+                    self.event_on_device(k, slots, guesses, !changed, options.sync_states)
                 }
                 Phase::Final => {
                     stats.kernel_steps += 1;
