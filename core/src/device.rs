@@ -1,9 +1,12 @@
 //! Choosing the compute device: Burn's wgpu backend by default, burn-flex on the CPU otherwise.
 
+#[cfg(not(target_family = "wasm"))]
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
-use burn::tensor::wgpu::{WgpuSetup, wgpu};
+#[cfg(not(target_family = "wasm"))]
+use burn::tensor::wgpu::WgpuSetup;
+use burn::tensor::wgpu::wgpu;
 use serde::Serialize;
 
 use crate::error::{PrimeError, Result};
@@ -83,6 +86,7 @@ pub struct ComputeDevice {
 }
 
 /// The process-wide wgpu device: a wgpu runtime can be initialised once per process.
+#[cfg(not(target_family = "wasm"))]
 static WGPU: OnceLock<std::result::Result<(Device, AdapterReport), String>> = OnceLock::new();
 
 /// The wgpu device of this process, initialised on first use (native only).
