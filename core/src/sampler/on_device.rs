@@ -131,13 +131,21 @@ impl Sampler {
                     }
                     let (logits, cutoffs) = cache.as_ref().ok_or_else(|| PrimeError::Device("no logits".into()))?;
                     let record = self.settings.record_guesses;
-                    let active = match &self.reveal_plan {
-                        Some(p) if !record => {
-                            let mut a = vec![0i32; length];
-                            p[k].iter().for_each(|&s| a[s as usize / l] = 1);
-                            int_tensor(a, &device)
-                        }
-                        _ => all.clone(),
+                    // Which slots this step reveals does not depend on the network: the plan, or
+                    // the ancestral rule on the host's mask pattern (the same uniforms the reveal
+                    // kernel draws). So nothing is read back, and only those positions are drawn.
+                    let slots = match &self.reveal_plan {
+                        Some(p) => p[k].clone(),
+                        None => self.ancestral_reveals(k, |s| masked[s]),
+                    };
+                    slots.iter().for_each(|&s| masked[s as usize] = false);
+                    let changed = !slots.is_empty();
+                    let active = if record {
+                        all.clone()
+                    } else {
+                        let mut a = vec![0i32; length];
+                        slots.iter().for_each(|&s| a[s as usize / l] = 1);
+                        int_tensor(a, &device)
                     };
                     let request = DrawRequest {
                         seed: self.settings.seed,
@@ -146,10 +154,7 @@ impl Sampler {
                         noise: true,
                         active,
                         cutoffs: cutoffs.clone(),
-                        // Ancestral: the reveal decisions come first, so only revealing positions
-                        // need a draw (unless every guess is recorded).
-                        only_revealing: (self.reveal_plan.is_none() && !record)
-                            .then(|| self.grid.reveal_probability(k)),
+                        only_revealing: None,
                     };
                     let x0 = kernels.draw(logits.clone(), state.clone(), &request, carry_over)?;
                     let rule = match &plan {
@@ -157,13 +162,6 @@ impl Sampler {
                         None => RevealRule::Probability(self.grid.reveal_probability(k)),
                     };
                     let next = kernels.reveal(state.clone(), x0.clone(), self.settings.seed, k as u32, rule)?;
-                    // The same decisions the kernel takes, from the same uniforms: no readback.
-                    let slots = match &self.reveal_plan {
-                        Some(p) => p[k].clone(),
-                        None => self.ancestral_reveals(k, |s| masked[s]),
-                    };
-                    slots.iter().for_each(|&s| masked[s as usize] = false);
-                    let changed = !slots.is_empty();
                     let guesses = if record {
                         stats.readbacks += 1;
                         self.guesses_from(&read_ints(x0, "x0")?)
