@@ -5,8 +5,7 @@
 //   4 row width W     5 seed lo         6 seed hi                     7 step
 //   8 f32 bits of 1/temperature         9 f32 bits of the reveal probability
 //  10 flags (bit 0: carry-over filter, bit 1: add Gumbel noise, bit 2: use cutoffs,
-//     bit 3: reveal the planned slots, bit 4: draw only positions with a slot revealed at
-//     this step)
+//     bit 3: reveal the planned slots)
 //  11 stream id      12.. powers b^(ℓ−1−j), j = 0..ℓ−1
 
 const PARITY: u32 = 0x1BD11BDAu;
@@ -14,7 +13,6 @@ const FLAG_CARRY_OVER: u32 = 1u;
 const FLAG_NOISE: u32 = 2u;
 const FLAG_CUTOFF: u32 = 4u;
 const FLAG_PLANNED: u32 = 8u;
-const FLAG_REVEALING: u32 = 16u;
 // Stream ids of core/src/rng.rs.
 const STREAM_REVEAL: u32 = 2u;
 const P_L: u32 = 0u;

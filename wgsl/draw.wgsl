@@ -3,9 +3,8 @@
 // with G = −ln(−ln u) from the counter-based stream (index = token id). Without the noise flag
 // it is the plain argmax (MDLM's final rule). With the cutoff flag, only tokens inside the
 // position's truncation prefix (score > c, or score = c and id ≤ c's id) compete.
-// Positions whose `draw_mask` entry is 0 are skipped and get −1, and so, with the revealing
-// flag, are positions none of whose masked slots is revealed at this step (the ancestral reveal
-// decision does not depend on x0, so it is taken first); so is a position with no candidate.
+// Positions whose `draw_mask` entry is 0 are skipped and get −1; so does a position with no
+// candidate (the host reports it as an error).
 // Each thread walks 4 consecutive codes at a time, so one Threefry block serves 4 tokens.
 //
 // Bindings: logits (L × W), state (ℓL), params, draw_mask (L), cut_score (L), cut_token (L), out (L).
@@ -44,15 +43,7 @@ fn main(
     // No early return: the barriers below need uniform control flow.
     let in_range = i < params[P_L];
     let position = min(i, params[P_L] - 1u);
-    var live = in_range && draw_mask[position] != {{ int }}(0);
-    if (live && (params[P_FLAGS] & FLAG_REVEALING) != 0u) {
-        var revealing = false;
-        for (var j = 0u; j < params[P_DIGITS]; j = j + 1u) {
-            let d = u32(state[position * params[P_DIGITS] + j]);
-            revealing = revealing || (d == params[P_BASE] && reveals(position, j));
-        }
-        live = revealing;
-    }
+    let live = in_range && draw_mask[position] != {{ int }}(0);
     var pattern = pattern_of(position);
     if (!live) {
         pattern.count = 0u;

@@ -82,9 +82,6 @@ pub struct DrawRequest {
     pub active: Tensor<1, Int>,
     /// Optional truncation.
     pub cutoffs: Option<Cutoffs>,
-    /// With `Some(p)`, draw only the active positions that have a masked slot revealed at this
-    /// step by the ancestral rule (reveal uniform of (seed, step, i, j) below p).
-    pub only_revealing: Option<f32>,
 }
 
 /// Which masked slots a reveal uncovers.
@@ -186,8 +183,6 @@ impl SubTokenKernels {
             inv_temperature: request.inv_temperature,
             noise: request.noise,
             cutoff: request.cutoffs.is_some(),
-            revealing: request.only_revealing.is_some(),
-            reveal_probability: request.only_revealing.unwrap_or(0.0),
             ..Launch::default()
         });
         match self.path {

@@ -14,7 +14,6 @@ const FLAG_CARRY_OVER: u32 = 1;
 const FLAG_NOISE: u32 = 2;
 const FLAG_CUTOFF: u32 = 4;
 const FLAG_PLANNED: u32 = 8;
-const FLAG_REVEALING: u32 = 16;
 
 /// The per-launch values of a parameter block.
 #[derive(Debug, Clone, Copy)]
@@ -37,8 +36,6 @@ pub struct Launch {
     pub cutoff: bool,
     /// Reveal the slots planned for this step instead of drawing reveal decisions.
     pub planned: bool,
-    /// Draw only positions with a slot revealed at this step (reveal probability above).
-    pub revealing: bool,
 }
 
 impl Default for Launch {
@@ -53,7 +50,6 @@ impl Default for Launch {
             noise: false,
             cutoff: false,
             planned: false,
-            revealing: false,
         }
     }
 }
@@ -126,28 +122,13 @@ impl KernelParams {
 
     /// The parameter block of one launch.
     pub fn words(&self, launch: &Launch) -> Vec<u32> {
-        let Launch {
-            carry_over,
-            seed,
-            step,
-            stream,
-            inv_temperature,
-            reveal_probability,
-            noise,
-            cutoff,
-            planned,
-            revealing,
-        } = *launch;
-        let flags = [
-            (carry_over, FLAG_CARRY_OVER),
-            (noise, FLAG_NOISE),
-            (cutoff, FLAG_CUTOFF),
-            (planned, FLAG_PLANNED),
-            (revealing, FLAG_REVEALING),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .fold(0, |acc, (_, bit)| acc | bit);
+        let Launch { carry_over, seed, step, stream, inv_temperature, reveal_probability, noise, cutoff, planned } =
+            *launch;
+        let flags =
+            [(carry_over, FLAG_CARRY_OVER), (noise, FLAG_NOISE), (cutoff, FLAG_CUTOFF), (planned, FLAG_PLANNED)]
+                .iter()
+                .filter(|(on, _)| *on)
+                .fold(0, |acc, (_, bit)| acc | bit);
         let mut words = Vec::with_capacity(HEADER_WORDS + self.powers.len());
         words.extend([
             self.length as u32,

@@ -113,7 +113,7 @@ pub fn draw(
 ) -> Tensor<1, Int> {
     let (n, v) = (p.length(), p.codec().vocab() as usize);
     let device = state.device();
-    let mut keep = consistency_mask(p, state.clone(), carry_over);
+    let mut keep = consistency_mask(p, state, carry_over);
     let s = scaled(p, logits, request.inv_temperature);
     if let Some(c) = &request.cutoffs {
         let score = c.score.clone().reshape([n, 1]).expand([n, v]);
@@ -130,13 +130,7 @@ pub fn draw(
     };
     let any = keep.clone().int().sum_dim(1).reshape([n]).greater_elem(0);
     let winner = score.mask_fill(keep.bool_not(), f32::NEG_INFINITY).argmax(1).reshape([n]);
-    let mut live = any.bool_and(request.active.clone().not_equal_elem(0));
-    if let Some(prob) = request.only_revealing {
-        let (l, mask) = (p.digits(), p.codec().mask_id() as i32);
-        let u = floats(uniform_table(request.seed, Stream::Reveal, request.step, n, l), [n, l], &device);
-        let slots = state.reshape([n, l]).equal_elem(mask).bool_and(u.lower_elem(prob));
-        live = live.bool_and(slots.int().sum_dim(1).reshape([n]).greater_elem(0));
-    }
+    let live = any.bool_and(request.active.clone().not_equal_elem(0));
     to_i32(winner.mask_fill(live.bool_not(), -1))
 }
 

@@ -154,7 +154,6 @@ impl Sampler {
                         noise: true,
                         active,
                         cutoffs: cutoffs.clone(),
-                        only_revealing: None,
                     };
                     let x0 = kernels.draw(logits.clone(), state.clone(), &request, carry_over)?;
                     let rule = match &plan {
@@ -200,7 +199,6 @@ impl Sampler {
                         noise: self.shape.final_rule == FinalRule::Sample,
                         active: all.clone(),
                         cutoffs: None,
-                        only_revealing: None,
                     };
                     let x0 = kernels.draw(logits, state.clone(), &request, carry_over)?;
                     let next = kernels.reveal(state, x0, self.settings.seed, steps, RevealRule::Probability(1.0))?;
