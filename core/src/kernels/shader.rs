@@ -39,6 +39,8 @@ struct Wgsl {
     body: &'static str,
     consistent: bool,
     workgroup: u32,
+    /// The binding index of `params` in the WGSL (the other buffers fill the rest in order).
+    params_slot: usize,
 }
 
 impl KernelSource for Wgsl {
@@ -90,25 +92,13 @@ fn launch(kernel: Wgsl, count: CubeCount, client_of: &CubeTensor, buffers: Vec<&
     let params: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
     let params = client_of.client.create_from_slice(&params);
     let mut bindings: Vec<_> = buffers.iter().map(|t| t.handle.clone().binding()).collect();
-    // The parameter block is always the binding after the inputs that precede it in the WGSL.
-    let slot = kernel.params_slot();
-    bindings.insert(slot, params.binding());
+    bindings.insert(kernel.params_slot, params.binding());
     let cube_dim = CubeDim::new_1d(kernel.workgroup);
     client_of.client.launch(
         Box::new(SourceKernel::new(kernel, cube_dim)),
         count,
         KernelArguments::new().with_buffers(bindings),
     );
-}
-
-impl Wgsl {
-    /// The binding index of `params` in each kernel's WGSL.
-    fn params_slot(&self) -> usize {
-        match self.name {
-            "normaliser" | "draw" => 2,
-            _ => 1,
-        }
-    }
 }
 
 fn int_tensor(t: CubeTensor) -> Tensor<1, Int> {
@@ -125,7 +115,7 @@ pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>
     let n = p.length() * p.digits();
     let out = new_output(&tokens, n, DType::I32);
     let words = p.words(&Launch::default());
-    let kernel = Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG };
+    let kernel = Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, params_slot: 1 };
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &tokens, vec![&tokens, &out], &words);
     Ok(int_tensor(out))
 }
@@ -135,7 +125,7 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>>
     let state = int_primitive(state)?;
     let out = new_output(&state, p.length(), DType::I32);
     let words = p.words(&Launch::default());
-    let kernel = Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG };
+    let kernel = Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, params_slot: 1 };
     launch(kernel, grid((p.length() as u32).div_ceil(ELEMENT_WG)), &state, vec![&state, &out], &words);
     Ok(int_tensor(out))
 }
@@ -147,7 +137,7 @@ pub fn normaliser(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Ten
     let max = new_output(&logits, p.length(), DType::F32);
     let lse = new_output(&logits, p.length(), DType::F32);
     let count = new_output(&logits, p.length(), DType::I32);
-    let kernel = Wgsl { name: "normaliser", body: NORMALISER, consistent: true, workgroup: REDUCE_WG };
+    let kernel = Wgsl { name: "normaliser", body: NORMALISER, consistent: true, workgroup: REDUCE_WG, params_slot: 2 };
     launch(kernel, grid(p.length() as u32), &logits, vec![&logits, &state, &max, &lse, &count], words);
     Ok(Normaliser { max: float_tensor(max), log_normaliser: float_tensor(lse), count: int_tensor(count) })
 }
@@ -169,7 +159,7 @@ pub fn draw(
         None => (new_output(&logits, p.length(), DType::F32), new_output(&logits, p.length(), DType::I32)),
     };
     let out = new_output(&logits, p.length(), DType::I32);
-    let kernel = Wgsl { name: "draw", body: DRAW, consistent: true, workgroup: REDUCE_WG };
+    let kernel = Wgsl { name: "draw", body: DRAW, consistent: true, workgroup: REDUCE_WG, params_slot: 2 };
     launch(kernel, grid(p.length() as u32), &logits, vec![&logits, &state, &active, &score, &token, &out], words);
     Ok(int_tensor(out))
 }
@@ -198,7 +188,7 @@ pub fn reveal(
         state.client.create_from_slice(&[0u8; 4]),
         DType::I32,
     );
-    let kernel = Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG };
+    let kernel = Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, params_slot: 1 };
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &state, vec![&state, &x0, &plan, &next, &changed], words);
     Ok(Revealed { state: int_tensor(next), changed: int_tensor(changed) })
 }

@@ -304,7 +304,7 @@ impl Sampler {
             self.idle_steps += 1;
         }
         self.state = next;
-        self.phase = if k + 1 < self.grid.steps() { Phase::Loop(k + 1) } else { Phase::Final };
+        self.advance(k);
         Ok(self.event(k, self.grid.t(k), revealed, guesses, idle))
     }
 
@@ -326,12 +326,18 @@ impl Sampler {
         }
         self.state = next;
         self.phase = Phase::Done;
-        let guesses = if self.settings.record_guesses {
-            (0..self.shape.length).map(|i| self.shape.codec.decode_token(self.digits_of(i)).ok()).collect()
-        } else {
-            Vec::new()
-        };
+        let guesses = if self.settings.record_guesses { self.decoded_tokens() } else { Vec::new() };
         Ok(self.event(steps, self.grid.t(steps), revealed, guesses, false))
+    }
+
+    /// Moves past loop step k.
+    fn advance(&mut self, k: usize) {
+        self.phase = if k + 1 < self.grid.steps() { Phase::Loop(k + 1) } else { Phase::Final };
+    }
+
+    /// Every token decoded from the current state (`None` where a digit is masked or invalid).
+    fn decoded_tokens(&self) -> Vec<Option<u32>> {
+        (0..self.shape.length).map(|i| self.shape.codec.decode_token(self.digits_of(i)).ok()).collect()
     }
 
     fn event(&self, step: usize, t: f32, revealed: Vec<u32>, guesses: Vec<Option<u32>>, idle: bool) -> StepEvent {

@@ -57,7 +57,7 @@ pub struct DeviceStats {
     pub readbacks: usize,
     /// Steps taken (loop steps plus the final one).
     pub steps: usize,
-    /// Steps that launched kernels (the others were known to be idle in advance).
+    /// Steps that launched the draw and reveal kernels (the others were idle).
     pub kernel_steps: usize,
 }
 
@@ -116,7 +116,6 @@ impl Sampler {
                     self.event_on_device(k, Vec::new(), Vec::new(), true, options.sync_states)
                 }
                 Phase::Loop(k) => {
-                    stats.kernel_steps += 1;
                     if cache.is_none() {
                         let logits = model.logits_on_device(state.clone())?;
                         let cutoffs = if self.settings.truncates() {
@@ -140,35 +139,39 @@ impl Sampler {
                     };
                     slots.iter().for_each(|&s| masked[s as usize] = false);
                     let changed = !slots.is_empty();
-                    let active = if record {
-                        all.clone()
-                    } else {
-                        let mut a = vec![0i32; length];
-                        slots.iter().for_each(|&s| a[s as usize / l] = 1);
-                        int_tensor(a, &device)
-                    };
-                    let request = DrawRequest {
-                        seed: self.settings.seed,
-                        step: k as u32,
-                        inv_temperature: inv_t,
-                        noise: true,
-                        active,
-                        cutoffs: cutoffs.clone(),
-                    };
-                    let x0 = kernels.draw(logits.clone(), state.clone(), &request, carry_over)?;
-                    let rule = match &plan {
-                        Some(p) => RevealRule::Planned(Box::new(p.clone())),
-                        None => RevealRule::Probability(self.grid.reveal_probability(k)),
-                    };
-                    let next = kernels.reveal(state.clone(), x0.clone(), self.settings.seed, k as u32, rule)?;
-                    let guesses = if record {
-                        stats.readbacks += 1;
-                        self.guesses_from(&read_ints(x0, "x0")?)
-                    } else {
-                        Vec::new()
-                    };
-                    if changed {
+                    let mut guesses = Vec::new();
+                    // An idle step changes nothing on the device: only draw and reveal when a slot
+                    // is revealed, or when every guess is recorded.
+                    if changed || record {
+                        stats.kernel_steps += 1;
+                        let active = if record {
+                            all.clone()
+                        } else {
+                            let mut a = vec![0i32; length];
+                            slots.iter().for_each(|&s| a[s as usize / l] = 1);
+                            int_tensor(a, &device)
+                        };
+                        let request = DrawRequest {
+                            seed: self.settings.seed,
+                            step: k as u32,
+                            inv_temperature: inv_t,
+                            noise: true,
+                            active,
+                            cutoffs: cutoffs.clone(),
+                        };
+                        let x0 = kernels.draw(logits.clone(), state.clone(), &request, carry_over)?;
+                        let rule = match &plan {
+                            Some(p) => RevealRule::Planned(Box::new(p.clone())),
+                            None => RevealRule::Probability(self.grid.reveal_probability(k)),
+                        };
+                        let next = kernels.reveal(state.clone(), x0.clone(), self.settings.seed, k as u32, rule)?;
+                        if record {
+                            stats.readbacks += 1;
+                            guesses = self.guesses_from(&read_ints(x0, "x0")?);
+                        }
                         state = next.state;
+                    }
+                    if changed {
                         cache = None;
                         // Cutoffs and guesses read the host copy of the state.
                         if options.sync_states || self.settings.truncates() || record {
@@ -219,10 +222,6 @@ impl Sampler {
         Ok(Some((self.outcome()?, stats)))
     }
 
-    fn advance(&mut self, k: usize) {
-        self.phase = if k + 1 < self.grid.steps() { Phase::Loop(k + 1) } else { Phase::Final };
-    }
-
     /// An event of a device loop step; without synced states it carries no state.
     fn event_on_device(
         &self,
@@ -262,10 +261,6 @@ impl Sampler {
                 }
             })
             .collect()
-    }
-
-    fn decoded_tokens(&self) -> Vec<Option<u32>> {
-        (0..self.shape.length).map(|i| self.shape.codec.decode_token(self.digits_of(i)).ok()).collect()
     }
 
     /// Per-position truncation cutoffs of host logits, uploaded (positions without a mask keep
