@@ -27,12 +27,17 @@ fn to_i32(t: Tensor<1, Int>) -> Tensor<1, Int> {
     if t.dtype() == burn::tensor::DType::I32 { t } else { t.cast(IntDType::I32) }
 }
 
-/// See [`super::SubTokenKernels::encode`].
-pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Tensor<1, Int> {
+/// The ℓ digits of each of L tokens (≥ 0), flat: slot i·ℓ + j holds digit j of token i.
+fn token_digits(p: &KernelParams, tokens: Tensor<1, Int>) -> Tensor<1, Int> {
     let (n, l) = (p.length(), p.digits());
     let device = tokens.device();
     let digits = tokens.reshape([n, 1]).expand([n, l]).div(powers(p, n, &device)).remainder_scalar(p.codec().base());
-    to_i32(digits.reshape([n * l]))
+    digits.reshape([n * l])
+}
+
+/// See [`super::SubTokenKernels::encode`].
+pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Tensor<1, Int> {
+    to_i32(token_digits(p, tokens))
 }
 
 /// See [`super::SubTokenKernels::decode`].
@@ -150,9 +155,9 @@ pub fn reveal(
         Some(plan) => plan.equal_elem(step as i32),
         None => floats(uniform_table(seed, Stream::Reveal, step, n, l), [n * l], &device).lower_elem(prob),
     };
-    let drawn = x0.reshape([n, 1]).expand([n, l]);
-    let digits = drawn.clone().clamp_min(0).div(powers(p, n, &device)).remainder_scalar(b).reshape([n * l]);
-    let reveal = state.clone().equal_elem(b).bool_and(drawn.greater_equal_elem(0).reshape([n * l])).bool_and(chosen);
+    let digits = token_digits(p, x0.clone().clamp_min(0));
+    let drawn = x0.reshape([n, 1]).expand([n, l]).greater_equal_elem(0).reshape([n * l]);
+    let reveal = state.clone().equal_elem(b).bool_and(drawn).bool_and(chosen);
     let changed = to_i32(reveal.clone().int().sum().greater_elem(0).int());
     Revealed { state: to_i32(state.mask_where(reveal, digits)), changed }
 }
