@@ -30,7 +30,9 @@ fn main(
     let row = position * params[P_WIDTH];
 
     // Pass 1: maximum and count.
-    var best = -3.4028235e38;
+    // The lowest finite f32, written as bits: the decimal literal -3.4028235e38 lies just
+    // outside f32 before rounding, which naga accepts and Tint (Chrome) rejects.
+    var best = bitcast<f32>(0xff7fffffu);
     var count = 0u;
     for (var n = lid; n < pattern.count; n = n + WG) {
         let v = code_of(position, pattern, n);

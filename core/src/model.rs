@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::codec::SubTokenCodec;
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
-use crate::network::{Network, NetworkConstants, Trace, read_f32};
+use crate::network::{Network, NetworkConstants, Trace, read_f32, read_f32_async};
 use crate::sampler::Denoiser;
 use crate::text::TextCodec;
 use crate::weights::{HostTensor, WeightFile};
@@ -134,6 +134,29 @@ impl Model {
         read_f32(self.run(ids, batch, None)?, "logits")
     }
 
+    /// [`Model::forward`] without blocking: the read-back is awaited (required on WebGPU in a
+    /// browser, where a blocking read fails).
+    pub async fn forward_async(&self, ids: &[i64], batch: usize) -> Result<Vec<f32>> {
+        read_f32_async(self.run(ids, batch, None)?, "logits").await
+    }
+
+    /// Logits (L × V_out) for one sub-token state, read back without blocking: the
+    /// asynchronous counterpart of [`Denoiser::logits`].
+    pub async fn logits_async(&self, state: &[u32]) -> Result<Vec<f32>> {
+        self.forward_async(&state_ids(state), 1).await
+    }
+
+    /// Token ids of `text` from this model's tokenizer; `what` names the text in the error
+    /// when the model folder has no `tokenizer.json`.
+    pub fn encode_text(&self, text: &str, what: &str) -> Result<Vec<u32>> {
+        match &self.text {
+            Some(codec) => codec.encode(text),
+            None => Err(PrimeError::Input(format!(
+                "the {what} is text, but the model folder has no tokenizer.json; give token ids instead"
+            ))),
+        }
+    }
+
     /// Logits (L, V_out) of one sequence whose sub-token state (ℓ·L ids in `[0, b]`) is
     /// already on this model's device; the result stays there.
     pub fn forward_on_device(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
@@ -154,9 +177,13 @@ impl Model {
     }
 }
 
+/// One sequence's sub-token state as a batch row of network ids.
+fn state_ids(state: &[u32]) -> Vec<i64> {
+    state.iter().map(|&v| i64::from(v)).collect()
+}
+
 impl Denoiser for Model {
     fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
-        let ids: Vec<i64> = state.iter().map(|&v| i64::from(v)).collect();
-        self.forward(&ids, 1)
+        self.forward(&state_ids(state), 1)
     }
 }

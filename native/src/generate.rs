@@ -91,10 +91,7 @@ struct Report {
 fn tokens_of(model: &Model, text: &Option<String>, ids: &[u32], what: &str) -> anyhow::Result<Vec<u32>> {
     match text {
         None => Ok(ids.to_vec()),
-        Some(t) => match model.text() {
-            Some(codec) => Ok(codec.encode(t)?),
-            None => bail!("--{what} needs a tokenizer.json in the model folder; use --{what}-ids instead"),
-        },
+        Some(t) => Ok(model.encode_text(t, what)?),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{PrimeError, Result};
 use crate::weights::HostTensor;
@@ -34,9 +34,20 @@ impl Trace {
 }
 
 /// Reads a tensor back to the host as f32 values; `what` names it in the error.
+///
+/// Blocks until the device has finished; on wasm with WebGPU use [`read_f32_async`].
 pub fn read_f32<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
-    t.try_into_data()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
+    host_f32(t.try_into_data(), what)
+}
+
+/// Reads a tensor back to the host as f32 values without blocking (the only kind of read a
+/// browser's WebGPU allows); `what` names it in the error.
+pub async fn read_f32_async<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    host_f32(t.into_data_async().await, what)
+}
+
+fn host_f32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<f32>> {
+    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
         .try_into_vec::<f32>()
         .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }

@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""Browser tests: the built page (target/web-dist, from `web/run.sh --build-only`) in headless
+Chromium with real WebGPU (SwiftShader, `--enable-unsafe-webgpu`) and with the CPU fallback,
+driven over W3C WebDriver by chromedriver. Standard library only.
+
+Checks: golden parity of the official logits inside the browser (WebGPU and CPU); the
+sub-token shaders against their twins on the browser's WebGPU; the browser's CPU tokens
+equal native `prime generate --device cpu`; the browser-WebGPU/native-wgpu agreement
+(measured, printed); an end-to-end drive of the page (partial states shown, timeline scrubbed,
+JSON export equal to the page, screenshots saved to target/browser-artifacts/); readable
+messages for a missing WebGPU, a 404, truncated downloads and a bad config.
+"""
+
+import base64
+import functools
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DIST = os.environ.get("PRIME_WEB_DIST", os.path.join(ROOT, "target", "web-dist"))
+ARTIFACTS = os.path.join(ROOT, "target", "browser-artifacts")
+PRIME = os.environ.get("PRIME_BIN", os.path.join(ROOT, "target", "debug", "prime"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+GOLDEN_TOL = 5e-5
+GOLDEN_CASES = ["prime_l2_tiny", "prime_l4_small", "mdlm_l1_tiny"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------
+# The test server: the built page, the golden folders, and broken model folders.
+
+PRIME_CONFIG = os.path.join(ROOT, "assets", "prime", "config.json")
+PRIME_WEIGHTS = os.path.join(ROOT, "assets", "prime", "model.safetensors")
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def send_bytes(self, body, length=None, kind="application/octet-stream"):
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def broken(self, folder, name):
+        """Model folders that go wrong in the ways the page must explain."""
+        if name == "config.json" and folder in ("truncated", "short", "missing-weights"):
+            return self.send_bytes(open(PRIME_CONFIG, "rb").read(), kind="application/json")
+        if name == "config.json" and folder == "bad-config":
+            return self.send_bytes(b'{"model_class": "PerceiverDIT", "vocab_size": "many"}', kind="application/json")
+        if name == "model.safetensors" and folder == "truncated":
+            data = open(PRIME_WEIGHTS, "rb").read()
+            # Announce the whole file, send half, hang up: the connection breaks mid-download.
+            self.send_bytes(data[: len(data) // 2], length=len(data))
+            self.close_connection = True
+            return None
+        if name == "model.safetensors" and folder == "short":
+            data = open(PRIME_WEIGHTS, "rb").read()
+            return self.send_bytes(data[: len(data) // 3])
+        self.send_error(404)
+        return None
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "broken":
+            return self.broken(parts[1], parts[2])
+        if parts[0] == "golden":
+            local = os.path.join(ROOT, "tests", *parts)
+            if os.path.isfile(local):
+                return self.send_bytes(open(local, "rb").read())
+            return self.send_error(404)
+        return super().do_GET()
+
+
+def start_server():
+    port = free_port()
+    handler = functools.partial(Handler, directory=DIST)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{port}/"
+
+
+# --------------------------------------------------------------------------------------------
+# A minimal W3C WebDriver client.
+
+
+class Browser:
+    def __init__(self, driver_url, webgpu=True):
+        self.driver = driver_url
+        profile = tempfile.mkdtemp(prefix="prime-chromium-")
+        args = [
+            "--headless", "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--window-size=1400,1100", f"--user-data-dir={profile}",
+        ]
+        if webgpu:
+            args.append("--enable-unsafe-webgpu")
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+        self.call("POST", f"/session/{self.session}/timeouts", {"script": 600_000})
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.driver + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=900) as r:
+                return json.loads(r.read())["value"]
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"webdriver {method} {path}: {e.read().decode(errors='replace')[:2000]}") from None
+
+    def get(self, url):
+        self.call("POST", f"/session/{self.session}/url", {"url": url})
+
+    def js(self, script, *args):
+        return self.call("POST", f"/session/{self.session}/execute/sync", {"script": script, "args": list(args)})
+
+    def wait(self, expression, timeout=600, what=None):
+        """Polls a JS expression until it is truthy; returns its value."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = self.js(f"return ({expression});")
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what or expression}; status: {self.js('return document.getElementById(`status`)?.textContent')}")
+
+    def screenshot(self, name):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        png = base64.b64decode(self.call("GET", f"/session/{self.session}/screenshot"))
+        path = os.path.join(ARTIFACTS, name)
+        with open(path, "wb") as f:
+            f.write(png)
+        return path
+
+    def console_errors(self):
+        try:
+            logs = self.call("POST", f"/session/{self.session}/se/log", {"type": "browser"})
+        except RuntimeError:
+            return []
+        return [l["message"] for l in logs if l.get("level") == "SEVERE"]
+
+    def close(self):
+        try:
+            self.call("DELETE", f"/session/{self.session}")
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------------------------
+# Page helpers.
+
+PANEL = "window.prime.panels[{i}]"
+
+
+def open_page(browser, base, query):
+    browser.get(base + "index.html?" + query)
+    browser.wait("window.prime && window.prime.panels.length > 0", 60, "the page to start")
+
+
+def wait_ready(browser, i=0, timeout=600):
+    p = PANEL.format(i=i)
+    phase = browser.wait(f"{p}.phase !== 'loading' && {p}.phase", timeout, f"panel {i} to load")
+    error = browser.js(f"return {p}.el.querySelector('.error').hidden ? null : {p}.el.querySelector('.error').textContent")
+    assert phase == "ready", f"panel {i} did not load: {phase}: {error}"
+    return browser.js(f"return {p}.info")
+
+
+def run_generation(browser, prompt, steps, seed, n_panels=1, timeout=900):
+    browser.js(
+        """
+        const [prompt, steps, seed] = arguments;
+        document.getElementById('prompt').value = prompt;
+        document.getElementById('suffix').value = '';
+        document.getElementById('steps').value = steps;
+        document.getElementById('seed').value = seed;
+        document.getElementById('start').click();
+        """,
+        prompt, steps, seed,
+    )
+    for i in range(n_panels):
+        p = PANEL.format(i=i)
+        browser.wait(f"{p}.phase === 'done' || !{p}.el.querySelector('.error').hidden", timeout, f"panel {i} to finish")
+        error = browser.js(f"return {p}.el.querySelector('.error').hidden ? null : {p}.el.querySelector('.error').textContent")
+        assert error is None, f"generation failed in panel {i}: {error}"
+
+
+def final_tokens(browser, i=0):
+    return browser.js(f"const s = {PANEL.format(i=i)}.steps; return s[s.length - 1].tokens;")
+
+
+def native_tokens(prompt, steps, seed, device, model="prime"):
+    cmd = [PRIME, "generate", "--json", "--prompt", prompt, "--steps", str(steps), "--seed", str(seed),
+           "--device", device, "--model", os.path.join(ROOT, "assets", model)]
+    if device == "gpu":
+        cmd += ["--require-gpu", "--sampler", "host"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
+    return json.loads(out.stdout)["tokens"]
+
+
+# --------------------------------------------------------------------------------------------
+# The tests.
+
+RESULTS = []
+
+
+def test(fn):
+    def run(*args):
+        started = time.time()
+        try:
+            fn(*args)
+            RESULTS.append((fn.__name__, True, ""))
+            print(f"ok    {fn.__name__} ({time.time() - started:.0f} s)", flush=True)
+        except Exception as e:  # a failing check is reported, the others still run
+            RESULTS.append((fn.__name__, False, str(e)))
+            print(f"FAIL  {fn.__name__}: {e}", flush=True)
+    run.__name__ = fn.__name__
+    return run
+
+
+@test
+def golden_parity(browser, base, backend):
+    for case in GOLDEN_CASES:
+        open_page(browser, base, f"backend={backend}&models=golden/{case}/")
+        info = wait_ready(browser)
+        expected = "wgpu" if backend == "auto" else "flex"
+        assert info["device"]["backend"] == expected, f"{case}: ran on {info['device']['backend']}, not {expected}"
+        p = PANEL.format(i=0)
+        browser.js(f"{p}.golden = undefined; {p}.worker.postMessage({{type: 'golden', url: 'golden/{case}/cases.safetensors'}});")
+        d = browser.wait(f"{p}.golden !== undefined ? String({p}.golden) : null", 600, f"{case} parity")
+        d = float(d)
+        print(f"      {case} on {expected} in the browser: max |Δ logits| = {d:.2e}", flush=True)
+        assert d <= GOLDEN_TOL, f"{case} on {expected}: logits differ by {d:.2e}"
+
+
+@test
+def shaders_equal_twins(browser, base):
+    open_page(browser, base, "models=golden/prime_l2_tiny/")
+    info = wait_ready(browser)
+    assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
+    p = PANEL.format(i=0)
+    browser.js(f"{p}.kernels = undefined; {p}.worker.postMessage({{type: 'kernels'}});")
+    report = json.loads(browser.wait(f"{p}.kernels !== undefined ? {p}.kernels : null", 600, "kernel check"))
+    for line in report["checks"]:
+        print(f"      {line['kernel']:>10} ({line['case']}): {line['detail']}", flush=True)
+    bad = [c for c in report["checks"] if not c["equal"]]
+    assert report["checks"] and not bad, f"shader and twin differ: {bad}"
+
+
+@test
+def cpu_fallback_equals_native(browser, base):
+    prompt, steps, seed = "It was", 48, 7
+    open_page(browser, base, "backend=cpu&models=models/prime/")
+    wait_ready(browser)
+    run_generation(browser, prompt, steps, seed)
+    got = final_tokens(browser)
+    want = native_tokens(prompt, steps, seed, "cpu")
+    assert got == want, f"browser CPU tokens differ from native:\n{got}\n{want}"
+
+
+@test
+def webgpu_agreement_with_native(browser, base):
+    prompt, steps, seed = "It was", 24, 7
+    open_page(browser, base, "models=models/prime/")
+    info = wait_ready(browser)
+    assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
+    run_generation(browser, prompt, steps, seed)
+    got = final_tokens(browser)
+    try:
+        want = native_tokens(prompt, steps, seed, "gpu")
+    except subprocess.CalledProcessError as e:
+        raise AssertionError(f"native wgpu run failed: {e.stderr.strip()}") from None
+    same = sum(a == b for a, b in zip(got, want))
+    print(f"      browser WebGPU vs native wgpu: {same}/{len(want)} tokens equal "
+          f"(first difference at {next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)})", flush=True)
+    assert len(got) == len(want)
+
+
+@test
+def end_to_end(browser, base):
+    browser.console_errors()  # drain what earlier pages logged
+    open_page(browser, base, "")
+    wait_ready(browser, 0)
+    wait_ready(browser, 1)
+    run_generation(browser, "It was", 32, 3, n_panels=2)
+    l = browser.js(f"return {PANEL.format(i=0)}.info.model.subtokens")
+    assert l > 1, "the first panel should be the Prime model"
+    # A step at which the page showed a token with 0 < k < ℓ digits revealed.
+    partial = browser.js(
+        f"""const s = {PANEL.format(i=0)}.steps;
+        return s.findIndex(v => v.cells.some(c => c.known > 0 && c.known < {l}));""")
+    assert partial >= 0, "no step had a partly revealed token"
+    # Scrub the timeline back to it, as a user would, and check the cells on the page.
+    browser.js(
+        """const t = document.getElementById('timeline'); t.value = arguments[0];
+        t.dispatchEvent(new Event('input'));""", partial)
+    shown = browser.js(
+        f"""const cells = [...{PANEL.format(i=0)}.el.querySelectorAll('.cell')];
+        return {{label: document.getElementById('timeline-label').textContent,
+                partial: cells.filter(c => Number(c.dataset.known) > 0 && Number(c.dataset.known) < {l}).length,
+                masks: {PANEL.format(i=0)}.el.querySelectorAll('.slot.mask').length}};""")
+    assert shown["label"].startswith(str(partial)), f"timeline shows {shown['label']}, not step {partial}"
+    assert shown["partial"] > 0 and shown["masks"] > 0, f"scrubbed page shows no partial token: {shown}"
+    # Hover a partly revealed cell: the tooltip lists its consistent set.
+    tip = browser.js(
+        f"""const c = [...{PANEL.format(i=0)}.el.querySelectorAll('.cell')]
+              .find(c => Number(c.dataset.known) > 0 && Number(c.dataset.known) < {l});
+        c.dispatchEvent(new MouseEvent('mouseover', {{bubbles: true}}));
+        return document.getElementById('tooltip').textContent;""")
+    assert "consistent with the revealed digits" in tip, f"tooltip: {tip!r}"
+    browser.screenshot("page-partial-step.png")
+    browser.js(f"{PANEL.format(i=0)}.el.closest('#panels').dispatchEvent(new MouseEvent('mouseleave'));")
+    # Back to the newest step; export; the export's final tokens are what the page shows.
+    browser.js("""const t = document.getElementById('timeline'); t.value = t.max; t.dispatchEvent(new Event('input'));
+                  document.getElementById('export').click();""")
+    exported = json.loads(browser.wait("window.primeExport", 30, "the export"))
+    for i, model in enumerate(exported["models"]):
+        shown_tokens = browser.js(
+            f"return [...{PANEL.format(i=i)}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
+        assert model["final"]["tokens"] == shown_tokens, f"{model['name']}: export differs from the page"
+        assert len(model["steps"]) == exported["request"]["settings"]["steps"] + 1
+    text = browser.js(f"return {PANEL.format(i=0)}.el.querySelector('.final-text').textContent")
+    assert text.startswith("It was"), f"final text {text[:60]!r}"
+    browser.screenshot("page-final.png")
+    errors = browser.console_errors()
+    assert not errors, f"console errors: {[e[:300] for e in errors]}"
+
+
+@test
+def readable_failures(browser, base):
+    cases = [
+        ("broken/missing/", "HTTP 404"),
+        ("broken/missing-weights/", "model.safetensors: HTTP 404"),
+        ("broken/truncated/", "model.safetensors"),
+        ("broken/short/", "bad weight file"),
+        ("broken/bad-config/", "bad config.json"),
+    ]
+    for folder, expect in cases:
+        open_page(browser, base, f"models={folder}")
+        p = PANEL.format(i=0)
+        browser.wait(f"!{p}.el.querySelector('.error').hidden", 120, f"an error for {folder}")
+        message = browser.js(f"return {p}.el.querySelector('.error').textContent")
+        print(f"      {folder}: {message}", flush=True)
+        assert expect in message, f"{folder}: {message!r} does not mention {expect!r}"
+        state = browser.js("return [document.body.dataset.phase, document.getElementById('status').textContent]")
+        assert state[0] != "loading", f"{folder}: page still loading: {state}"
+
+
+@test
+def missing_webgpu_falls_back(driver):
+    browser = Browser(driver, webgpu=False)
+    try:
+        open_page(browser, BASE, "models=models/prime/")
+        info = wait_ready(browser)
+        assert info["device"]["backend"] == "flex", f"ran on {info['device']['backend']}"
+        notice = browser.js(f"return {PANEL.format(i=0)}.el.querySelector('.notice')?.textContent")
+        print(f"      notice: {notice}", flush=True)
+        assert notice and "CPU" in notice, f"no notice of the fallback: {notice!r}"
+        run_generation(browser, "It was", 8, 1)
+    finally:
+        browser.close()
+
+
+def main():
+    global BASE
+    if not os.path.isfile(os.path.join(DIST, "pkg", "prime_web_bg.wasm")):
+        sys.exit(f"error: {DIST} has no built page; run web/run.sh --build-only first")
+    for tool in (CHROMIUM, CHROMEDRIVER, PRIME):
+        if not os.path.exists(tool):
+            sys.exit(f"error: {tool} not found")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    server, BASE = start_server()
+    port = free_port()
+    driver = subprocess.Popen([CHROMEDRIVER, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(driver_url + "/status", timeout=2)
+                break
+            except Exception:
+                time.sleep(0.1)
+        only = set(sys.argv[1:])
+        browser = Browser(driver_url)
+        try:
+            plan = [
+                ("golden_parity", lambda: golden_parity(browser, BASE, "auto")),
+                ("golden_parity", lambda: golden_parity(browser, BASE, "cpu")),
+                ("shaders_equal_twins", lambda: shaders_equal_twins(browser, BASE)),
+                ("cpu_fallback_equals_native", lambda: cpu_fallback_equals_native(browser, BASE)),
+                ("webgpu_agreement_with_native", lambda: webgpu_agreement_with_native(browser, BASE)),
+                ("end_to_end", lambda: end_to_end(browser, BASE)),
+                ("readable_failures", lambda: readable_failures(browser, BASE)),
+            ]
+            for name, step in plan:
+                if not only or name in only:
+                    step()
+        finally:
+            browser.close()
+        if not only or "missing_webgpu_falls_back" in only:
+            missing_webgpu_falls_back(driver_url)
+    finally:
+        driver.terminate()
+        server.shutdown()
+    failed = [r for r in RESULTS if not r[1]]
+    print(f"\nbrowser tests: {len(RESULTS) - len(failed)} passed, {len(failed)} failed; screenshots in {ARTIFACTS}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Builds the browser runtime and serves the page with the shipped demo models.
+#
+#   web/run.sh                 build, then serve on http://127.0.0.1:8080
+#   web/run.sh --port 9000     another port
+#   web/run.sh --build-only    build target/web-dist and stop
+#
+# Steps: prime-web is compiled for wasm32 (rustup's wasm32 target where it is installed,
+# otherwise Debian's rustc-web toolchain building std itself), wasm-bindgen generates the JS
+# glue, the page (web/www) and the models (assets/prime, assets/mdlm) are copied next to it, and
+# the sizes of the wasm (raw and gzipped) are printed.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+dist="${PRIME_WEB_DIST:-$root/target/web-dist}"
+port=8080
+serve=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-only) serve=0 ;;
+    --port) port="$2"; shift ;;
+    *) echo "usage: web/run.sh [--build-only] [--port N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# 1. The wasm module.
+if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  echo "building prime-web with rustup's wasm32 target"
+  cargo build --release --target wasm32-unknown-unknown -p prime-web
+  wasm="$root/target/wasm32-unknown-unknown/release/prime_web.wasm"
+elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust ] && [ -x /usr/bin/wasm-ld-22 ]; then
+  echo "building prime-web with Debian's rustc-web (std built for wasm32)"
+  target_dir="$root/target/wasm-debian"
+  PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/bin/wasm-ld-22 CARGO_TARGET_DIR="$target_dir" \
+    /usr/bin/cargo build --release --target wasm32-unknown-unknown -Z build-std=std,panic_abort -p prime-web
+  wasm="$target_dir/wasm32-unknown-unknown/release/prime_web.wasm"
+else
+  cat >&2 <<'EOF'
+error: no Rust toolchain for wasm32 was found. Either
+  rustup target add wasm32-unknown-unknown
+or, on Debian 12 without rustup downloads,
+  apt-get install rustc-web cargo-web rust-web-src lld-22
+EOF
+  exit 1
+fi
+
+# 2. The JS glue, from the wasm-bindgen-cli of exactly the crate's version.
+need="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
+have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$have" != "$need" ]; then
+  echo "installing wasm-bindgen-cli $need (found: ${have:-none})"
+  # The CLI's own lockfile pins webpki-roots 1.0.11, which the registry no longer offers
+  # (seen 2026-11-25); without --locked cargo resolves current versions.
+  cargo install wasm-bindgen-cli --version "$need" --locked || cargo install wasm-bindgen-cli --version "$need"
+fi
+rm -rf "$dist"
+mkdir -p "$dist/pkg" "$dist/models"
+wasm-bindgen --target web --no-typescript --out-dir "$dist/pkg" "$wasm"
+
+# 3. The page and the models.
+cp web/www/*.html web/www/*.js web/www/*.css "$dist/"
+for model in prime mdlm; do
+  mkdir -p "$dist/models/$model"
+  cp "assets/$model/config.json" "assets/$model/model.safetensors" "assets/$model/tokenizer.json" "$dist/models/$model/"
+done
+cat > "$dist/models.json" <<'EOF'
+[
+  { "name": "MDM-Prime (ℓ = 2)", "path": "models/prime/" },
+  { "name": "MDLM (ℓ = 1)", "path": "models/mdlm/" }
+]
+EOF
+
+# 4. Sizes.
+raw=$(stat -c %s "$dist/pkg/prime_web_bg.wasm")
+gz=$(gzip -9 -c "$dist/pkg/prime_web_bg.wasm" | wc -c)
+awk -v r="$raw" -v g="$gz" 'BEGIN { printf "prime_web_bg.wasm: %.2f MB raw, %.2f MB gzipped\n", r / 1e6, g / 1e6 }'
+
+if [ "$serve" = 1 ]; then
+  echo "serving $dist on http://127.0.0.1:$port/ (Ctrl-C stops)"
+  exec python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist"
+fi

@@ -1,0 +1,78 @@
+//! Opening the compute device in a browser: WebGPU through burn-wgpu's asynchronous
+//! initialisation, and the burn-flex CPU backend when WebGPU is missing or fails.
+
+use std::cell::RefCell;
+
+use burn::tensor::Device;
+use prime_core::device::{AdapterReport, BackendKind, ComputeDevice};
+use serde::Serialize;
+
+/// Which backend the page asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// WebGPU when the browser offers it, else the CPU (with a notice).
+    Auto,
+    /// The burn-flex CPU backend, even where WebGPU exists.
+    Cpu,
+}
+
+impl BackendChoice {
+    /// Parses the page's setting: `auto` (or `webgpu`) or `cpu`.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "auto" | "webgpu" | "gpu" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            other => Err(format!("unknown backend `{other}`: expected auto or cpu")),
+        }
+    }
+}
+
+/// What the page shows about the backend in use.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendReport {
+    /// `wgpu` (WebGPU) or `flex` (CPU).
+    pub backend: BackendKind,
+    /// The WebGPU adapter and its limits, when WebGPU is in use.
+    pub adapter: Option<AdapterReport>,
+    /// Why the CPU is used although WebGPU was asked for, if it is.
+    pub notice: Option<String>,
+}
+
+thread_local! {
+    /// The WebGPU device of this wasm instance: initialised once (the runtime allows one
+    /// initialisation), the failure kept so that it is reported rather than retried.
+    static WEBGPU: RefCell<Option<Result<(Device, AdapterReport), String>>> = const { RefCell::new(None) };
+}
+
+async fn webgpu() -> Result<(Device, AdapterReport), String> {
+    if let Some(known) = WEBGPU.with(|cell| cell.borrow().clone()) {
+        return known;
+    }
+    let opened = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map(|(device, setup)| (device, AdapterReport::from_adapter(&setup.adapter)))
+        .map_err(|e| format!("{e}"));
+    WEBGPU.with(|cell| *cell.borrow_mut() = Some(opened.clone()));
+    opened
+}
+
+/// Opens the device `choice` names; never fails: without WebGPU it is the CPU, with a notice.
+pub async fn open(choice: BackendChoice) -> ComputeDevice {
+    match choice {
+        BackendChoice::Cpu => ComputeDevice::cpu(None),
+        BackendChoice::Auto => match webgpu().await {
+            Ok((device, adapter)) => {
+                ComputeDevice { device, backend: BackendKind::Wgpu, adapter: Some(adapter), notice: None }
+            }
+            Err(e) => {
+                ComputeDevice::cpu(Some(format!("WebGPU is not available ({e}); running on the CPU (burn-flex)")))
+            }
+        },
+    }
+}
+
+/// The page's view of an opened device.
+pub fn report(device: &ComputeDevice) -> BackendReport {
+    BackendReport { backend: device.backend, adapter: device.adapter.clone(), notice: device.notice.clone() }
+}

@@ -1,0 +1,155 @@
+//! The browser's check of the WGSL sub-token kernels against their Burn-ops twins: both paths
+//! run on the page's device with the same inputs, and every output is read back without
+//! blocking. Integer outputs must be equal, floats within 1e-6 relative.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use prime_core::kernels::{DrawRequest, KernelPath, RevealRule, SubTokenKernels};
+use prime_core::{PrimeError, Result, SubTokenCodec};
+use serde::Serialize;
+
+/// One comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Kernel name.
+    pub kernel: &'static str,
+    /// Codec and sizes.
+    pub case: String,
+    /// Whether the shader equals the twin.
+    pub equal: bool,
+    /// What was compared, and the largest difference.
+    pub detail: String,
+}
+
+/// Every comparison made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The comparisons, kernel by kernel and case by case.
+    pub checks: Vec<Check>,
+}
+
+/// A deterministic input generator (64-bit LCG).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+}
+
+async fn ints(t: Tensor<1, Int>, what: &str) -> Result<Vec<i64>> {
+    let data = t.into_data_async().await.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?;
+    Ok(data.iter::<i64>().collect())
+}
+
+async fn floats(t: Tensor<1>, what: &str) -> Result<Vec<f32>> {
+    prime_core::network::read_f32_async(t, what).await
+}
+
+fn int_check(kernel: &'static str, case: &str, a: &[i64], b: &[i64]) -> Check {
+    let differing = a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len());
+    Check { kernel, case: case.into(), equal: differing == 0, detail: format!("{} ids, {differing} differ", a.len()) }
+}
+
+fn float_check(kernel: &'static str, case: &str, a: &[f32], b: &[f32]) -> Check {
+    let rel = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() / x.abs().max(y.abs()).max(f32::MIN_POSITIVE) })
+        .fold(0.0f32, f32::max);
+    let equal = a.len() == b.len() && rel <= 1e-6;
+    Check { kernel, case: case.into(), equal, detail: format!("{} values, max relative difference {rel:.1e}", a.len()) }
+}
+
+/// Inputs of one case: tied logits (multiples of ½), and a state mixing fully masked, fully
+/// revealed and partly revealed tokens.
+fn inputs(
+    codec: &SubTokenCodec,
+    length: usize,
+    width: usize,
+    device: &Device,
+) -> (Tensor<2>, Tensor<1, Int>, Vec<u32>) {
+    let mut r = Lcg(7);
+    let logits: Vec<f32> = (0..length * width).map(|_| (r.next() % 16) as f32 * 0.5 - 4.0).collect();
+    let (l, mask) = (codec.digits(), codec.mask_id());
+    let tokens: Vec<u32> = (0..length).map(|_| r.next() % codec.vocab()).collect();
+    let mut state = Vec::new();
+    for (i, &token) in tokens.iter().enumerate() {
+        for j in 0..l {
+            state.push(match i % 3 {
+                0 => mask,
+                1 => codec.digit(token, j),
+                _ if j == 0 => codec.digit(token, j),
+                _ => mask,
+            } as i32);
+        }
+    }
+    let logits = Tensor::<2>::from_data(TensorData::new(logits, [length, width]), device);
+    let state = Tensor::<1, Int>::from_data(TensorData::new(state, [length * l]), device);
+    (logits, state, tokens)
+}
+
+/// One path's outputs, named.
+struct Outputs {
+    ints: Vec<(&'static str, Vec<i64>)>,
+    floats: Vec<(&'static str, Vec<f32>)>,
+}
+
+async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device: &Device) -> Result<Outputs> {
+    let length = codec_length(codec);
+    let (logits, state, tokens) = inputs(codec, length, width, device);
+    let k = SubTokenKernels::new(codec, length, width, path, device)?;
+    let token_ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+    let encoded = k.encode(Tensor::from_data(TensorData::new(token_ids, [length]), device))?;
+    let decoded = k.decode(state.clone())?;
+    let norm = k.normaliser(logits.clone(), state.clone(), 1.25, true)?;
+    let active = Tensor::<1, Int>::from_data(TensorData::new(vec![1i32; length], [length]), device);
+    let request = DrawRequest { seed: 11, step: 3, inv_temperature: 1.25, noise: true, active, cutoffs: None };
+    let drawn = k.draw(logits, state.clone(), &request, true)?;
+    let revealed = k.reveal(state, drawn.clone(), 11, 3, RevealRule::Probability(0.5))?;
+    Ok(Outputs {
+        ints: vec![
+            ("encode", ints(encoded, "encode").await?),
+            ("decode", ints(decoded, "decode").await?),
+            ("count", ints(norm.count, "count").await?),
+            ("draw", ints(drawn, "draw").await?),
+            ("reveal", ints(revealed.state, "reveal").await?),
+            ("changed", ints(revealed.changed, "changed").await?),
+        ],
+        floats: vec![
+            ("max", floats(norm.max, "max").await?),
+            ("normaliser", floats(norm.log_normaliser, "log-normaliser").await?),
+        ],
+    })
+}
+
+/// Sequence length of a case: a few tokens more than there are digit patterns of interest.
+fn codec_length(codec: &SubTokenCodec) -> usize {
+    6 + 3 * codec.digits()
+}
+
+async fn check_case(name: &str, codec: SubTokenCodec, width: usize, device: &Device) -> Result<Vec<Check>> {
+    let shader = run_path(KernelPath::Shader, &codec, width, device).await?;
+    let twin = run_path(KernelPath::Twin, &codec, width, device).await?;
+    let mut checks: Vec<Check> =
+        shader.ints.iter().zip(&twin.ints).map(|((k, a), (_, b))| int_check(k, name, a, b)).collect();
+    checks.extend(shader.floats.iter().zip(&twin.floats).map(|((k, a), (_, b))| float_check(k, name, a, b)));
+    Ok(checks)
+}
+
+/// Runs every kernel on both paths on `device` (which must be a wgpu device) and compares.
+pub async fn run(device: &Device) -> Result<Report> {
+    let cases = [
+        // V not a power of b (invalid codes), ℓ = 2.
+        ("V300-l2", SubTokenCodec::new(300, 2)?, 300),
+        // ℓ = 1: the logits carry MDLM's mask class.
+        ("V50-l1", SubTokenCodec::new(50, 1)?, 51),
+        // V a power of b, ℓ = 3.
+        ("V64-l3", SubTokenCodec::new(64, 3)?, 64),
+    ];
+    let mut checks = Vec::new();
+    for (name, codec, width) in cases {
+        checks.extend(check_case(name, codec, width, device).await?);
+    }
+    Ok(Report { checks })
+}

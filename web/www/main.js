@@ -1,0 +1,362 @@
+// The page: one panel (and one Web Worker) per model; it renders the step views the workers
+// post and never samples anything itself.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const backend = params.get('backend') ?? 'auto';
+const panels = [];
+let shown = null; // step index the timeline shows; null follows the newest step
+let lastRequest = null;
+let hovered = null; // {panel, index} of the cell under the pointer
+
+const visible = (text) => (text ?? '').replace(/\n/g, '⏎');
+const percent = (p) => `${(100 * p).toFixed(p < 0.1 ? 1 : 0)}%`;
+
+function setStatus(text, kind = '') {
+  $('status').textContent = text;
+  $('status').className = kind;
+}
+
+class Panel {
+  constructor(spec) {
+    this.spec = spec;
+    this.steps = [];
+    this.info = null;
+    this.phase = 'loading';
+    this.el = document.createElement('section');
+    this.el.className = 'panel';
+    this.el.dataset.model = spec.name;
+    this.el.innerHTML = `
+      <h2>${spec.name}</h2>
+      <div class="device">loading…</div>
+      <div class="progress"><div class="bar"></div><span class="what"></span></div>
+      <div class="stats"></div>
+      <canvas class="strip" height="10" title="one column per step: grey = idle, blue = digits revealed"></canvas>
+      <div class="cells"></div>
+      <p class="final-text"></p>
+      <p class="error" hidden></p>`;
+    $('panels').append(this.el);
+    this.q = (sel) => this.el.querySelector(sel);
+    this.worker = new Worker('worker.js', { type: 'module' });
+    this.worker.onmessage = ({ data }) => this.receive(data);
+    this.worker.onerror = (e) => this.fail(`the worker failed to start: ${e.message ?? 'script error'}`);
+    this.worker.postMessage({ type: 'load', base: spec.path, backend });
+  }
+
+  receive(msg) {
+    switch (msg.type) {
+      case 'progress': {
+        const bar = this.q('.bar');
+        bar.style.width = msg.total ? `${(100 * msg.loaded) / msg.total}%` : '100%';
+        const size = msg.total ? ` ${(msg.loaded / 1e6).toFixed(1)} / ${(msg.total / 1e6).toFixed(1)} MB` : '';
+        this.q('.what').textContent = `${msg.file}${size}${msg.cached ? ' (from cache)' : ''}`;
+        break;
+      }
+      case 'ready':
+        this.info = msg.info;
+        this.phase = 'ready';
+        this.q('.progress').hidden = true;
+        this.describeDevice();
+        break;
+      case 'started':
+        this.phase = 'running';
+        break;
+      case 'step':
+        this.steps.push({ ...msg.view, ms: msg.ms });
+        break;
+      case 'paused':
+        if (this.phase === 'running') this.phase = 'paused';
+        break;
+      case 'done':
+        this.phase = 'done';
+        break;
+      case 'aborted':
+        this.phase = 'ready';
+        break;
+      case 'golden':
+        this.golden = msg.deviation;
+        break;
+      case 'kernels':
+        this.kernels = msg.report;
+        break;
+      case 'error':
+        this.fail(msg.message);
+        break;
+    }
+    this.el.dataset.phase = this.phase;
+    refresh();
+  }
+
+  fail(text) {
+    this.phase = this.info ? 'ready' : 'failed';
+    this.el.dataset.phase = this.phase;
+    const box = this.q('.error');
+    box.hidden = false;
+    box.textContent = text;
+    this.q('.progress').hidden = true;
+    refresh();
+  }
+
+  describeDevice() {
+    const { model, device } = this.info;
+    const limits = device.adapter
+      ? device.adapter.limits
+          .filter(([k]) => ['max_buffer_size', 'max_storage_buffer_binding_size'].includes(k))
+          .map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(0)} MiB`).join(' · ')
+      : '';
+    const adapter = device.adapter;
+    const software = adapter && adapter.device_type === 'Cpu';
+    const where = device.backend === 'wgpu'
+      ? `WebGPU (${adapter.name || adapter.driver || 'unnamed adapter'}, ${software ? 'a software adapter: expect CPU speed' : adapter.device_type})`
+      : 'CPU (burn-flex)';
+    this.q('.device').innerHTML = '';
+    const line = document.createElement('span');
+    line.textContent = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, ` +
+      `L = ${model.length} · ${(model.parameters / 1e6).toFixed(2)} M parameters · ${where}`;
+    this.q('.device').append(line);
+    this.el.dataset.backend = device.backend;
+    if (limits) this.q('.device').append(Object.assign(document.createElement('small'), { textContent: ` · ${limits}` }));
+    if (device.notice) {
+      this.q('.device').append(Object.assign(document.createElement('div'), { className: 'notice', textContent: device.notice }));
+    }
+  }
+
+  start(request, delayMs) {
+    this.steps = [];
+    this.q('.error').hidden = true;
+    this.q('.final-text').textContent = '';
+    this.worker.postMessage({ type: 'start', request, delayMs });
+  }
+
+  viewAt(index) {
+    if (!this.steps.length) return null;
+    return this.steps[Math.min(index ?? this.steps.length - 1, this.steps.length - 1)];
+  }
+
+  render(index) {
+    const view = this.viewAt(index);
+    const stats = this.q('.stats');
+    if (!view) {
+      stats.textContent = '';
+      this.q('.cells').innerHTML = '';
+      return;
+    }
+    const l = this.info.model.subtokens;
+    const timed = this.steps.filter((s) => s.network_called);
+    const ms = this.steps.reduce((a, s) => a + s.ms, 0) / this.steps.length;
+    stats.innerHTML = '';
+    for (const [k, v] of [
+      ['step', `${view.step} / ${view.steps}${view.is_final ? ' (final)' : ''}`],
+      ['NFE', view.nfe],
+      ['idle steps', view.idle_steps],
+      ['ms / step', ms.toFixed(1)],
+      ['ms / network step', timed.length ? (timed.reduce((a, s) => a + s.ms, 0) / timed.length).toFixed(1) : '–'],
+    ]) {
+      const item = document.createElement('span');
+      item.dataset.stat = k;
+      item.innerHTML = `<b></b> ${k}`;
+      item.querySelector('b').textContent = v;
+      stats.append(item);
+    }
+    const cells = this.q('.cells');
+    cells.innerHTML = '';
+    view.cells.forEach((cell, i) => cells.append(renderCell(cell, i, l, view.revealed)));
+    this.q('.final-text').textContent = view.text != null ? view.text : '';
+    this.drawStrip(index ?? this.steps.length - 1);
+  }
+
+  drawStrip(current) {
+    const canvas = this.q('.strip');
+    const total = this.steps[0].steps + 1;
+    canvas.width = Math.max(total, 1);
+    const g = canvas.getContext('2d');
+    g.clearRect(0, 0, canvas.width, canvas.height);
+    this.steps.forEach((s, i) => {
+      g.fillStyle = s.idle ? '#c8c8c8' : '#2f6fd6';
+      g.fillRect(i, s.idle ? 5 : 0, 1, s.idle ? 5 : 10);
+    });
+    g.fillStyle = '#e0462f';
+    g.fillRect(Math.min(current, this.steps.length - 1), 0, 1, 10);
+  }
+}
+
+function renderCell(cell, i, l, revealed) {
+  const div = document.createElement('div');
+  div.className = 'cell' + (cell.fixed ? ' fixed' : '') + (cell.token == null && cell.guess != null ? ' guessing' : '');
+  div.dataset.index = i;
+  div.dataset.known = cell.known;
+  if (cell.token != null) div.dataset.token = cell.token;
+  div.style.setProperty('--frac', cell.known / l);
+  const digits = document.createElement('div');
+  digits.className = 'digits';
+  cell.digits.forEach((d, j) => {
+    const slot = document.createElement('span');
+    slot.className = d == null ? 'slot mask' : 'slot';
+    if (revealed.includes(i * l + j)) slot.classList.add('new');
+    slot.textContent = d == null ? '?' : d;
+    digits.append(slot);
+  });
+  const label = document.createElement('div');
+  label.className = 'label';
+  label.textContent = visible(cell.label) || '\u00a0';
+  div.append(digits, label);
+  return div;
+}
+
+function tooltipFor(panel, i) {
+  const view = panel.viewAt(shown);
+  const cell = view?.cells[i];
+  if (!cell) return null;
+  const { subtokens: l, vocab_size: v } = panel.info.model;
+  const lines = [`position ${i} · ${cell.known} of ${l} digits revealed`];
+  if (cell.token != null) lines.push(`token ${cell.token} “${visible(cell.label)}”${cell.fixed ? ' (given)' : ''}`);
+  else if (cell.known === 0) lines.push(`all ${v} tokens still possible`);
+  if (cell.consistent) {
+    lines.push(`${cell.consistent.count} tokens consistent with the revealed digits; most likely:`);
+    for (const c of cell.consistent.top) lines.push(`  “${visible(c.text)}” (${c.token})  ${percent(c.p)}`);
+  }
+  if (cell.guess != null) lines.push(`current guess: “${visible(cell.label)}” (${cell.guess})`);
+  return lines.join('\n');
+}
+
+// Shows the hovered cell's tooltip, rebuilt from the step on display (cells are redrawn).
+function updateTooltip() {
+  const tip = $('tooltip');
+  const text = hovered ? tooltipFor(hovered.panel, hovered.index) : null;
+  tip.hidden = !text;
+  if (!text) return;
+  tip.textContent = text;
+  const cell = hovered.panel.el.querySelector(`.cell[data-index="${hovered.index}"]`);
+  if (!cell) return;
+  const r = cell.getBoundingClientRect();
+  tip.style.left = `${r.left + window.scrollX}px`;
+  tip.style.top = `${r.bottom + window.scrollY + 4}px`;
+}
+
+function refresh() {
+  const longest = Math.max(0, ...panels.map((p) => p.steps.length));
+  const timeline = $('timeline');
+  timeline.max = Math.max(0, longest - 1);
+  timeline.disabled = longest === 0;
+  if (shown == null) timeline.value = timeline.max;
+  const index = shown ?? null;
+  $('timeline-label').textContent = longest ? `${shown ?? longest - 1}${shown == null ? ' (live)' : ''}` : '–';
+  for (const p of panels) if (p.info) p.render(index);
+  updateTooltip();
+
+  const phases = panels.map((p) => p.phase);
+  const busy = phases.some((s) => s === 'running');
+  const paused = phases.some((s) => s === 'paused');
+  const ready = panels.length && phases.every((s) => ['ready', 'done', 'paused', 'running', 'failed'].includes(s)) &&
+    phases.some((s) => s !== 'failed');
+  $('start').disabled = !ready || busy;
+  $('pause').disabled = !(busy || paused);
+  $('pause').textContent = paused && !busy ? 'Resume' : 'Pause';
+  $('step').disabled = !paused || busy;
+  $('abort').disabled = !(busy || paused);
+  $('export').disabled = !panels.some((p) => p.steps.length);
+  document.body.dataset.phase = busy ? 'running' : paused ? 'paused' : phases.includes('loading') ? 'loading' : 'idle';
+  const failed = panels.filter((p) => !p.q('.error').hidden);
+  if (failed.length) setStatus(`${failed.map((p) => p.spec.name).join(', ')}: see the message in the panel`, 'bad');
+  else if (phases.includes('loading')) setStatus('loading models…');
+  else setStatus(busy ? 'generating…' : panels.some((p) => p.phase === 'done') ? 'done' : 'ready');
+}
+
+function request() {
+  const num = (id) => Number($(id).value);
+  const topK = num('top_k');
+  return {
+    prompt: $('prompt').value,
+    suffix: $('suffix').value,
+    settings: {
+      steps: num('steps'),
+      seed: num('seed'),
+      temperature: num('temperature'),
+      top_p: num('top_p'),
+      top_k: topK > 0 ? topK : null,
+      mode: $('mode').value,
+    },
+  };
+}
+
+function exportJson() {
+  const data = {
+    format: 'prime-trajectory/1',
+    request: lastRequest,
+    models: panels.filter((p) => p.steps.length).map((p) => {
+      const last = p.steps[p.steps.length - 1];
+      return { name: p.spec.name, path: p.spec.path, info: p.info, final: { tokens: last.tokens, text: last.text }, steps: p.steps };
+    }),
+  };
+  const text = JSON.stringify(data);
+  window.primeExport = text; // for scripted checks of what the button downloads
+  const a = Object.assign(document.createElement('a'), {
+    href: URL.createObjectURL(new Blob([text], { type: 'application/json' })),
+    download: 'prime-trajectory.json',
+  });
+  a.click();
+  URL.revokeObjectURL(a.href);
+}
+
+function wire() {
+  $('controls').addEventListener('submit', (e) => {
+    e.preventDefault();
+    shown = null;
+    lastRequest = request();
+    for (const p of panels) if (p.info) p.start(lastRequest, Number($('speed').value));
+  });
+  $('pause').addEventListener('click', () => {
+    const paused = panels.some((p) => p.phase === 'paused') && !panels.some((p) => p.phase === 'running');
+    for (const p of panels) p.worker.postMessage({ type: paused ? 'resume' : 'pause' });
+    if (paused) for (const p of panels) if (p.phase === 'paused') p.phase = 'running';
+    refresh();
+  });
+  $('step').addEventListener('click', () => panels.forEach((p) => p.worker.postMessage({ type: 'step' })));
+  $('abort').addEventListener('click', () => panels.forEach((p) => p.worker.postMessage({ type: 'abort' })));
+  $('export').addEventListener('click', exportJson);
+  $('speed').addEventListener('input', () =>
+    panels.forEach((p) => p.worker.postMessage({ type: 'speed', delayMs: Number($('speed').value) })));
+  $('clear-cache').addEventListener('click', async () => {
+    await caches.delete('prime-models-v1').catch(() => {});
+    setStatus('model cache cleared; reload to download again');
+  });
+  $('timeline').addEventListener('input', () => {
+    const t = $('timeline');
+    shown = Number(t.value) >= Number(t.max) ? null : Number(t.value);
+    refresh();
+  });
+  $('panels').addEventListener('mouseover', (e) => {
+    const cell = e.target.closest('.cell');
+    const panel = cell && panels.find((p) => p.el.contains(cell));
+    hovered = panel ? { panel, index: Number(cell.dataset.index) } : null;
+    updateTooltip();
+  });
+  $('panels').addEventListener('mouseleave', () => {
+    hovered = null;
+    updateTooltip();
+  });
+}
+
+async function main() {
+  wire();
+  let specs;
+  if (params.get('models')) {
+    specs = params.get('models').split(',').map((path) => ({ name: path.replace(/\/$/, '').split('/').pop(), path }));
+  } else {
+    try {
+      const response = await fetch('models.json');
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      specs = await response.json();
+    } catch (e) {
+      setStatus(`cannot read models.json: ${e.message}`, 'bad');
+      return;
+    }
+  }
+  if (!navigator.gpu && backend !== 'cpu') setStatus('this browser has no WebGPU: the models run on the CPU');
+  for (const spec of specs) panels.push(new Panel(spec));
+  refresh();
+}
+
+// For scripted checks: the panels, their recorded steps and the timeline position.
+window.prime = { panels, show: (i) => { shown = i; refresh(); } };
+main();

@@ -1,0 +1,172 @@
+// The Web Worker that owns one model: it downloads the model folder (with progress, kept in
+// the Cache API), loads it into prime-web (WebGPU, or the CPU fallback), and steps
+// generations, posting every step's view to the page. Sampling itself happens in Rust.
+
+import init, { Engine, check_config } from './pkg/prime_web.js';
+
+const CACHE = 'prime-models-v1';
+let engine = null;
+let generation = null;
+let running = false;
+let delayMs = 0;
+let stepping = null;
+
+const post = (type, body = {}) => self.postMessage({ type, ...body });
+const message = (e) => (e && e.message) || String(e);
+
+// Downloads `url` with progress; `optional` files answer null on 404. A response shorter than
+// its Content-Length is a truncated download and an error.
+async function download(url, name, optional) {
+  let cache = null;
+  try {
+    cache = await caches.open(CACHE);
+    const hit = await cache.match(url);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      post('progress', { file: name, loaded: bytes.length, total: bytes.length, cached: true });
+      return bytes;
+    }
+  } catch (_) {
+    cache = null; // no Cache API (e.g. an opaque origin): download every time
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`cannot download ${name}: ${message(e)}`);
+  }
+  if (response.status === 404 && optional) return null;
+  if (!response.ok) throw new Error(`cannot download ${name}: HTTP ${response.status} ${response.statusText}`);
+  const total = Number(response.headers.get('Content-Length')) || 0;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    let part;
+    try {
+      part = await reader.read();
+    } catch (e) {
+      throw new Error(`download of ${name} broke off after ${loaded} bytes: ${message(e)}`);
+    }
+    if (part.done) break;
+    chunks.push(part.value);
+    loaded += part.value.length;
+    post('progress', { file: name, loaded, total });
+  }
+  if (total && loaded !== total) {
+    throw new Error(`download of ${name} is truncated: ${loaded} of ${total} bytes`);
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  if (cache) {
+    try {
+      await cache.put(url, new Response(bytes.slice(), { headers: { 'Content-Length': String(loaded) } }));
+    } catch (_) {
+      // Quota or private mode: the model still runs, it is just not kept.
+    }
+  }
+  return bytes;
+}
+
+async function load({ base, backend }) {
+  const folder = new URL(base, self.location.href);
+  const config = new TextDecoder().decode(await download(new URL('config.json', folder).href, 'config.json', false));
+  check_config(config);
+  const weights = await download(new URL('model.safetensors', folder).href, 'model.safetensors', false);
+  const tokenizer = await download(new URL('tokenizer.json', folder).href, 'tokenizer.json', true);
+  post('progress', { file: 'initialising the device', loaded: 0, total: 0 });
+  try {
+    engine = await Engine.load(config, weights, tokenizer ?? undefined, backend);
+  } catch (e) {
+    throw new Error(`cannot load the model from ${folder.pathname}: ${message(e)}`);
+  }
+  return JSON.parse(engine.info());
+}
+
+async function stepOnce() {
+  const started = performance.now();
+  const view = JSON.parse(await generation.step());
+  post('step', { view, ms: performance.now() - started });
+  if (generation.is_done()) {
+    running = false;
+    post('done');
+  }
+}
+
+async function runLoop() {
+  while (running && generation && !generation.is_done()) {
+    stepping = stepOnce();
+    await stepping;
+    stepping = null;
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+  }
+}
+
+function fail(e) {
+  running = false;
+  post('error', { message: message(e) });
+}
+
+self.onmessage = async ({ data }) => {
+  try {
+    switch (data.type) {
+      case 'load':
+        await init();
+        post('ready', { info: await load(data) });
+        break;
+      case 'start':
+        if (stepping) await stepping.catch(() => {});
+        generation = engine.start(JSON.stringify(data.request));
+        delayMs = data.delayMs ?? 0;
+        running = true;
+        post('started');
+        runLoop().catch(fail);
+        break;
+      case 'pause':
+        running = false;
+        post('paused');
+        break;
+      case 'resume':
+        if (generation && !generation.is_done() && !running) {
+          running = true;
+          runLoop().catch(fail);
+        }
+        break;
+      case 'step':
+        if (generation && !generation.is_done() && !running && !stepping) {
+          stepping = stepOnce();
+          await stepping;
+          stepping = null;
+          post('paused');
+        }
+        break;
+      case 'abort':
+        running = false;
+        generation = null;
+        post('aborted');
+        break;
+      case 'speed':
+        delayMs = data.delayMs;
+        break;
+      case 'golden': {
+        const response = await fetch(data.url);
+        if (!response.ok) throw new Error(`cannot download ${data.url}: HTTP ${response.status}`);
+        const cases = new Uint8Array(await response.arrayBuffer());
+        post('golden', { deviation: await engine.logits_deviation(cases) });
+        break;
+      }
+      case 'kernels':
+        post('kernels', { report: await engine.check_kernels() });
+        break;
+      default:
+        throw new Error(`unknown message ${data.type}`);
+    }
+  } catch (e) {
+    stepping = null;
+    fail(e);
+  }
+};
