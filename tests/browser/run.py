@@ -84,6 +84,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         parts = path.strip("/").split("/")
         if len(parts) == 3 and parts[0] == "broken":
             return self.broken(parts[1], parts[2])
+        if path == "/api-check.html":
+            return self.send_bytes(open(os.path.join(ROOT, "tests", "browser", "api.html"), "rb").read(),
+                                   kind="text/html")
         if parts[0] == "golden":
             local = os.path.join(ROOT, "tests", *parts)
             if os.path.isfile(local):
@@ -208,6 +211,12 @@ def run_generation(browser, prompt, steps, seed, n_panels=1, timeout=900):
         assert error is None, f"generation failed in panel {i}: {error}"
 
 
+def network_ms(browser, i=0):
+    """Mean wall time of the steps that called the network, as the page measured them."""
+    return browser.js(f"""const s = {PANEL.format(i=i)}.steps.filter(v => v.network_called);
+        return s.reduce((a, v) => a + v.ms, 0) / s.length;""")
+
+
 def final_tokens(browser, i=0):
     return browser.js(f"const s = {PANEL.format(i=i)}.steps; return s[s.length - 1].tokens;")
 
@@ -277,6 +286,7 @@ def cpu_fallback_equals_native(browser, base):
     wait_ready(browser)
     run_generation(browser, prompt, steps, seed)
     got = final_tokens(browser)
+    print(f"      browser CPU (burn-flex in wasm): {network_ms(browser):.0f} ms per network step", flush=True)
     want = native_tokens(prompt, steps, seed, "cpu")
     assert got == want, f"browser CPU tokens differ from native:\n{got}\n{want}"
 
@@ -289,6 +299,7 @@ def webgpu_agreement_with_native(browser, base):
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
     run_generation(browser, prompt, steps, seed)
     got = final_tokens(browser)
+    print(f"      browser WebGPU: {network_ms(browser):.0f} ms per network step", flush=True)
     try:
         want = native_tokens(prompt, steps, seed, "gpu")
     except subprocess.CalledProcessError as e:
@@ -297,6 +308,27 @@ def webgpu_agreement_with_native(browser, base):
     print(f"      browser WebGPU vs native wgpu: {same}/{len(want)} tokens equal "
           f"(first difference at {next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)})", flush=True)
     assert len(got) == len(want)
+
+
+@test
+def api_generate_with_callback(browser, base):
+    browser.get(base + "api-check.html")
+    result = browser.wait("window.result", 300, "the API check")
+    assert "error" not in result, result.get("error")
+    assert result["aborted"] is None and result["seen"] == 3, f"abort from the callback: {result}"
+    assert result["views"] == 17, f"{result['views']} step callbacks for 16 steps"
+    assert result["sameViews"], "generate() and step() gave different steps for the same request"
+    assert result["tokens"] == result["steppedTokens"]
+    assert "unknown field" in (result["badRequest"] or ""), f"bad request: {result['badRequest']!r}"
+
+
+@test
+def model_cache(browser, base):
+    for _ in range(2):
+        open_page(browser, base, "backend=cpu&models=models/prime/")
+        wait_ready(browser)
+    cached = browser.js(f"return {PANEL.format(i=0)}.cached")
+    assert cached and "model.safetensors" in cached, f"second load did not come from the Cache API: {cached}"
 
 
 @test
@@ -412,6 +444,8 @@ def main():
                 ("shaders_equal_twins", lambda: shaders_equal_twins(browser, BASE)),
                 ("cpu_fallback_equals_native", lambda: cpu_fallback_equals_native(browser, BASE)),
                 ("webgpu_agreement_with_native", lambda: webgpu_agreement_with_native(browser, BASE)),
+                ("api_generate_with_callback", lambda: api_generate_with_callback(browser, BASE)),
+                ("model_cache", lambda: model_cache(browser, BASE)),
                 ("end_to_end", lambda: end_to_end(browser, BASE)),
                 ("readable_failures", lambda: readable_failures(browser, BASE)),
             ]

@@ -46,6 +46,7 @@ class Panel {
   receive(msg) {
     switch (msg.type) {
       case 'progress': {
+        if (msg.cached) (this.cached ??= []).push(msg.file);
         const bar = this.q('.bar');
         bar.style.width = msg.total ? `${(100 * msg.loaded) / msg.total}%` : '100%';
         const size = msg.total ? ` ${(msg.loaded / 1e6).toFixed(1)} / ${(msg.total / 1e6).toFixed(1)} MB` : '';
