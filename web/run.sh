@@ -4,7 +4,6 @@
 #   web/run.sh                 build, then serve on http://127.0.0.1:8080
 #   web/run.sh --port 9000     another port
 #   web/run.sh --build-only    build target/web-dist and stop
-#   web/run.sh --wasm-opt      also shrink the wasm with binaryen's wasm-opt -Os (~3 min)
 #
 # Steps: prime-web is compiled for wasm32 (rustup's wasm32 target where it is installed,
 # otherwise Debian's rustc-web toolchain building std itself), wasm-bindgen generates the JS
@@ -16,13 +15,11 @@ cd "$root"
 dist="${PRIME_WEB_DIST:-$root/target/web-dist}"
 port=8080
 serve=1
-optimise=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-only) serve=0 ;;
-    --wasm-opt) optimise=1 ;;
     --port) port="$2"; shift ;;
-    *) echo "usage: web/run.sh [--build-only] [--wasm-opt] [--port N]" >&2; exit 2 ;;
+    *) echo "usage: web/run.sh [--build-only] [--port N]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -61,16 +58,10 @@ fi
 rm -rf "$dist"
 mkdir -p "$dist/pkg" "$dist/models"
 # The name section (function names for stack traces) is half the module; panics still print
-# their messages without it.
+# their messages without it. (Debian 12's binaryen 108 `wasm-opt -Os` gives 20.8 MB raw but a
+# larger gzip, 4.77 MB, and a module that fails to instantiate, so it is not used.)
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
   --out-dir "$dist/pkg" "$wasm"
-if [ "$optimise" = 1 ]; then
-  command -v wasm-opt >/dev/null || { echo "error: --wasm-opt needs binaryen's wasm-opt" >&2; exit 1; }
-  wasm-opt -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    "$dist/pkg/prime_web_bg.wasm" -o "$dist/pkg/prime_web_bg.opt.wasm"
-  mv "$dist/pkg/prime_web_bg.opt.wasm" "$dist/pkg/prime_web_bg.wasm"
-fi
 
 # 3. The page and the models.
 cp web/www/*.html web/www/*.js web/www/*.css "$dist/"
