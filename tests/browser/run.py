@@ -323,6 +323,33 @@ def api_generate_with_callback(browser, base):
 
 
 @test
+def abort_pause_step(browser, base):
+    open_page(browser, base, "backend=cpu&models=models/prime/")
+    wait_ready(browser)
+    p = PANEL.format(i=0)
+    browser.js("""document.getElementById('steps').value = 64;
+                  document.getElementById('speed').value = 100;
+                  document.getElementById('start').click();""")
+    browser.wait(f"{p}.steps.length >= 3", 120, "a few steps")
+    browser.js("document.getElementById('pause').click();")
+    browser.wait(f"{p}.phase === 'paused'", 60, "the pause")
+    before = browser.js(f"return {p}.steps.length")
+    browser.js("document.getElementById('step').click();")
+    browser.wait(f"{p}.steps.length === {before + 1} && {p}.phase === 'paused'", 60, "one more step")
+    browser.js("document.getElementById('pause').click();")  # resume
+    browser.wait(f"{p}.phase === 'running'", 60, "the resume")
+    browser.js("document.getElementById('abort').click();")
+    browser.wait(f"{p}.phase === 'ready'", 60, "the abort")
+    time.sleep(0.5)
+    state = browser.js(f"""return {{error: {p}.el.querySelector('.error').hidden ? null : {p}.el.querySelector('.error').textContent,
+        start: document.getElementById('start').disabled, steps: {p}.steps.length}}""")
+    assert state["error"] is None and not state["start"], f"after abort: {state}"
+    assert state["steps"] < 65, "the abort did not stop the run"
+    browser.js("document.getElementById('speed').value = 0;")
+    run_generation(browser, "It was", 8, 1)
+
+
+@test
 def model_cache(browser, base):
     for _ in range(2):
         open_page(browser, base, "backend=cpu&models=models/prime/")
@@ -446,6 +473,7 @@ def main():
                 ("webgpu_agreement_with_native", lambda: webgpu_agreement_with_native(browser, BASE)),
                 ("api_generate_with_callback", lambda: api_generate_with_callback(browser, BASE)),
                 ("model_cache", lambda: model_cache(browser, BASE)),
+                ("abort_pause_step", lambda: abort_pause_step(browser, BASE)),
                 ("end_to_end", lambda: end_to_end(browser, BASE)),
                 ("readable_failures", lambda: readable_failures(browser, BASE)),
             ]

@@ -87,18 +87,26 @@ async function load({ base, backend }) {
   return JSON.parse(engine.info());
 }
 
+// One step of the current generation; a step that finishes after an abort or a new start is
+// dropped.
 async function stepOnce() {
+  const current = generation;
   const started = performance.now();
-  const view = JSON.parse(await generation.step());
+  const view = JSON.parse(await current.step());
+  if (current !== generation) return;
   post('step', { view, ms: performance.now() - started });
-  if (generation.is_done()) {
+  if (current.is_done()) {
     running = false;
     post('done');
   }
 }
 
+// Only the newest loop runs: a resume during an older loop's pause between steps ends that one.
+let loopId = 0;
+
 async function runLoop() {
-  while (running && generation && !generation.is_done()) {
+  const id = ++loopId;
+  while (id === loopId && running && generation && !generation.is_done()) {
     stepping = stepOnce();
     await stepping;
     stepping = null;
@@ -128,6 +136,7 @@ self.onmessage = async ({ data }) => {
         break;
       case 'pause':
         running = false;
+        if (stepping) await stepping.catch(() => {});
         post('paused');
         break;
       case 'resume':
