@@ -4,7 +4,8 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prime_core::kernels::{DrawRequest, KernelPath, RevealRule, SubTokenKernels};
-use prime_core::{PrimeError, Result, SubTokenCodec};
+use prime_core::network::{read_f32_async, read_i32_async};
+use prime_core::{Result, SubTokenCodec};
 use serde::Serialize;
 
 /// One comparison.
@@ -37,16 +38,7 @@ impl Lcg {
     }
 }
 
-async fn ints(t: Tensor<1, Int>, what: &str) -> Result<Vec<i64>> {
-    let data = t.into_data_async().await.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?;
-    Ok(data.iter::<i64>().collect())
-}
-
-async fn floats(t: Tensor<1>, what: &str) -> Result<Vec<f32>> {
-    prime_core::network::read_f32_async(t, what).await
-}
-
-fn int_check(kernel: &'static str, case: &str, a: &[i64], b: &[i64]) -> Check {
+fn int_check(kernel: &'static str, case: &str, a: &[i32], b: &[i32]) -> Check {
     let differing = a.iter().zip(b).filter(|(x, y)| x != y).count() + a.len().abs_diff(b.len());
     Check { kernel, case: case.into(), equal: differing == 0, detail: format!("{} ids, {differing} differ", a.len()) }
 }
@@ -91,7 +83,7 @@ fn inputs(
 
 /// One path's outputs, named.
 struct Outputs {
-    ints: Vec<(&'static str, Vec<i64>)>,
+    ints: Vec<(&'static str, Vec<i32>)>,
     floats: Vec<(&'static str, Vec<f32>)>,
 }
 
@@ -109,16 +101,16 @@ async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device:
     let revealed = k.reveal(state, drawn.clone(), 11, 3, RevealRule::Probability(0.5))?;
     Ok(Outputs {
         ints: vec![
-            ("encode", ints(encoded, "encode").await?),
-            ("decode", ints(decoded, "decode").await?),
-            ("count", ints(norm.count, "count").await?),
-            ("draw", ints(drawn, "draw").await?),
-            ("reveal", ints(revealed.state, "reveal").await?),
-            ("changed", ints(revealed.changed, "changed").await?),
+            ("encode", read_i32_async(encoded, "encode").await?),
+            ("decode", read_i32_async(decoded, "decode").await?),
+            ("count", read_i32_async(norm.count, "count").await?),
+            ("draw", read_i32_async(drawn, "draw").await?),
+            ("reveal", read_i32_async(revealed.state, "reveal").await?),
+            ("changed", read_i32_async(revealed.changed, "changed").await?),
         ],
         floats: vec![
-            ("max", floats(norm.max, "max").await?),
-            ("normaliser", floats(norm.log_normaliser, "log-normaliser").await?),
+            ("max", read_f32_async(norm.max, "max").await?),
+            ("normaliser", read_f32_async(norm.log_normaliser, "log-normaliser").await?),
         ],
     })
 }

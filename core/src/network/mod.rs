@@ -17,7 +17,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 pub use block::{Block, BlockModulation, BlockShape};
 pub use layers::Linear;
 pub use rope::{RopeTables, rope_values};
-pub use trace::{Trace, read_f32, read_f32_async};
+pub use trace::{Trace, read_f32, read_f32_async, read_i32, read_i32_async};
 
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{PrimeError, Result};
 use crate::weights::HostTensor;
@@ -49,5 +49,23 @@ pub async fn read_f32_async<const D: usize>(t: Tensor<D>, what: &str) -> Result<
 fn host_f32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<f32>> {
     data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
         .try_into_vec::<f32>()
+        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
+}
+
+/// Reads an integer tensor back to the host as i32 values (whatever its integer dtype);
+/// `what` names it in the error. Blocks; on wasm with WebGPU use [`read_i32_async`].
+pub fn read_i32<const D: usize>(t: Tensor<D, Int>, what: &str) -> Result<Vec<i32>> {
+    host_i32(t.try_into_data(), what)
+}
+
+/// [`read_i32`] without blocking.
+pub async fn read_i32_async<const D: usize>(t: Tensor<D, Int>, what: &str) -> Result<Vec<i32>> {
+    host_i32(t.into_data_async().await, what)
+}
+
+fn host_i32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<i32>> {
+    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
+        .convert::<i32>()
+        .try_into_vec::<i32>()
         .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }

@@ -17,7 +17,7 @@ use super::{Cutoff, Outcome, Phase, Sampler, StepEvent};
 use crate::error::{PrimeError, Result};
 use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
 use crate::model::Model;
-use crate::network::read_f32;
+use crate::network::{read_f32, read_i32};
 use crate::sampler::FinalRule;
 
 /// A network whose output stays on the compute device.
@@ -59,14 +59,6 @@ pub struct DeviceStats {
     pub steps: usize,
     /// Steps that launched the draw and reveal kernels (the others were idle).
     pub kernel_steps: usize,
-}
-
-fn read_ints(t: Tensor<1, Int>, what: &str) -> Result<Vec<i32>> {
-    t.try_into_data()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
-        .convert::<i32>()
-        .try_into_vec::<i32>()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }
 
 fn int_tensor(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
@@ -167,7 +159,7 @@ impl Sampler {
                         let next = kernels.reveal(state.clone(), x0.clone(), self.settings.seed, k as u32, rule)?;
                         if record {
                             stats.readbacks += 1;
-                            guesses = self.guesses_from(&read_ints(x0, "x0")?);
+                            guesses = self.guesses_from(&read_i32(x0, "x0")?);
                         }
                         state = next.state;
                     }
@@ -176,7 +168,7 @@ impl Sampler {
                         // Cutoffs and guesses read the host copy of the state.
                         if options.sync_states || self.settings.truncates() || record {
                             stats.readbacks += 1;
-                            let synced = self.sync_state(&read_ints(state.clone(), "the state")?);
+                            let synced = self.sync_state(&read_i32(state.clone(), "the state")?);
                             if synced != slots {
                                 return Err(PrimeError::Device(format!(
                                     "step {k}: the device revealed {synced:?}, the reveal rule says {slots:?}"
@@ -207,7 +199,7 @@ impl Sampler {
                     let next = kernels.reveal(state, x0, self.settings.seed, steps, RevealRule::Probability(1.0))?;
                     state = next.state.clone();
                     stats.readbacks += 1;
-                    let revealed = self.sync_state(&read_ints(next.state, "the state")?);
+                    let revealed = self.sync_state(&read_i32(next.state, "the state")?);
                     self.phase = Phase::Done;
                     let guesses = if self.settings.record_guesses { self.decoded_tokens() } else { Vec::new() };
                     self.event(steps as usize, self.grid.t(steps as usize), revealed, guesses, false)
