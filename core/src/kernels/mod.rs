@@ -13,7 +13,7 @@
 //! bounded by about ±16.6 (at the extreme cells): a token's win probability is off by at most
 //! the chance that its quantised noise lands in a cell that changes the winner, O(2⁻²³) per
 //! competitor, far below what any test or user can see (the distribution test in
-//! `tests/tests/kernels.rs` checks draws against exact softmax probabilities). f32 rounding of
+//! `tests/tests/suite/kernels.rs` checks draws against exact softmax probabilities). f32 rounding of
 //! `logit/T + G` only decides exact near-ties (|Δ| ≲ 1e-7 relative), where either winner is
 //! equally likely under the true law. The random words themselves are integers and equal
 //! everywhere; `ln` is the platform's, so the CPU and a GPU agree to a few ULPs of the noise.
