@@ -364,7 +364,7 @@ def end_to_end(browser, base):
     open_page(browser, base, "")
     wait_ready(browser, 0)
     wait_ready(browser, 1)
-    run_generation(browser, "It was", 32, 3, n_panels=2)
+    run_generation(browser, "It was", 16, 3, n_panels=2)
     l = browser.js(f"return {PANEL.format(i=0)}.info.model.subtokens")
     assert l > 1, "the first panel should be the Prime model"
     # A step at which the page showed a token with 0 < k < ℓ digits revealed.
