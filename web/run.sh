@@ -24,23 +24,6 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-# 0. The wasm-bindgen-cli of exactly the crate's version. A missing one is built with cargo in the
-#    background while the wasm compiles, so that its build fills the gaps of the other.
-need="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
-have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
-install_pid=""
-if [ "$have" != "$need" ]; then
-  echo "installing wasm-bindgen-cli $need in the background (found: ${have:-none})"
-  mkdir -p "$root/target"
-  install_log="$root/target/wasm-bindgen-install.log"
-  # The CLI's own lockfile pins webpki-roots 1.0.11, which the registry no longer offers
-  # (seen 2026-11-25); without --locked cargo resolves current versions.
-  ( cargo install wasm-bindgen-cli --version "$need" --locked || cargo install wasm-bindgen-cli --version "$need" ) \
-    >"$install_log" 2>&1 &
-  install_pid=$!
-  trap 'kill "$install_pid" 2>/dev/null || true' EXIT
-fi
-
 # 1. The wasm module.
 if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   echo "building prime-web with rustup's wasm32 target"
@@ -63,14 +46,15 @@ EOF
   exit 1
 fi
 
-# 2. The JS glue, from the wasm-bindgen-cli of exactly the crate's version (installed beside the
-#    wasm build when missing; see step 0).
-if [ -n "$install_pid" ] && ! wait "$install_pid"; then
-  cat "$install_log" >&2
-  echo "error: could not install wasm-bindgen-cli $need" >&2
-  exit 1
+# 2. The JS glue, from the wasm-bindgen-cli of exactly the crate's version.
+need="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
+have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+if [ "$have" != "$need" ]; then
+  echo "installing wasm-bindgen-cli $need (found: ${have:-none})"
+  # The CLI's own lockfile pins webpki-roots 1.0.11, which the registry no longer offers
+  # (seen 2026-11-25); without --locked cargo resolves current versions.
+  cargo install wasm-bindgen-cli --version "$need" --locked || cargo install wasm-bindgen-cli --version "$need"
 fi
-trap - EXIT
 rm -rf "$dist"
 mkdir -p "$dist/pkg" "$dist/models"
 # The name section (function names for stack traces) is half the module; panics still print
