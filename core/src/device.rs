@@ -9,7 +9,10 @@ use burn::tensor::wgpu::WgpuSetup;
 use burn::tensor::wgpu::wgpu;
 use serde::Serialize;
 
+use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
+use crate::model::Model;
+use crate::weights::WeightFile;
 
 /// Which backend a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,24 @@ pub struct ComputeDevice {
     pub notice: Option<String>,
 }
 
+/// Where a model comes from.
+#[derive(Debug)]
+pub enum ModelSource<'a> {
+    /// A model folder: `config.json`, `model.safetensors`, optional `tokenizer.json`.
+    Dir(&'a std::path::Path),
+    /// The contents of those files (as a browser fetches them, or as embedded in a binary).
+    Parts {
+        /// `config.json`.
+        config: &'a str,
+        /// `model.safetensors`.
+        weights: &'a [u8],
+        /// `tokenizer.json`, if any.
+        tokenizer: Option<&'a [u8]>,
+    },
+    /// A config and in-memory weights (e.g. freshly initialised ones), without a tokenizer.
+    Weights(ModelConfig, WeightFile),
+}
+
 /// The process-wide wgpu device: a wgpu runtime can be initialised once per process.
 #[cfg(not(target_family = "wasm"))]
 static WGPU: OnceLock<std::result::Result<(Device, AdapterReport), String>> = OnceLock::new();
@@ -121,9 +142,22 @@ impl ComputeDevice {
         }
     }
 
-    /// Checks that one sequence's logits (L × V_out f32) fit in a storage binding of this
-    /// device's adapter; the network writes them as one buffer.
-    pub fn check_logits_fit(&self, config: &crate::config::ModelConfig) -> Result<()> {
+    /// Loads a model onto this device, and checks that it runs here: one sequence's logits
+    /// (L × V_out f32) must fit in a storage binding of the adapter, since the network writes
+    /// them as one buffer.
+    pub fn load(&self, source: ModelSource<'_>) -> Result<Model> {
+        let model = match source {
+            ModelSource::Dir(dir) => Model::load_dir(dir, &self.device)?,
+            ModelSource::Parts { config, weights, tokenizer } => {
+                Model::from_parts(config, weights, tokenizer, &self.device)?
+            }
+            ModelSource::Weights(config, weights) => Model::from_weights(config, weights, &self.device)?,
+        };
+        self.check_logits_fit(model.config())?;
+        Ok(model)
+    }
+
+    fn check_logits_fit(&self, config: &ModelConfig) -> Result<()> {
         let Some(adapter) = &self.adapter else { return Ok(()) };
         let bytes = (config.length * config.output_width() * 4) as u64;
         let limit = adapter.limits.iter().find(|(name, _)| name == "max_storage_buffer_binding_size").map(|(_, v)| *v);

@@ -10,22 +10,28 @@
 
 pub mod codec;
 pub mod config;
+pub mod denoiser;
 pub mod device;
 pub mod distribution;
 pub mod error;
+pub mod generation;
 pub mod kernels;
 pub mod model;
 pub mod network;
+pub mod readback;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
 pub mod text;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod trajectory;
 pub mod weights;
 
 pub use codec::SubTokenCodec;
 pub use config::{ModelClass, ModelConfig};
+pub use denoiser::Denoiser;
 pub use error::{PrimeError, Result};
+pub use generation::{ExecutorChoice, GenerationRequest, Tokens};
 pub use model::Model;
-pub use sampler::{Conditioning, Denoiser, Outcome, Sampler, SamplerSettings, SamplerShape, StepEvent};
+pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};

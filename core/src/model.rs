@@ -8,8 +8,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::codec::SubTokenCodec;
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
-use crate::network::{Network, NetworkConstants, Trace, read_f32, read_f32_async};
-use crate::sampler::Denoiser;
+use crate::denoiser::Denoiser;
+use crate::network::{Network, NetworkConstants, Trace};
+use crate::readback::{read_f32, read_f32_async};
 use crate::text::TextCodec;
 use crate::weights::{HostTensor, WeightFile};
 
@@ -140,12 +141,6 @@ impl Model {
         read_f32_async(self.run(ids, batch, None)?, "logits").await
     }
 
-    /// Logits (L × V_out) for one sub-token state, read back without blocking: the
-    /// asynchronous counterpart of [`Denoiser::logits`].
-    pub async fn logits_async(&self, state: &[u32]) -> Result<Vec<f32>> {
-        self.forward_async(&state_ids(state), 1).await
-    }
-
     /// Token ids of `text` from this model's tokenizer; `what` names the text in the error
     /// when the model folder has no `tokenizer.json`.
     pub fn encode_text(&self, text: &str, what: &str) -> Result<Vec<u32>> {
@@ -157,18 +152,6 @@ impl Model {
         }
     }
 
-    /// Logits (L, V_out) of one sequence whose sub-token state (ℓ·L ids in `[0, b]`) is
-    /// already on this model's device; the result stays there.
-    pub fn forward_on_device(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
-        let n = self.config.sequence_subtokens();
-        if state.dims()[0] != n {
-            return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", state.dims()[0])));
-        }
-        let logits = self.network.forward(&self.constants, state.reshape([1, n]), None);
-        let [_, length, width] = logits.dims();
-        Ok(logits.reshape([length, width]))
-    }
-
     /// Logits plus every intermediate activation, named as in the golden files.
     pub fn forward_traced(&self, ids: &[i64], batch: usize) -> Result<(Vec<f32>, BTreeMap<String, HostTensor>)> {
         let mut trace = Trace::default();
@@ -177,13 +160,18 @@ impl Model {
     }
 }
 
-/// One sequence's sub-token state as a batch row of network ids.
-fn state_ids(state: &[u32]) -> Vec<i64> {
-    state.iter().map(|&v| i64::from(v)).collect()
-}
-
 impl Denoiser for Model {
-    fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
-        self.forward(&state_ids(state), 1)
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        let n = self.config.sequence_subtokens();
+        if state.dims()[0] != n {
+            return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", state.dims()[0])));
+        }
+        let logits = self.network.forward(&self.constants, state.reshape([1, n]), None);
+        let [_, length, width] = logits.dims();
+        Ok(logits.reshape([length, width]))
     }
 }

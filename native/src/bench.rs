@@ -12,17 +12,15 @@ use burn::tensor::{Int, Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use prime_core::kernels::KernelPath;
-use prime_core::sampler::DeviceDenoiser;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
 use prime_core::train::initial_weights;
-use prime_core::{
-    Conditioning, Denoiser, Model, ModelClass, ModelConfig, PrimeError, Sampler, SamplerSettings, SamplerShape,
-};
+use prime_core::device::{ComputeDevice, ModelSource};
+use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Model, ModelClass, ModelConfig, SamplerSettings};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
 use crate::model_arg::ModelArg;
-use crate::sampler_args::{ModeName, sample};
+use crate::sampler_args::ModeName;
 
 /// Arguments of `prime bench`.
 #[derive(Args, Debug)]
@@ -68,12 +66,12 @@ pub enum BenchPath {
 }
 
 impl BenchPath {
-    fn setup(self, on_gpu: bool) -> (Option<KernelPath>, ModeName) {
+    fn setup(self) -> (ExecutorChoice, ModeName) {
         match self {
-            Self::Host => (None, ModeName::Ancestral),
-            Self::Shader => (Some(KernelPath::Shader), ModeName::Ancestral),
-            Self::Twin => (Some(KernelPath::Twin), ModeName::Ancestral),
-            Self::EventDriven => (on_gpu.then_some(KernelPath::Shader), ModeName::EventDriven),
+            Self::Host => (ExecutorChoice::Host, ModeName::Ancestral),
+            Self::Shader => (ExecutorChoice::Shader, ModeName::Ancestral),
+            Self::Twin => (ExecutorChoice::Twin, ModeName::Ancestral),
+            Self::EventDriven => (ExecutorChoice::Auto, ModeName::EventDriven),
         }
     }
 }
@@ -87,7 +85,8 @@ struct Row {
     sampler_share_of_step: f64,
     nfe: f64,
     idle_step_ratio: f64,
-    readbacks_per_step: Option<f64>,
+    readbacks_per_step: f64,
+    bytes_read_per_step: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,7 +106,7 @@ struct Figures {
 }
 
 /// The random model of `--random`.
-fn random_model(length: usize, device: &burn::tensor::Device) -> Result<Model> {
+fn random_model(length: usize, device: &ComputeDevice) -> Result<Model> {
     let config = ModelConfig {
         model_class: ModelClass::PerceiverDIT,
         vocab_size: 50257,
@@ -125,7 +124,7 @@ fn random_model(length: usize, device: &burn::tensor::Device) -> Result<Model> {
         carry_over: true,
     };
     let weights = initial_weights(&config, 0)?;
-    Ok(Model::from_weights(config, weights, device)?)
+    Ok(device.load(ModelSource::Weights(config, weights))?)
 }
 
 /// A stand-in network that returns one logits tensor kept on the device, so that a run times
@@ -135,19 +134,13 @@ struct Fixed {
     device: burn::tensor::Device,
 }
 
-impl DeviceDenoiser for Fixed {
+impl Denoiser for Fixed {
     fn device(&self) -> &burn::tensor::Device {
         &self.device
     }
 
-    fn logits_on_device(&mut self, _state: Tensor<1, Int>) -> prime_core::Result<Tensor<2>> {
+    fn logits(&self, _state: Tensor<1, Int>) -> prime_core::Result<Tensor<2>> {
         Ok(self.logits.clone())
-    }
-}
-
-impl Denoiser for Fixed {
-    fn logits(&mut self, _state: &[u32]) -> prime_core::Result<Vec<f32>> {
-        self.logits.to_data().try_into_vec::<f32>().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))
     }
 }
 
@@ -158,12 +151,12 @@ fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
     let mask = model.codec().mask_id() as i32;
     let ids = || Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device());
     let sync = |t: Tensor<2>| t.sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"));
-    let logits = model.forward_on_device(ids())?;
+    let logits = model.logits(ids())?;
     sync(logits.clone())?; // warm-up: compiles kernels
     let passes = 3;
     let start = Instant::now();
     for _ in 0..passes {
-        sync(model.forward_on_device(ids())?)?;
+        sync(model.logits(ids())?)?;
     }
     Ok((start.elapsed().as_secs_f64() * 1e3 / f64::from(passes), logits))
 }
@@ -172,11 +165,8 @@ fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
 pub fn run(args: BenchArgs) -> Result<()> {
     anyhow::ensure!(args.runs > 0, "--runs must be positive");
     let device = args.device.open()?;
-    let mut model =
-        if args.random { random_model(args.length, &device.device)? } else { args.model.load(&device.device)? };
+    let model = if args.random { random_model(args.length, &device)? } else { args.model.load(&device)? };
     let config = model.config().clone();
-    device.check_logits_fit(&config)?;
-    let shape = SamplerShape::from_config(&config)?;
     let on_gpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
     let paths = if args.paths.is_empty() {
         let mut all = vec![BenchPath::Host, BenchPath::Twin, BenchPath::EventDriven];
@@ -188,30 +178,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.paths.clone()
     };
     let (call_ms, logits) = network_pass(&model).context("timing the network")?;
-    let mut fixed = Fixed { device: logits.device(), logits };
+    let fixed = Fixed { device: logits.device(), logits };
     let bar = ProgressBar::new(args.runs * paths.len() as u64);
     let mut rows = Vec::new();
     let mut masked = 0;
     for &path in &paths {
-        let (kernels, mode) = path.setup(on_gpu);
-        let (mut ms, mut own_ms, mut nfe, mut idle, mut readbacks) = (0.0, 0.0, 0usize, 0usize, None::<usize>);
+        let (executor, mode) = path.setup();
+        let (mut ms, mut own_ms, mut nfe, mut idle, mut readbacks, mut bytes) = (0.0, 0.0, 0, 0, 0, 0);
         for seed in 0..args.runs {
             let settings = SamplerSettings { steps: args.steps, seed, mode: mode.into(), ..Default::default() };
-            let mut sampler = Sampler::new(shape.clone(), settings.clone(), &Conditioning::default())?;
-            masked = sampler.masked_at_start();
+            let request = GenerationRequest { settings, executor, ..GenerationRequest::default() };
+            let mut run = request.start(&model)?;
+            masked = run.sampler().masked_at_start();
             let start = Instant::now();
-            let (outcome, stats) = sample(&mut sampler, &mut model, kernels, false, |_| ControlFlow::Continue(()))?
-                .context("benchmark run aborted")?;
+            let outcome = run.run(&model, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
             ms += start.elapsed().as_secs_f64() * 1e3;
             nfe += outcome.nfe;
             idle += outcome.idle_steps;
-            if let Some(s) = stats {
-                *readbacks.get_or_insert(0) += s.readbacks;
-            }
-            let mut sampler = Sampler::new(shape.clone(), settings, &Conditioning::default())?;
+            readbacks += run.stats().readbacks;
+            bytes += run.stats().bytes_read;
+            let mut run = request.start(&model)?;
             let start = Instant::now();
-            sample(&mut sampler, &mut fixed, kernels, false, |_| ControlFlow::Continue(()))?
-                .context("benchmark run aborted")?;
+            run.run(&fixed, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
             own_ms += start.elapsed().as_secs_f64() * 1e3;
             bar.inc(1);
         }
@@ -225,7 +213,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             sampler_share_of_step: sampler_ms / per_step.max(f64::MIN_POSITIVE),
             nfe: nfe as f64 / runs,
             idle_step_ratio: idle as f64 / (runs * args.steps as f64),
-            readbacks_per_step: readbacks.map(|r| r as f64 / steps),
+            readbacks_per_step: readbacks as f64 / steps,
+            bytes_read_per_step: bytes as f64 / steps,
         });
     }
     bar.finish_and_clear();
@@ -259,20 +248,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         figures.expected_nfe, figures.expected_idle_step_ratio
     );
     println!(
-        "{:<13} {:>10} {:>16} {:>9} {:>8} {:>7} {:>15}",
-        "path", "ms/step", "sampler ms/step", "% step", "NFE", "idle", "readbacks/step"
+        "{:<13} {:>10} {:>16} {:>9} {:>8} {:>7} {:>15} {:>13}",
+        "path", "ms/step", "sampler ms/step", "% step", "NFE", "idle", "readbacks/step", "kB read/step"
     );
     for r in &figures.rows {
-        let readbacks = r.readbacks_per_step.map_or("L×V logits/NFE".to_string(), |x| format!("{x:.2}"));
         println!(
-            "{:<13} {:>10.3} {:>16.3} {:>8.1}% {:>8.1} {:>7.3} {:>15}",
+            "{:<13} {:>10.3} {:>16.3} {:>8.1}% {:>8.1} {:>7.3} {:>15.2} {:>13.1}",
             format!("{:?}", r.path).to_lowercase(),
             r.ms_per_step,
             r.sampler_ms_per_step,
             100.0 * r.sampler_share_of_step,
             r.nfe,
             r.idle_step_ratio,
-            readbacks
+            r.readbacks_per_step,
+            r.bytes_read_per_step / 1e3
         );
     }
     Ok(())

@@ -56,7 +56,7 @@ fn read_ids(bytes: &[u8]) -> anyhow::Result<(usize, usize, Vec<i64>)> {
 /// Runs the command.
 pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let model = args.model.load(&device.device)?;
+    let model = args.model.load(&device)?;
     let bytes = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
     let (batch, columns, ids) = read_ids(&bytes)?;
     let config = model.config();

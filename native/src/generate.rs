@@ -1,20 +1,20 @@
 //! `prime generate`: sample a sequence, print its text (or ids) and the sampling figures.
 
 use std::io::Write;
-use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prime_core::schedule::expected_idle_ratio;
-use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
+use prime_core::trajectory::{Ending, Header, Recorder};
+use prime_core::{GenerationRequest, SamplerSettings, Tokens};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
 use crate::model_arg::ModelArg;
-use crate::sampler_args::{SamplerArgs, sample};
+use crate::sampler_args::SamplerArgs;
 
 /// Arguments of `prime generate`.
 #[derive(Args, Debug)]
@@ -60,7 +60,8 @@ pub struct GenerateArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Write every step's event as one JSON line to this file.
+    /// Write the trajectory (the `prime-trajectory` JSON Lines format, see the README) to this
+    /// file; the page opens it and replays it.
     #[arg(long)]
     trajectory: Option<PathBuf>,
     #[command(flatten)]
@@ -86,43 +87,69 @@ struct Report {
     seconds: f64,
     backend: String,
     sampler: String,
+    bytes_read: usize,
 }
 
-fn tokens_of(model: &Model, text: &Option<String>, ids: &[u32], what: &str) -> anyhow::Result<Vec<u32>> {
+fn tokens(text: &Option<String>, ids: &[u32]) -> Tokens {
     match text {
-        None => Ok(ids.to_vec()),
-        Some(t) => Ok(model.encode_text(t, what)?),
+        Some(t) => Tokens::Text(t.clone()),
+        None => Tokens::Ids(ids.to_vec()),
+    }
+}
+
+/// Writes the trajectory file line by line.
+struct TrajectoryFile {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    recorder: Recorder,
+}
+
+impl TrajectoryFile {
+    fn create(path: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { path: path.to_path_buf(), out: std::io::BufWriter::new(file), recorder: Recorder::default() })
+    }
+
+    fn line(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
+        let line = serde_json::to_string(value)?;
+        writeln!(self.out, "{line}").with_context(|| format!("cannot write the trajectory {}", self.path.display()))
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.out.flush().with_context(|| format!("cannot write the trajectory {}", self.path.display()))
     }
 }
 
 /// Runs the command.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let mut model = args.model.load(&device.device)?;
-    device.check_logits_fit(model.config())?;
-    let conditioning = Conditioning {
-        prefix: tokens_of(&model, &args.prompt, &args.prompt_ids, "prompt")?,
-        suffix: tokens_of(&model, &args.suffix, &args.suffix_ids, "suffix")?,
-        pinned: args.pin.clone(),
+    let model = args.model.load(&device)?;
+    let request = GenerationRequest {
+        prompt: tokens(&args.prompt, &args.prompt_ids),
+        suffix: tokens(&args.suffix, &args.suffix_ids),
+        pins: args.pin.clone(),
+        settings: SamplerSettings {
+            steps: args.steps,
+            seed: args.seed,
+            temperature: args.temperature,
+            top_p: args.top_p,
+            top_k: args.top_k,
+            carry_over: !args.no_carry_over,
+            record_guesses: args.trajectory.is_some(),
+            mode: args.sampler.mode.into(),
+        },
+        executor: args.sampler.sampler.into(),
+        sync_states: false,
     };
-    let settings = SamplerSettings {
-        steps: args.steps,
-        seed: args.seed,
-        temperature: args.temperature,
-        top_p: args.top_p,
-        top_k: args.top_k,
-        carry_over: model.config().carry_over && !args.no_carry_over,
-        record_guesses: args.trajectory.is_some(),
-        mode: args.sampler.mode.into(),
-    };
-    let shape = SamplerShape::from_config(model.config())?;
-    let mut sampler = Sampler::new(shape, settings, &conditioning)?;
-    let masked = sampler.masked_at_start();
-
+    let executor = format!("{:?}", request.resolve_executor(&model)?).to_lowercase();
+    let mut run = request.start(&model)?;
+    let masked = run.sampler().masked_at_start();
     let mut trajectory = match &args.trajectory {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
+        Some(path) => {
+            let mut file = TrajectoryFile::create(path)?;
+            file.line(&Header::new(&model, &request, &run, &executor, &DeviceArgs::describe(&device)))?;
+            Some(file)
+        }
         None => None,
     };
     let bar = ProgressBar::new(args.steps as u64 + 1);
@@ -131,35 +158,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let mut write_error = None;
-    let kernels = args.sampler.kernels(&model)?;
-    let sampler_name = kernels.map_or("host".to_string(), |k| format!("{k:?}").to_lowercase());
-    let sync = args.trajectory.is_some();
-    let outcome = sample(&mut sampler, &mut model, kernels, sync, |event| {
+    while !run.is_done() {
+        let event = run.step(&model)?;
         bar.set_position(event.step as u64 + 1);
         bar.set_message(format!("NFE {} · idle {}", event.nfe, event.idle_steps));
-        if let Some(out) = trajectory.as_mut() {
-            let line = serde_json::to_string(event).map_err(std::io::Error::other);
-            if let Err(e) = line.and_then(|l| writeln!(out, "{l}")) {
-                write_error = Some(e);
-                return ControlFlow::Break(());
-            }
+        if let Some(file) = trajectory.as_mut() {
+            let record = file.recorder.record(&model, &event, run.stats().last_step_bytes);
+            file.line(&record)?;
         }
-        ControlFlow::Continue(())
-    });
+    }
     bar.finish_and_clear();
-    if let Some(e) = write_error {
-        bail!("cannot write the trajectory: {e}");
-    }
-    let (outcome, _) = outcome?.context("generation was aborted")?;
-    if let Some(mut out) = trajectory {
-        out.flush().context("cannot write the trajectory")?;
-    }
     let seconds = started.elapsed().as_secs_f64();
-    let text = match model.text() {
-        Some(codec) => codec.decode(&outcome.tokens)?,
-        None => outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "),
-    };
+    let Ending { outcome, text } = Ending::of(&model, &run)?;
+    if let Some(mut file) = trajectory {
+        file.line(&Ending { outcome: outcome.clone(), text: text.clone() })?;
+        file.finish()?;
+    }
+    let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+    let stats = run.stats();
     if args.json {
         let report = Report {
             text,
@@ -171,13 +187,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             idle_steps: outcome.idle_steps,
             seconds,
             backend: DeviceArgs::describe(&device),
-            sampler: sampler_name,
+            sampler: executor,
+            bytes_read: stats.bytes_read,
         };
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("{text}");
         eprintln!(
-            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {:.2} s on {} ({} sampler)",
+            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {:.2} s on {} ({} executor, {:.1} kB read back)",
             outcome.steps,
             outcome.nfe,
             outcome.idle_steps,
@@ -185,7 +202,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             100.0 * expected_idle_ratio(outcome.steps, masked),
             seconds,
             DeviceArgs::describe(&device),
-            sampler_name
+            executor,
+            stats.bytes_read as f64 / 1e3
         );
     }
     Ok(())

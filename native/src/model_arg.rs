@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::tensor::Device;
 use clap::Args;
 use prime_core::Model;
+use prime_core::device::{ComputeDevice, ModelSource};
 
 /// The shipped MDM-Prime demo model (`assets/prime`), embedded so the binary runs anywhere.
 const DEMO_CONFIG: &str = include_str!("../../assets/prime/config.json");
@@ -23,11 +23,15 @@ pub struct ModelArg {
 }
 
 impl ModelArg {
-    /// Loads the model onto `device`.
-    pub fn load(&self, device: &Device) -> Result<Model> {
+    /// Loads the model onto `device` (and checks that it runs there).
+    pub fn load(&self, device: &ComputeDevice) -> Result<Model> {
         Ok(match &self.model {
-            Some(dir) => Model::load_dir(dir, device)?,
-            None => Model::from_parts(DEMO_CONFIG, DEMO_WEIGHTS, Some(DEMO_TOKENIZER), device)?,
+            Some(dir) => device.load(ModelSource::Dir(dir))?,
+            None => device.load(ModelSource::Parts {
+                config: DEMO_CONFIG,
+                weights: DEMO_WEIGHTS,
+                tokenizer: Some(DEMO_TOKENIZER),
+            })?,
         })
     }
 

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
+use prime_core::{GenerationRequest, Model, SamplerSettings};
 use serde::Serialize;
 
 use crate::device_args::DeviceArgs;
 use crate::model_arg::ModelArg;
-use crate::sampler_args::{SamplerArgs, sample as sample_with};
+use crate::sampler_args::SamplerArgs;
 
 /// Arguments of `prime words`.
 #[derive(Debug, Args)]
@@ -57,15 +57,14 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     ensure!(args.samples > 0, "--samples must be positive");
     let dict = load_dictionary(&args.dict)?;
     let device = args.device.open()?;
-    let mut model = args.model.load(&device.device)?;
-    device.check_logits_fit(model.config())?;
+    let model = args.model.load(&device)?;
     let Some(text) = model.text().cloned() else { bail!("the model folder has no tokenizer.json") };
     let (mut words, mut known, mut nfe, mut idle) = (0, 0, 0, 0);
     let mut first_sample = String::new();
     for seed in 0..args.samples {
         let settings =
             SamplerSettings { steps: args.steps, seed, mode: args.sampler.mode.into(), ..SamplerSettings::default() };
-        let outcome = sample(&mut model, settings, &args.sampler)?;
+        let outcome = sample(&model, settings, &args.sampler)?;
         let sample = text.decode(&outcome.0)?;
         let (w, k) = count_words(&sample, &dict);
         (words, known, nfe, idle) = (words + w, known + k, nfe + outcome.1, idle + outcome.2);
@@ -103,12 +102,10 @@ pub fn run(args: &WordsArgs) -> Result<()> {
 }
 
 /// One unconditional sample: (tokens, NFE, idle steps).
-fn sample(model: &mut Model, settings: SamplerSettings, how: &SamplerArgs) -> Result<(Vec<u32>, usize, usize)> {
-    let settings = SamplerSettings { carry_over: model.config().carry_over, ..settings };
-    let mut sampler = Sampler::new(SamplerShape::from_config(model.config())?, settings, &Conditioning::default())?;
-    let kernels = how.kernels(model)?;
-    let outcome = sample_with(&mut sampler, model, kernels, false, |_| std::ops::ControlFlow::Continue(()))?;
-    let (outcome, _) = outcome.context("sampling stopped early")?;
+fn sample(model: &Model, settings: SamplerSettings, how: &SamplerArgs) -> Result<(Vec<u32>, usize, usize)> {
+    let request = GenerationRequest { settings, executor: how.sampler.into(), ..GenerationRequest::default() };
+    let mut run = request.start(model)?;
+    let outcome = run.run(model, |_| std::ops::ControlFlow::Continue(()))?.context("sampling stopped early")?;
     Ok((outcome.tokens, outcome.nfe, outcome.idle_steps))
 }
 

@@ -167,10 +167,14 @@ fn bench_reports_its_figures() {
     // The twin takes the host loop's steps (same seeds, same stream): same NFE and idle steps.
     assert_eq!(rows[0]["nfe"], rows[1]["nfe"], "{v}");
     assert_eq!(rows[0]["idle_step_ratio"], rows[1]["idle_step_ratio"], "{v}");
-    // The host loop reads logits, not small buffers; the twin reads the state once at the end:
-    // 1 readback over 17 steps.
-    assert!(rows[0]["readbacks_per_step"].is_null(), "{v}");
+    // The host executor reads the L × V logits at every network call; the twin reads the state
+    // once at the end: 1 readback of ℓL = 32 ids over 17 steps.
+    let nfe = rows[0]["nfe"].as_f64().unwrap();
+    assert_eq!(rows[0]["readbacks_per_step"].as_f64(), Some(nfe / 17.0), "{v}");
+    let width = 300.0; // prime_l2_tiny: V = 300, L = 16, ℓ = 2
+    assert_eq!(rows[0]["bytes_read_per_step"].as_f64(), Some(nfe * 16.0 * width * 4.0 / 17.0), "{v}");
     assert_eq!(rows[1]["readbacks_per_step"].as_f64(), Some(1.0 / 17.0), "{v}");
+    assert_eq!(rows[1]["bytes_read_per_step"].as_f64(), Some(32.0 * 4.0 / 17.0), "{v}");
 }
 
 #[test]

@@ -72,6 +72,14 @@ pub async fn open(choice: BackendChoice) -> ComputeDevice {
     }
 }
 
+/// The device in words, for the trajectory header.
+pub fn describe(device: &ComputeDevice) -> String {
+    match &device.adapter {
+        Some(a) => format!("WebGPU: {} ({})", if a.name.is_empty() { &a.driver } else { &a.name }, a.device_type),
+        None => "burn-flex (CPU, wasm)".to_string(),
+    }
+}
+
 /// The page's view of an opened device.
 pub fn report(device: &ComputeDevice) -> BackendReport {
     BackendReport { backend: device.backend, adapter: device.adapter.clone(), notice: device.notice.clone() }

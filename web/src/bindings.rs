@@ -1,16 +1,17 @@
 //! The wasm-bindgen API (wasm32 only): [`Engine`] (a loaded model) and [`Generation`].
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
-use prime_core::device::ComputeDevice;
-use prime_core::{Model, ModelClass, ModelConfig};
+use prime_core::device::{ComputeDevice, ModelSource};
+use prime_core::trajectory::ModelSummary;
+use prime_core::{GenerationRequest, Model, ModelConfig};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::{self, BackendChoice, BackendReport};
-use crate::session::{self, Request, Session};
+use crate::session::Session;
 use crate::{golden, kernel_check};
 
 /// Sets up readable panic messages in the browser console.
@@ -41,18 +42,6 @@ pub struct Engine {
 }
 
 #[derive(Serialize)]
-struct ModelSummary {
-    model_class: ModelClass,
-    vocab_size: u32,
-    subtokens: usize,
-    base: u32,
-    mask_id: u32,
-    length: usize,
-    parameters: usize,
-    tokenizer: bool,
-}
-
-#[derive(Serialize)]
 struct EngineInfo {
     model: ModelSummary,
     device: BackendReport,
@@ -70,36 +59,29 @@ impl Engine {
     ) -> Result<Engine, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_error)?;
         let device = backend::open(choice).await;
-        let model = Model::from_parts(&config, &weights, tokenizer.as_deref(), &device.device).map_err(js_error)?;
-        device.check_logits_fit(model.config()).map_err(js_error)?;
+        let model = device
+            .load(ModelSource::Parts { config: &config, weights: &weights, tokenizer: tokenizer.as_deref() })
+            .map_err(js_error)?;
         Ok(Engine { loaded: Rc::new(Loaded { model, device }) })
     }
 
     /// The model and the device, as JSON.
     pub fn info(&self) -> Result<String, JsValue> {
-        let model = &self.loaded.model;
-        let config = model.config();
         let info = EngineInfo {
-            model: ModelSummary {
-                model_class: config.model_class,
-                vocab_size: config.vocab_size,
-                subtokens: config.subtokens,
-                base: model.codec().base(),
-                mask_id: model.codec().mask_id(),
-                length: config.length,
-                parameters: model.parameters(),
-                tokenizer: model.text().is_some(),
-            },
+            model: ModelSummary::of(&self.loaded.model),
             device: backend::report(&self.loaded.device),
         };
         serde_json::to_string(&info).map_err(js_error)
     }
 
-    /// Starts a generation; `request` is the JSON of a [`Request`].
+    /// Starts a generation; `request` is the JSON of a `prime-core` `GenerationRequest`
+    /// (unknown keys are an error).
     pub fn start(&self, request: &str) -> Result<Generation, JsValue> {
-        let request: Request = serde_json::from_str(request).map_err(|e| js_error(format!("bad request: {e}")))?;
-        let session = Session::new(&self.loaded.model, &request).map_err(js_error)?;
-        Ok(Generation { loaded: self.loaded.clone(), session: Rc::new(RefCell::new(session)), busy: Rc::default() })
+        let request: GenerationRequest =
+            serde_json::from_str(request).map_err(|e| js_error(format!("bad request: {e}")))?;
+        let device = backend::describe(&self.loaded.device);
+        let session = Session::new(&self.loaded.model, &request, &device).map_err(js_error)?;
+        Ok(Generation { loaded: self.loaded.clone(), session: Rc::new(RefCell::new(Some(session))) })
     }
 
     /// Runs a whole generation, calling `on_step` with each step's JSON; `on_step` returning
@@ -147,31 +129,37 @@ impl Engine {
 #[derive(Clone)]
 pub struct Generation {
     loaded: Rc<Loaded>,
-    session: Rc<RefCell<Session>>,
-    busy: Rc<Cell<bool>>,
+    /// The session, taken out while a step runs (a second step meanwhile is an error, never a
+    /// double borrow).
+    session: Rc<RefCell<Option<Session>>>,
 }
 
 impl Generation {
     async fn next(&self) -> Result<String, JsValue> {
-        if self.busy.replace(true) {
-            return Err(js_error("a step is already running"));
-        }
-        let step = session::advance(&self.loaded.model, &self.session).await;
-        self.busy.set(false);
+        let mut session = self.session.borrow_mut().take().ok_or_else(|| js_error("a step is already running"))?;
+        let step = session.step(&self.loaded.model).await;
+        *self.session.borrow_mut() = Some(session);
         serde_json::to_string(&step.map_err(js_error)?).map_err(js_error)
     }
 }
 
 #[wasm_bindgen]
 impl Generation {
-    /// Takes one step; resolves to its [`StepView`] as JSON.
+    /// Takes one step; resolves to its record as JSON (see `prime-core`'s `trajectory`).
     pub fn step(&self) -> js_sys::Promise {
         let this = self.clone();
         future_to_promise(async move { this.next().await.map(|json| JsValue::from_str(&json)) })
     }
 
-    /// Whether the final step has been taken.
+    /// The trajectory header of this generation, as JSON.
+    pub fn header(&self) -> Result<String, JsValue> {
+        let session = self.session.borrow();
+        let session = session.as_ref().ok_or_else(|| js_error("a step is running"))?;
+        serde_json::to_string(session.header()).map_err(js_error)
+    }
+
+    /// Whether the final step has been taken (false while a step runs).
     pub fn is_done(&self) -> bool {
-        self.session.borrow().is_done()
+        self.session.borrow().as_ref().is_some_and(Session::is_done)
     }
 }

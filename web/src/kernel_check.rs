@@ -4,7 +4,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prime_core::kernels::{DrawRequest, KernelPath, RevealRule, SubTokenKernels};
-use prime_core::network::{read_f32_async, read_i32_async};
+use prime_core::readback::{read_f32_async, read_i32_async};
 use prime_core::{Result, SubTokenCodec};
 use serde::Serialize;
 

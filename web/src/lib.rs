@@ -3,8 +3,10 @@
 //! On wasm32, [`bindings`] is the wasm-bindgen API the page's Web Worker uses: load a model
 //! from the bytes of its files (WebGPU through burn-wgpu's asynchronous initialisation, the
 //! burn-flex CPU backend when WebGPU is missing or fails), then step a generation, each step
-//! returning a [`StepView`] as JSON. The sampler is `prime-core`'s, the same as native; no read
-//! on wasm blocks. Everything but the bindings also builds natively, where it is tested.
+//! returning a trajectory record ([`session::StepMessage`]) as JSON. The generation layer and the
+//! sampler are `prime-core`'s, the same as native: on WebGPU the device executor runs the WGSL
+//! kernels and no logits are read back; no read on wasm blocks. Everything but the bindings also
+//! builds natively, where it is tested.
 
 #![warn(missing_docs)]
 
@@ -14,7 +16,5 @@ pub mod bindings;
 pub mod golden;
 pub mod kernel_check;
 pub mod session;
-pub mod view;
 
-pub use session::{Request, Session};
-pub use view::StepView;
+pub use session::{Session, StepMessage};

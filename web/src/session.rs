@@ -1,94 +1,57 @@
-//! One generation in the browser: the `prime-core` sampler, fed by network outputs that are
-//! read back without blocking, and turned into [`StepView`]s for the page.
+//! One generation in the browser: `prime-core`'s generation layer (the device executor on
+//! WebGPU, the host executor on the CPU), every read awaited, every step turned into a
+//! trajectory record for the page.
 
-use std::cell::RefCell;
+use prime_core::trajectory::{Ending, Header, Recorder, StepRecord};
+use prime_core::{GenerationRequest, Model, Result, Run};
+use serde::Serialize;
 
-use prime_core::{Conditioning, Model, Result, Sampler, SamplerSettings, SamplerShape};
-use serde::Deserialize;
-
-use crate::view::{self, StepView};
-
-/// What the page asks to generate.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Request {
-    /// Text the sequence starts with (empty: none).
-    pub prompt: String,
-    /// Text the sequence ends with (empty: none).
-    pub suffix: String,
-    /// Steps, seed, temperature, top-p, top-k, mode (the `prime-core` settings, same defaults).
-    pub settings: SamplerSettings,
+/// What the page receives for one step: its trajectory record and, after the final step, the
+/// trajectory's ending.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepMessage {
+    /// The step's record (as in a trajectory file).
+    #[serde(flatten)]
+    pub record: StepRecord,
+    /// The outcome and text, after the final step.
+    pub ending: Option<Ending>,
 }
 
 /// A generation in progress.
 #[derive(Debug)]
 pub struct Session {
-    sampler: Sampler,
-    fixed: Vec<bool>,
-    temperature: f32,
-    /// The network output the next step uses, kept for the consistent-set lists.
-    logits: Option<Vec<f32>>,
-}
-
-fn text_tokens(model: &Model, text: &str, what: &str) -> Result<Vec<u32>> {
-    if text.is_empty() { Ok(Vec::new()) } else { model.encode_text(text, what) }
+    run: Run,
+    recorder: Recorder,
+    header: Header,
 }
 
 impl Session {
-    /// Starts a generation of `model` for `request`. Guesses are always recorded (the page
-    /// shows them); they do not change the sampled tokens.
-    pub fn new(model: &Model, request: &Request) -> Result<Self> {
-        let conditioning = Conditioning {
-            prefix: text_tokens(model, &request.prompt, "prompt")?,
-            suffix: text_tokens(model, &request.suffix, "suffix")?,
-            pinned: Vec::new(),
-        };
-        let mut settings = request.settings.clone();
-        settings.record_guesses = true;
-        settings.carry_over &= model.config().carry_over;
-        let shape = SamplerShape::from_config(model.config())?;
-        let fixed = conditioning.resolve(shape.length, &shape.codec)?.iter().map(Option::is_some).collect();
-        let temperature = settings.temperature;
-        Ok(Self { sampler: Sampler::new(shape, settings, &conditioning)?, fixed, temperature, logits: None })
+    /// Starts a generation of `model` for `request` on the device named `device`. What the
+    /// page shows is always recorded (guesses and candidates); it does not change the tokens.
+    pub fn new(model: &Model, request: &GenerationRequest, device: &str) -> Result<Self> {
+        let mut request = request.clone();
+        request.settings.record_guesses = true;
+        let executor = format!("{:?}", request.resolve_executor(model)?).to_lowercase();
+        let run = request.start(model)?;
+        let header = Header::new(model, &request, &run, &executor, device);
+        Ok(Self { run, recorder: Recorder::default(), header })
     }
 
-    /// The state the network must be run on before the next step, if it needs a fresh output.
-    pub fn pending(&self) -> Option<Vec<u32>> {
-        self.sampler.needs_logits().then(|| self.sampler.state().to_vec())
+    /// The trajectory header of this generation.
+    pub fn header(&self) -> &Header {
+        &self.header
     }
 
-    /// Supplies the network output for [`Session::pending`]'s state.
-    pub fn supply(&mut self, logits: Vec<f32>) -> Result<()> {
-        self.sampler.supply_logits(logits.clone())?;
-        self.logits = Some(logits);
-        Ok(())
-    }
-
-    /// Takes one sampler step and describes it.
-    pub fn step(&mut self, model: &Model) -> Result<StepView> {
-        let event = self.sampler.step()?;
-        let mut view = view::build(model, &event, &self.fixed, self.logits.as_deref(), self.temperature);
-        if event.is_final {
-            let tokens = self.sampler.outcome()?.tokens;
-            view.text = model.text().map(|t| t.decode(&tokens)).transpose()?;
-            view.tokens = Some(tokens);
-        }
-        Ok(view)
+    /// Takes one step (the reads are awaited, never blocking) and records it.
+    pub async fn step(&mut self, model: &Model) -> Result<StepMessage> {
+        let event = self.run.step_async(model).await?;
+        let record = self.recorder.record(model, &event, self.run.stats().last_step_bytes);
+        let ending = if event.is_final { Some(Ending::of(model, &self.run)?) } else { None };
+        Ok(StepMessage { record, ending })
     }
 
     /// Whether the final step has been taken.
     pub fn is_done(&self) -> bool {
-        self.sampler.is_done()
+        self.run.is_done()
     }
-}
-
-/// Takes one step of `session`: runs the network first when the sampler needs it (the
-/// read-back is awaited, never blocking), then the sampler step.
-pub async fn advance(model: &Model, session: &RefCell<Session>) -> Result<StepView> {
-    let pending = session.borrow().pending();
-    if let Some(state) = pending {
-        let logits = model.logits_async(&state).await?;
-        session.borrow_mut().supply(logits)?;
-    }
-    session.borrow_mut().step(model)
 }

@@ -1,102 +1,127 @@
 //! The browser's session logic, run natively on burn-flex with the shipped Prime model: it takes
-//! exactly the core sampler's steps, and its views describe the state faithfully.
+//! exactly the core sampler's steps, its records describe the state faithfully, and they make a
+//! trajectory that reads back as written.
 
-use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use burn::tensor::Device;
-use prime_core::sampler::run;
-use prime_core::{Conditioning, Model, Sampler, SamplerSettings, SamplerShape};
-use prime_web::session::advance;
-use prime_web::{Request, Session, StepView};
+use prime_core::trajectory::{Ending, Trajectory};
+use prime_core::{GenerationRequest, Model, SamplerSettings, Tokens};
+use prime_web::{Session, StepMessage};
 
 fn shipped_prime() -> Model {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/prime");
     Model::load_dir(&dir, &Device::flex()).expect("the shipped model loads")
 }
 
-fn views(model: &Model, request: &Request) -> Vec<StepView> {
-    let session = RefCell::new(Session::new(model, request).expect("session starts"));
+fn messages(model: &Model, session: &mut Session) -> Vec<StepMessage> {
     let mut out = Vec::new();
-    while !session.borrow().is_done() {
-        out.push(pollster::block_on(advance(model, &session)).expect("step runs"));
+    while !session.is_done() {
+        out.push(pollster::block_on(session.step(model)).expect("step runs"));
     }
     out
 }
 
 #[test]
-fn session_takes_the_core_samplers_steps_and_describes_them() {
-    let mut model = shipped_prime();
-    let request: Request =
+fn session_takes_the_core_samplers_steps_and_records_them() {
+    let model = shipped_prime();
+    let request: GenerationRequest =
         serde_json::from_str(r#"{"prompt": "It was", "settings": {"steps": 24, "seed": 5}}"#).expect("request parses");
-    let views = views(&model, &request);
+    let mut session = Session::new(&model, &request, "burn-flex").expect("session starts");
+    let header = session.header().clone();
+    let messages = messages(&model, &mut session);
 
-    // The core sampler, driven by the blocking denoiser, without recorded guesses.
-    let prefix = model.encode_text("It was", "prompt").expect("prompt encodes");
-    let settings = SamplerSettings { steps: 24, seed: 5, ..SamplerSettings::default() };
-    let shape = SamplerShape::from_config(model.config()).expect("shape");
-    let mut sampler =
-        Sampler::new(shape, settings, &Conditioning { prefix: prefix.clone(), ..Conditioning::default() })
-            .expect("sampler starts");
+    // The core generation layer without recording: recording changes nothing sampled.
+    let mut run = request.start(&model).expect("run starts");
     let mut events = Vec::new();
-    let outcome = run(&mut sampler, &mut model, |e| {
-        events.push(e.clone());
-        ControlFlow::Continue(())
-    })
-    .expect("core sampler runs")
-    .expect("not aborted");
+    let outcome = run
+        .run(&model, |e| {
+            events.push(e.clone());
+            ControlFlow::Continue(())
+        })
+        .expect("core sampler runs")
+        .expect("not aborted");
 
-    assert_eq!(views.len(), events.len());
+    let prefix = model.encode_text("It was", "prompt").expect("prompt encodes");
+    assert_eq!(header.executor, "host");
+    assert_eq!(header.fixed.iter().filter(|&&f| f).count(), prefix.len());
+    assert!(header.fixed[..prefix.len()].iter().all(|&f| f));
+    assert_eq!(messages.len(), events.len());
     let codec = model.codec();
     let l = codec.digits();
+    let mut labels: HashMap<u32, String> = HashMap::new();
     let mut partial_cells = 0;
-    for (view, event) in views.iter().zip(&events) {
+    for (message, event) in messages.iter().zip(&events) {
+        let e = &message.record.event;
         assert_eq!(
-            (view.step, view.idle, view.nfe, view.idle_steps),
-            (event.step, event.idle, event.nfe, event.idle_steps)
+            (e.step, e.idle, e.nfe, e.idle_steps, &e.state, &e.revealed),
+            (event.step, event.idle, event.nfe, event.idle_steps, &event.state, &event.revealed)
         );
-        assert_eq!(view.revealed, event.revealed);
-        for (i, cell) in view.cells.iter().enumerate() {
-            let pattern = &event.state[i * l..(i + 1) * l];
-            let digits: Vec<Option<u32>> = pattern.iter().map(|&d| (d != codec.mask_id()).then_some(d)).collect();
-            assert_eq!(cell.digits, digits, "step {} cell {i}", view.step);
-            assert_eq!(cell.known, digits.iter().flatten().count());
-            assert_eq!(cell.fixed, i < prefix.len());
-            if cell.known == l {
-                assert_eq!(cell.token, Some(codec.decode_token(pattern).expect("valid code")));
-            } else {
-                assert!(cell.guess.is_some(), "step {} cell {i} has no guess", view.step);
-            }
-            if cell.known > 0 && cell.known < l {
-                let c = cell.consistent.as_ref().expect("partly revealed cells list their consistent set");
-                assert_eq!(c.count, codec.count_consistent(pattern));
-                assert!(!c.top.is_empty() && c.top.len() <= 5);
-                assert!(c.top.windows(2).all(|w| w[0].p >= w[1].p));
-                assert!(c.top.iter().all(|t| codec.is_consistent(t.token, pattern)));
-                assert!(c.top.iter().map(|t| t.p).sum::<f32>() <= 1.0 + 1e-5);
-                partial_cells += 1;
-            } else {
-                assert!(cell.consistent.is_none());
-            }
+        labels.extend(message.record.labels.iter().cloned());
+        for (i, guess) in e.guesses.iter().enumerate() {
+            let pattern = &e.state[i * l..(i + 1) * l];
+            let guess = guess.expect("every token has a guess");
+            assert!(codec.is_consistent(guess, pattern), "step {} guess {guess} contradicts {pattern:?}", e.step);
+            assert!(labels.contains_key(&guess), "step {}: guess {guess} has no label", e.step);
         }
+        let partly: Vec<u32> = (0..e.guesses.len())
+            .filter(|&i| {
+                let known = e.state[i * l..(i + 1) * l].iter().filter(|&&d| d != codec.mask_id()).count();
+                known > 0 && known < l
+            })
+            .map(|i| i as u32)
+            .collect();
+        assert_eq!(e.candidates.iter().map(|c| c.position).collect::<Vec<_>>(), partly, "step {}", e.step);
+        for c in &e.candidates {
+            let i = c.position as usize;
+            let pattern = &e.state[i * l..(i + 1) * l];
+            assert_eq!(c.count as usize, codec.count_consistent(pattern));
+            assert!(!c.top.is_empty() && c.top.len() <= 5);
+            assert!(c.top.windows(2).all(|w| w[0].1 >= w[1].1));
+            assert!(c.top.iter().all(|&(t, _)| codec.is_consistent(t, pattern) && labels.contains_key(&t)));
+            assert!(c.top.iter().map(|t| t.1).sum::<f32>() <= 1.0 + 1e-5);
+            partial_cells += 1;
+        }
+        assert_eq!(message.ending.is_some(), e.is_final);
     }
     assert!(partial_cells > 0, "no partly revealed token in the whole run");
-    let last = views.last().expect("steps");
-    assert_eq!(last.tokens.as_ref(), Some(&outcome.tokens));
+    let ending = messages.last().and_then(|m| m.ending.clone()).expect("an ending");
+    assert_eq!(ending.outcome.tokens, outcome.tokens);
     let text = model.text().expect("tokenizer").decode(&outcome.tokens).expect("decodes");
-    assert_eq!(last.text.as_deref(), Some(text.as_str()));
+    assert_eq!(ending.text.as_deref(), Some(text.as_str()));
     assert!(text.starts_with("It was"), "{text}");
+
+    // As a trajectory file: header, records, ending; it reads back as written.
+    let mut lines = vec![serde_json::to_string(&header).expect("header")];
+    lines.extend(messages.iter().map(|m| serde_json::to_string(&m.record).expect("record")));
+    lines.push(serde_json::to_string(&ending).expect("ending"));
+    let read = Trajectory::parse(&lines.join("\n")).expect("the trajectory parses");
+    assert_eq!(read.header, header);
+    assert_eq!(read.steps, messages.iter().map(|m| m.record.clone()).collect::<Vec<_>>());
+    assert_eq!(read.ending, Ending { outcome, text: Some(text) });
+    let wrong = lines[0].replace("\"version\":1", "\"version\":2");
+    assert!(Trajectory::parse(&[wrong, lines[1].clone()].join("\n")).is_err(), "another version is refused");
 }
 
 #[test]
 fn bad_requests_are_errors() {
     let model = shipped_prime();
-    assert!(serde_json::from_str::<Request>(r#"{"promt": "typo"}"#).is_err(), "unknown keys are rejected");
-    let too_long = Request { prompt: "word ".repeat(400), ..Request::default() };
-    let err = Session::new(&model, &too_long).expect_err("a prompt longer than L is an error");
+    assert!(serde_json::from_str::<GenerationRequest>(r#"{"promt": "typo"}"#).is_err(), "unknown keys are rejected");
+    assert!(
+        serde_json::from_str::<GenerationRequest>(r#"{"settings": {"stepz": 3}}"#).is_err(),
+        "unknown settings are rejected"
+    );
+    let too_long = GenerationRequest { prompt: Tokens::Text("word ".repeat(400)), ..GenerationRequest::default() };
+    let err = Session::new(&model, &too_long, "cpu").expect_err("a prompt longer than L is an error");
     assert!(err.to_string().contains("do not fit"), "{err}");
-    let zero_steps =
-        Request { settings: SamplerSettings { steps: 0, ..SamplerSettings::default() }, ..Request::default() };
-    assert!(Session::new(&model, &zero_steps).is_err());
+    let zero_steps = GenerationRequest {
+        settings: SamplerSettings { steps: 0, ..SamplerSettings::default() },
+        ..GenerationRequest::default()
+    };
+    assert!(Session::new(&model, &zero_steps, "cpu").is_err());
+    let shader = GenerationRequest { executor: prime_core::ExecutorChoice::Shader, ..GenerationRequest::default() };
+    let err = Session::new(&model, &shader, "cpu").expect_err("no shaders on the CPU");
+    assert!(err.to_string().contains("wgpu"), "{err}");
 }

@@ -29,6 +29,7 @@ use crate::error::{PrimeError, Result};
 use crate::rng::Stream;
 
 pub use params::{KernelParams, Launch};
+pub(crate) use twin::{consistent_tokens, to_i32};
 
 /// Which implementation runs the kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

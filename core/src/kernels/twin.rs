@@ -7,6 +7,7 @@ use burn::tensor::{Bool, Device, Int, IntDType, Tensor, TensorData};
 
 use super::params::KernelParams;
 use super::{DrawRequest, Normaliser, Revealed};
+use crate::codec::SubTokenCodec;
 use crate::rng::{CounterRng, Stream, word_to_uniform};
 
 fn ints<const D: usize>(values: Vec<i32>, shape: [usize; D], device: &Device) -> Tensor<D, Int> {
@@ -23,7 +24,8 @@ fn powers(p: &KernelParams, rows: usize, device: &Device) -> Tensor<2, Int> {
     ints(p.powers().iter().map(|&w| w as i32).collect(), [1, l], device).expand([rows, l])
 }
 
-fn to_i32(t: Tensor<1, Int>) -> Tensor<1, Int> {
+/// The same integers as i32 (the kernels' integer type).
+pub(crate) fn to_i32(t: Tensor<1, Int>) -> Tensor<1, Int> {
     if t.dtype() == burn::tensor::DType::I32 { t } else { t.cast(IntDType::I32) }
 }
 
@@ -54,17 +56,23 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Tensor<1, Int> {
 /// (L, V): whether token v is consistent with position i's revealed digits.
 fn consistency_mask(p: &KernelParams, state: Tensor<1, Int>, carry_over: bool) -> Tensor<2, Bool> {
     let (n, l, v) = (p.length(), p.digits(), p.codec().vocab() as usize);
-    let device = state.device();
-    let mut mask = Tensor::<2, Int>::ones([n, v], &device).greater_elem(0);
     if !carry_over {
-        return mask;
+        return Tensor::<2, Int>::ones([n, v], &state.device()).greater_elem(0);
     }
-    let codec = p.codec();
+    consistent_tokens(p.codec(), state.reshape([n, l]))
+}
+
+/// (rows, V): whether token v agrees with every revealed digit of each row of `patterns`
+/// (rows × ℓ digits, the mask id where masked).
+pub(crate) fn consistent_tokens(codec: &SubTokenCodec, patterns: Tensor<2, Int>) -> Tensor<2, Bool> {
+    let [n, l] = patterns.dims();
+    let v = codec.vocab() as usize;
+    let device = patterns.device();
     let table: Vec<i32> = (0..v as u32).flat_map(|t| (0..l).map(move |j| codec.digit(t, j) as i32)).collect();
     let table = ints(table, [v, l], &device);
-    let state = state.reshape([n, l]);
+    let mut mask = Tensor::<2, Int>::ones([n, v], &device).greater_elem(0);
     for j in 0..l {
-        let observed = state.clone().slice([0..n, j..j + 1]).expand([n, v]);
+        let observed = patterns.clone().slice([0..n, j..j + 1]).expand([n, v]);
         let digit = table.clone().slice([0..v, j..j + 1]).reshape([1, v]).expand([n, v]);
         let ok = observed.clone().equal_elem(codec.mask_id() as i32).bool_or(observed.equal(digit));
         mask = mask.bool_and(ok);

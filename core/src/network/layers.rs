@@ -3,7 +3,7 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::trace::read_f32;
+use crate::readback::read_f32;
 use crate::error::Result;
 use crate::weights::HostTensor;
 

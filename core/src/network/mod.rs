@@ -17,10 +17,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 pub use block::{Block, BlockModulation, BlockShape};
 pub use layers::Linear;
 pub use rope::{RopeTables, rope_values};
-pub use trace::{Trace, read_f32, read_f32_async, read_i32, read_i32_async};
+pub use trace::Trace;
 
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
+use crate::readback::read_f32;
 use crate::weights::{HostTensor, WeightFile};
 use layers::{export_linear, layer_norm, modulate, vector, vector_to_host};
 

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 
-use crate::error::{PrimeError, Result};
+use crate::error::Result;
+use crate::readback::read_f32;
 use crate::weights::HostTensor;
 
 /// Intermediate tensors of one forward pass, read back to the host.
@@ -31,41 +32,4 @@ impl Trace {
             })
             .collect()
     }
-}
-
-/// Reads a tensor back to the host as f32 values; `what` names it in the error.
-///
-/// Blocks until the device has finished; on wasm with WebGPU use [`read_f32_async`].
-pub fn read_f32<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
-    host_f32(t.try_into_data(), what)
-}
-
-/// Reads a tensor back to the host as f32 values without blocking (the only kind of read a
-/// browser's WebGPU allows); `what` names it in the error.
-pub async fn read_f32_async<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
-    host_f32(t.into_data_async().await, what)
-}
-
-fn host_f32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<f32>> {
-    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
-        .try_into_vec::<f32>()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
-}
-
-/// Reads an integer tensor back to the host as i32 values (whatever its integer dtype);
-/// `what` names it in the error. Blocks; on wasm with WebGPU use [`read_i32_async`].
-pub fn read_i32<const D: usize>(t: Tensor<D, Int>, what: &str) -> Result<Vec<i32>> {
-    host_i32(t.try_into_data(), what)
-}
-
-/// [`read_i32`] without blocking.
-pub async fn read_i32_async<const D: usize>(t: Tensor<D, Int>, what: &str) -> Result<Vec<i32>> {
-    host_i32(t.into_data_async().await, what)
-}
-
-fn host_i32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<i32>> {
-    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
-        .convert::<i32>()
-        .try_into_vec::<i32>()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }

@@ -1,33 +1,39 @@
-//! The MDM-Prime ancestral sampler with caching (spec §6.4), as a step-by-step state machine.
+//! The MDM-Prime ancestral sampler with caching (spec §6.4): one state machine, two executors.
 //!
-//! The caller feeds network outputs when [`Sampler::needs_logits`] says so and calls
-//! [`Sampler::step`] to advance; every step yields a [`StepEvent`]. [`run`] drives it with any
-//! [`Denoiser`]. The network can be sync or async: the sampler itself never calls it.
+//! [`Sampler`] owns all of a generation's bookkeeping: the phase, which sub-token slots each
+//! step reveals (that never depends on the network: ancestral reveal uniforms of the masked
+//! slots, or the event-driven plan), when the cached network output is stale, NFE, idle
+//! steps, and the events. It never touches logits. An [`Executor`] does the work the sampler
+//! plans: the [`HostExecutor`] reads each network output back and draws on the host; the
+//! [`DeviceExecutor`] keeps state and logits on the device and runs the sub-token kernels
+//! (WGSL shaders, or their Burn-ops twins). [`Run`] drives the two, blocking ([`Run::step`]) or
+//! awaiting its reads ([`Run::step_async`], the browser's form), and counts what it reads back.
 //!
 //! Randomness comes from one counter-based stream keyed on (seed, step, position, index):
-//! reveal decisions use index = digit slot, x0 draws use Gumbel noise with index = token id.
+//! reveal decisions use index = digit slot, x0 draws use Gumbel noise with index = token id, so
+//! both executors take the same steps.
 
+mod candidates;
+mod device;
 mod events;
-mod on_device;
+mod executor;
+mod host;
+mod run;
 mod settings;
 mod truncation;
 
-use std::ops::ControlFlow;
-
-pub use events::{Outcome, StepEvent};
-pub use on_device::{DeviceDenoiser, DeviceOptions, DeviceStats};
+pub use candidates::{Candidates, top_consistent, top_consistent_on_device};
+pub use device::DeviceExecutor;
+pub use events::{Outcome, PositionCandidates, StepEvent};
+pub use executor::{Executor, Progress, StepResult};
+pub use host::HostExecutor;
+pub use run::{Run, RunStats};
 pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape, SamplingMode};
 pub use truncation::{Cutoff, cutoff};
 
 use crate::error::{PrimeError, Result};
-use crate::rng::{CounterRng, GumbelRow, Stream};
+use crate::rng::{CounterRng, Stream};
 use crate::schedule::TimeGrid;
-
-/// Anything that maps a sub-token state (ℓ·L ids) to logits (L × V_out, row-major).
-pub trait Denoiser {
-    /// One network evaluation.
-    fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>>;
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -36,24 +42,62 @@ enum Phase {
     Done,
 }
 
-/// The cached network output: logits and, with truncation, each position's cutoff.
-#[derive(Debug)]
-struct Cache {
-    logits: Vec<f32>,
-    cutoffs: Vec<Option<Cutoff>>,
+/// What the next step does, decided by the [`Sampler`] before an executor does any work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPlan {
+    /// Step index: 0..T−1 for loop steps, T for the final noise-removal step (also the step
+    /// whose noise the draws use).
+    pub step: usize,
+    /// Whether this is the final step (reveals every masked slot).
+    pub is_final: bool,
+    /// Whether the step needs a fresh network output (the cached one is stale or absent).
+    pub call_network: bool,
+    /// Flat sub-token slots this step reveals, ascending.
+    pub reveals: Vec<u32>,
+    /// Token positions whose x0 is drawn, ascending: those that reveal a slot, or, when guesses
+    /// are recorded, every position with a masked slot.
+    pub draws: Vec<u32>,
+    /// Add Gumbel noise to the draw (a sample); without it, the argmax (MDLM's final rule).
+    pub noise: bool,
+    /// Apply the top-k / top-p truncation to the draw.
+    pub truncate: bool,
+    /// Record what a viewer shows: every token's guess and the candidates of partly revealed
+    /// tokens.
+    pub record: bool,
+    /// Positions with 0 < k < ℓ revealed digits after the step (their candidates are
+    /// recorded), ascending; empty unless `record`.
+    pub partly_revealed: Vec<u32>,
 }
 
-/// One generation in progress.
+impl StepPlan {
+    /// Whether the step reveals nothing (an idle loop step).
+    pub fn is_idle(&self) -> bool {
+        self.reveals.is_empty() && !self.is_final
+    }
+
+    /// Whether the step draws tokens.
+    pub fn draws_tokens(&self) -> bool {
+        !self.draws.is_empty()
+    }
+}
+
+/// One generation's bookkeeping (see the module docs).
 #[derive(Debug)]
 pub struct Sampler {
     shape: SamplerShape,
     settings: SamplerSettings,
     grid: TimeGrid,
     rng: CounterRng,
-    state: Vec<u32>,
+    /// The state the generation starts from: conditioning revealed, the rest masked.
+    initial: Vec<u32>,
+    /// Which flat slots are masked now (always known on the host).
+    masked: Vec<bool>,
+    /// Whether each position is fixed by the conditioning.
+    fixed: Vec<bool>,
+    /// The state after the last step, when the executor reported it.
+    state: Option<Vec<u32>>,
     phase: Phase,
-    cache: Option<Cache>,
-    fresh: bool,
+    cache_valid: bool,
     nfe: usize,
     idle_steps: usize,
     masked_at_start: usize,
@@ -65,57 +109,84 @@ impl Sampler {
     /// Starts a generation: every free sub-token masked, the conditioning tokens revealed.
     pub fn new(shape: SamplerShape, settings: SamplerSettings, conditioning: &Conditioning) -> Result<Self> {
         settings.validate()?;
-        let fixed = conditioning.resolve(shape.length, &shape.codec)?;
+        let fixed_tokens = conditioning.resolve(shape.length, &shape.codec)?;
         let l = shape.codec.digits();
-        let mut state = vec![shape.codec.mask_id(); shape.length * l];
-        for (i, token) in fixed.iter().enumerate() {
+        let mask = shape.codec.mask_id();
+        let mut initial = vec![mask; shape.length * l];
+        for (i, token) in fixed_tokens.iter().enumerate() {
             if let Some(t) = token {
-                shape.codec.encode_token_into(*t, &mut state[i * l..(i + 1) * l]);
+                shape.codec.encode_token_into(*t, &mut initial[i * l..(i + 1) * l]);
             }
         }
-        let masked_at_start = state.iter().filter(|&&d| d == shape.codec.mask_id()).count();
+        let masked: Vec<bool> = initial.iter().map(|&d| d == mask).collect();
+        let masked_at_start = masked.iter().filter(|&&m| m).count();
         let grid = TimeGrid::new(settings.steps);
         let rng = CounterRng::new(settings.seed);
-        let reveal_plan =
-            (settings.mode == SamplingMode::EventDriven).then(|| plan_reveals(&state, &shape, &grid, &rng));
+        let reveal_plan = (settings.mode == SamplingMode::EventDriven).then(|| plan_reveals(&masked, l, &grid, &rng));
         Ok(Self {
             grid,
             rng,
             reveal_plan,
+            fixed: fixed_tokens.iter().map(Option::is_some).collect(),
+            state: Some(initial.clone()),
+            initial,
+            masked,
             shape,
             settings,
-            state,
             phase: Phase::Loop(0),
-            cache: None,
-            fresh: false,
+            cache_valid: false,
             nfe: 0,
             idle_steps: 0,
             masked_at_start,
         })
     }
 
-    /// The current sub-token state (mask id where masked).
-    pub fn state(&self) -> &[u32] {
-        &self.state
+    /// The model shape the sampler was built for.
+    pub fn shape(&self) -> &SamplerShape {
+        &self.shape
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &SamplerSettings {
+        &self.settings
+    }
+
+    /// The state sampling starts from (ℓ·L ids, mask id where masked).
+    pub fn initial_state(&self) -> &[u32] {
+        &self.initial
+    }
+
+    /// The current state, when the executor reported it with the last step (a device run reads
+    /// it back only when asked to).
+    pub fn state(&self) -> Option<&[u32]> {
+        self.state.as_deref()
+    }
+
+    /// Whether each position is fixed by the conditioning (prompt, suffix, pins).
+    pub fn fixed(&self) -> &[bool] {
+        &self.fixed
+    }
+
+    /// Event-driven mode: the loop step at which each flat slot is revealed (`None` for slots
+    /// left to the final step or revealed from the start); `None` in ancestral mode.
+    pub fn planned_steps(&self) -> Option<Vec<Option<u32>>> {
+        self.reveal_plan.as_ref().map(|plan| {
+            let mut steps = vec![None; self.initial.len()];
+            for (k, slots) in plan.iter().enumerate() {
+                slots.iter().for_each(|&s| steps[s as usize] = Some(k as u32));
+            }
+            steps
+        })
+    }
+
+    /// The reveal probability of a masked slot at loop step k (ancestral rule).
+    pub fn reveal_probability(&self, k: usize) -> f32 {
+        self.grid.reveal_probability(k)
     }
 
     /// Sub-tokens masked when sampling began (N in the idle-step formula).
     pub fn masked_at_start(&self) -> usize {
         self.masked_at_start
-    }
-
-    /// Whether the next step needs a fresh network output for [`Sampler::state`].
-    pub fn needs_logits(&self) -> bool {
-        self.cache.is_none() && self.phase != Phase::Done && !self.planned_idle()
-    }
-
-    /// Event-driven mode: whether the next loop step is known to reveal nothing, so it needs no
-    /// network output (unless guesses are recorded, which need one every step).
-    fn planned_idle(&self) -> bool {
-        match (&self.reveal_plan, self.phase) {
-            (Some(plan), Phase::Loop(k)) => plan[k].is_empty() && !self.settings.record_guesses,
-            _ => false,
-        }
     }
 
     /// Whether the final step has been taken.
@@ -128,242 +199,176 @@ impl Sampler {
         self.nfe
     }
 
-    /// Supplies the network output for the current state (L × V_out values).
-    pub fn supply_logits(&mut self, logits: Vec<f32>) -> Result<()> {
-        let width = self.shape.output_width;
-        if logits.len() != self.shape.length * width {
-            return Err(PrimeError::Input(format!(
-                "network returned {} logits, expected {} × {width}",
-                logits.len(),
-                self.shape.length
-            )));
-        }
-        if let Some(i) = logits.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
-            return Err(PrimeError::NonFinite { position: i / width });
-        }
-        let truncate = self.settings.truncates() && matches!(self.phase, Phase::Loop(_));
-        let cutoffs = (0..self.shape.length)
-            .map(|i| if truncate && self.has_mask(i) { self.position_cutoff(&logits, i) } else { Ok(None) })
-            .collect::<Result<Vec<_>>>()?;
-        self.cache = Some(Cache { logits, cutoffs });
-        self.fresh = true;
-        self.nfe += 1;
-        Ok(())
-    }
-
-    fn digits_of(&self, i: usize) -> &[u32] {
-        let l = self.shape.codec.digits();
-        &self.state[i * l..(i + 1) * l]
-    }
-
     fn has_mask(&self, i: usize) -> bool {
-        self.digits_of(i).contains(&self.shape.codec.mask_id())
+        let l = self.shape.codec.digits();
+        self.masked[i * l..(i + 1) * l].contains(&true)
     }
 
-    /// Calls `visit(token, scaled logit)` for each candidate of position i with a finite logit.
-    fn for_each_candidate(&self, logits: &[f32], i: usize, mut visit: impl FnMut(u32, f32)) {
-        let row = &logits[i * self.shape.output_width..(i + 1) * self.shape.output_width];
-        let inv_t = 1.0 / self.settings.temperature;
-        let emit = |v: u32| {
-            let x = row[v as usize];
-            if x.is_finite() {
-                visit(v, x * inv_t);
+    /// Plans the next step. Fails once sampling is over.
+    pub fn plan(&self) -> Result<StepPlan> {
+        let l = self.shape.codec.digits();
+        let record = self.settings.record_guesses;
+        let masked_positions = || (0..self.shape.length).filter(|&i| self.has_mask(i)).map(|i| i as u32).collect();
+        let (step, is_final, reveals) = match self.phase {
+            Phase::Done => return Err(PrimeError::Input("sampling is already finished".into())),
+            Phase::Loop(k) => (k, false, self.reveals_at(k)),
+            Phase::Final => {
+                let all = (0..self.masked.len()).filter(|&s| self.masked[s]).map(|s| s as u32).collect();
+                (self.grid.steps(), true, all)
             }
         };
-        if self.settings.carry_over {
-            self.shape.codec.for_each_consistent(self.digits_of(i), emit);
+        let draws: Vec<u32> = if record || is_final {
+            masked_positions()
         } else {
-            (0..self.shape.codec.vocab()).for_each(emit);
-        }
-    }
-
-    fn position_cutoff(&self, logits: &[f32], i: usize) -> Result<Option<Cutoff>> {
-        let mut candidates = Vec::new();
-        self.for_each_candidate(logits, i, |v, s| candidates.push((v, s)));
-        match cutoff(candidates, self.settings.top_k, self.settings.top_p) {
-            Some(c) => Ok(Some(c)),
-            None => Err(self.no_candidate(i)),
-        }
-    }
-
-    fn no_candidate(&self, i: usize) -> PrimeError {
-        PrimeError::NoConsistentToken { position: i, digits: self.digits_of(i).to_vec() }
-    }
-
-    /// x0 for position i: Gumbel-max over the kept candidates with noise keyed on `step`.
-    fn draw(&self, cache: &Cache, i: usize, step: u32, truncate: bool) -> Result<u32> {
-        let cut = if truncate { cache.cutoffs[i] } else { None };
-        let mut best: Option<(f32, u32)> = None;
-        let mut noise = GumbelRow::new(self.rng, step, i as u32);
-        self.for_each_candidate(&cache.logits, i, |v, s| {
-            if cut.is_some_and(|c| !c.keeps(s, v)) {
-                return;
-            }
-            let score = s + noise.get(v);
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, v));
-            }
-        });
-        best.map(|(_, v)| v).ok_or_else(|| self.no_candidate(i))
-    }
-
-    /// The most likely candidate of position i (lowest id on ties).
-    fn argmax(&self, cache: &Cache, i: usize) -> Result<u32> {
-        let mut best: Option<(f32, u32)> = None;
-        self.for_each_candidate(&cache.logits, i, |v, s| {
-            if best.is_none_or(|(b, _)| s > b) {
-                best = Some((s, v));
-            }
-        });
-        best.map(|(_, v)| v).ok_or_else(|| self.no_candidate(i))
-    }
-
-    /// Takes one step: a loop step, or the final noise-removal step after the last one.
-    ///
-    /// Fails if the cache is empty (see [`Sampler::needs_logits`]) or sampling is over.
-    pub fn step(&mut self) -> Result<StepEvent> {
-        if self.phase == Phase::Done {
-            return Err(PrimeError::Input("sampling is already finished".into()));
-        }
-        let cache = self.cache.take();
-        if cache.is_none() && !self.planned_idle() {
-            return Err(PrimeError::Input("step() needs a network output first (needs_logits)".into()));
-        }
-        let result = match (self.phase, &cache) {
-            (Phase::Loop(k), _) => self.loop_step(cache.as_ref(), k),
-            (Phase::Final, Some(c)) => self.final_step(c),
-            _ => Err(PrimeError::Input("step() needs a network output first (needs_logits)".into())),
+            let mut positions: Vec<u32> = reveals.iter().map(|&s| s / l as u32).collect();
+            positions.dedup();
+            positions
         };
-        let event = match result {
-            Ok(event) => event,
-            Err(e) => {
-                self.cache = cache;
-                return Err(e);
-            }
-        };
-        self.fresh = false;
-        // Keep the cache only through idle loop steps; the final call is always fresh.
-        if event.idle && self.phase != Phase::Final {
-            self.cache = cache;
-        }
-        Ok(event)
+        // The official rule calls the network whenever the cache is stale (ancestral); the
+        // event-driven plan knows in advance which steps reveal nothing and skips them.
+        let call_network = is_final
+            || (!self.cache_valid && (self.reveal_plan.is_none() || !reveals.is_empty() || record));
+        let partly_revealed = if record { self.partly_revealed_after(&reveals) } else { Vec::new() };
+        Ok(StepPlan {
+            step,
+            is_final,
+            call_network,
+            reveals,
+            draws,
+            noise: !is_final || self.shape.final_rule == FinalRule::Sample,
+            truncate: !is_final && self.settings.truncates(),
+            record,
+            partly_revealed,
+        })
     }
 
-    /// The sub-token slots revealed at loop step k, ascending: decided now (ancestral) or
-    /// read from the plan (event-driven).
+    /// Positions with some but not all digits revealed once `reveals` are.
+    fn partly_revealed_after(&self, reveals: &[u32]) -> Vec<u32> {
+        let l = self.shape.codec.digits();
+        let mut masked = self.masked.clone();
+        reveals.iter().for_each(|&s| masked[s as usize] = false);
+        (0..self.shape.length)
+            .filter(|&i| {
+                let known = masked[i * l..(i + 1) * l].iter().filter(|&&m| !m).count();
+                known > 0 && known < l
+            })
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    /// The sub-token slots revealed at loop step k, ascending: decided now by the ancestral
+    /// rule (the masked slots whose reveal uniform is below (t − s)/t, independent of the
+    /// network), or read from the event-driven plan.
     fn reveals_at(&self, k: usize) -> Vec<u32> {
         if let Some(plan) = &self.reveal_plan {
             return plan[k].clone();
         }
-        let mask = self.shape.codec.mask_id();
-        self.ancestral_reveals(k, |s| self.state[s] == mask)
-    }
-
-    /// The ancestral rule at loop step k: the masked slots whose reveal uniform is below
-    /// (t − s)/t. It does not depend on the network, only on which slots are masked.
-    fn ancestral_reveals(&self, k: usize, masked: impl Fn(usize) -> bool) -> Vec<u32> {
         let l = self.shape.codec.digits();
         let p = self.grid.reveal_probability(k);
-        (0..self.state.len())
-            .filter(|&s| masked(s) && self.rng.uniform(Stream::Reveal, k as u32, (s / l) as u32, (s % l) as u32) < p)
+        (0..self.masked.len())
+            .filter(|&s| {
+                self.masked[s] && self.rng.uniform(Stream::Reveal, k as u32, (s / l) as u32, (s % l) as u32) < p
+            })
             .map(|s| s as u32)
             .collect()
     }
 
-    fn loop_step(&mut self, cache: Option<&Cache>, k: usize) -> Result<StepEvent> {
+    /// The guesses an executor reports for `plan`: for a loop step, x0 where the token had a
+    /// masked slot before the step and the token itself elsewhere; for the final step, every
+    /// decoded token. `before` and `after` are the states around the step, `x0` the draws (L).
+    pub fn guesses(&self, plan: &StepPlan, before: &[u32], after: &[u32], x0: &[Option<u32>]) -> Vec<Option<u32>> {
+        if !plan.record {
+            return Vec::new();
+        }
         let l = self.shape.codec.digits();
-        let record = self.settings.record_guesses;
-        let slots = self.reveals_at(k);
-        let mut revealed = Vec::with_capacity(slots.len());
-        let mut guesses = if record { vec![None; self.shape.length] } else { Vec::new() };
-        let mut next = self.state.clone();
-        let missing = || PrimeError::Input("step() needs a network output first (needs_logits)".into());
-        // Slots are ascending, so the slots of one position are adjacent.
-        for group in slots.chunk_by(|a, b| a / l as u32 == b / l as u32) {
-            let i = (group[0] as usize) / l;
-            let x0 = self.draw(cache.ok_or_else(missing)?, i, k as u32, true)?;
-            for &slot in group {
-                next[slot as usize] = self.shape.codec.digit(x0, slot as usize % l);
-                revealed.push(slot);
-            }
-            if record {
-                guesses[i] = Some(x0);
-            }
+        let decode = |state: &[u32], i: usize| self.shape.codec.decode_token(&state[i * l..(i + 1) * l]).ok();
+        (0..self.shape.length)
+            .map(|i| match (plan.is_final, self.has_mask(i)) {
+                (true, _) => decode(after, i),
+                (false, true) => x0[i],
+                (false, false) => decode(before, i),
+            })
+            .collect()
+    }
+
+    /// Takes the step `plan` described, with what the executor reported: the one place where
+    /// NFE, idle steps, the cache's validity and the phase change.
+    ///
+    /// Fails if the plan is not this sampler's next one, or if the executor's state disagrees
+    /// with the reveals the sampler planned.
+    pub fn commit(&mut self, plan: StepPlan, result: StepResult) -> Result<StepEvent> {
+        if self.plan()? != plan {
+            return Err(PrimeError::Input(format!("step {} was not planned by this sampler", plan.step)));
         }
-        if record {
-            for (i, guess) in guesses.iter_mut().enumerate().filter(|(_, g)| g.is_none()) {
-                *guess = if self.has_mask(i) {
-                    Some(self.draw(cache.ok_or_else(missing)?, i, k as u32, true)?)
-                } else {
-                    self.shape.codec.decode_token(self.digits_of(i)).ok()
-                };
-            }
+        plan.reveals.iter().for_each(|&s| self.masked[s as usize] = false);
+        if let Some(state) = &result.state {
+            self.check_state(&plan, state)?;
         }
-        let idle = revealed.is_empty();
-        if idle {
+        if plan.is_final && result.state.is_none() {
+            return Err(PrimeError::Device("the final step did not report the state".into()));
+        }
+        self.state = result.state;
+        if plan.call_network {
+            self.nfe += 1;
+            self.cache_valid = true;
+        }
+        if plan.is_idle() {
             self.idle_steps += 1;
+        } else {
+            self.cache_valid = false;
         }
-        self.state = next;
-        self.advance(k);
-        Ok(self.event(k, self.grid.t(k), revealed, guesses, idle))
-    }
-
-    fn final_step(&mut self, cache: &Cache) -> Result<StepEvent> {
-        let l = self.shape.codec.digits();
-        let mask = self.shape.codec.mask_id();
-        let steps = self.grid.steps();
-        let mut revealed = Vec::new();
-        let mut next = self.state.clone();
-        for i in (0..self.shape.length).filter(|&i| self.has_mask(i)) {
-            let x0 = match self.shape.final_rule {
-                FinalRule::Sample => self.draw(cache, i, steps as u32, false)?,
-                FinalRule::Argmax => self.argmax(cache, i)?,
-            };
-            for j in (0..l).filter(|&j| self.state[i * l + j] == mask) {
-                next[i * l + j] = self.shape.codec.digit(x0, j);
-                revealed.push((i * l + j) as u32);
-            }
-        }
-        self.state = next;
-        self.phase = Phase::Done;
-        let guesses = if self.settings.record_guesses { self.decoded_tokens() } else { Vec::new() };
-        Ok(self.event(steps, self.grid.t(steps), revealed, guesses, false))
-    }
-
-    /// Moves past loop step k.
-    fn advance(&mut self, k: usize) {
-        self.phase = if k + 1 < self.grid.steps() { Phase::Loop(k + 1) } else { Phase::Final };
-    }
-
-    /// Every token decoded from the current state (`None` where a digit is masked or invalid).
-    fn decoded_tokens(&self) -> Vec<Option<u32>> {
-        (0..self.shape.length).map(|i| self.shape.codec.decode_token(self.digits_of(i)).ok()).collect()
-    }
-
-    fn event(&self, step: usize, t: f32, revealed: Vec<u32>, guesses: Vec<Option<u32>>, idle: bool) -> StepEvent {
-        StepEvent {
-            step,
+        self.phase = match self.phase {
+            Phase::Loop(k) if k + 1 < self.grid.steps() => Phase::Loop(k + 1),
+            Phase::Loop(_) => Phase::Final,
+            _ => Phase::Done,
+        };
+        Ok(StepEvent {
+            step: plan.step,
             steps: self.grid.steps(),
-            t,
-            is_final: self.phase == Phase::Done,
-            state: self.state.clone(),
-            revealed,
-            guesses,
-            idle,
-            network_called: self.fresh,
+            t: self.grid.t(plan.step),
+            is_final: plan.is_final,
+            state: self.state.clone().unwrap_or_default(),
+            idle: plan.is_idle(),
+            revealed: plan.reveals,
+            guesses: result.guesses,
+            candidates: result.candidates,
+            network_called: plan.call_network,
             nfe: self.nfe,
             idle_steps: self.idle_steps,
+        })
+    }
+
+    /// Checks a reported state against the planned mask pattern.
+    fn check_state(&self, plan: &StepPlan, state: &[u32]) -> Result<()> {
+        let mask = self.shape.codec.mask_id();
+        if state.len() != self.masked.len() {
+            return Err(PrimeError::Device(format!(
+                "step {}: the executor reported {} sub-tokens, expected {}",
+                plan.step,
+                state.len(),
+                self.masked.len()
+            )));
+        }
+        let wrong: Vec<usize> = (0..state.len()).filter(|&s| (state[s] == mask) != self.masked[s]).collect();
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(PrimeError::Device(format!(
+                "step {}: the executor's state disagrees with the reveal rule at slots {wrong:?}",
+                plan.step
+            )))
         }
     }
 
     /// The decoded tokens, once sampling is finished. Fails on a digit string outside the
     /// vocabulary (possible only without the carry-over filter).
     pub fn outcome(&self) -> Result<Outcome> {
-        if !self.is_done() {
-            return Err(PrimeError::Input("sampling is not finished".into()));
-        }
+        let state = match (&self.state, self.is_done()) {
+            (Some(state), true) => state,
+            _ => return Err(PrimeError::Input("sampling is not finished".into())),
+        };
         Ok(Outcome {
-            tokens: self.shape.codec.decode(&self.state)?,
+            tokens: self.shape.codec.decode(state)?,
             steps: self.grid.steps(),
             nfe: self.nfe,
             idle_steps: self.idle_steps,
@@ -374,11 +379,9 @@ impl Sampler {
 
 /// Event-driven mode: each masked slot's reveal step `⌊u/dt⌋` from one uniform u, so that
 /// P(step k) = dt for every loop step and the rest (1 − T·dt) is left to the final step.
-fn plan_reveals(state: &[u32], shape: &SamplerShape, grid: &TimeGrid, rng: &CounterRng) -> Vec<Vec<u32>> {
-    let l = shape.codec.digits();
-    let mask = shape.codec.mask_id();
+fn plan_reveals(masked: &[bool], l: usize, grid: &TimeGrid, rng: &CounterRng) -> Vec<Vec<u32>> {
     let mut plan = vec![Vec::new(); grid.steps()];
-    for (s, _) in state.iter().enumerate().filter(|&(_, &d)| d == mask) {
+    for s in (0..masked.len()).filter(|&s| masked[s]) {
         let u = f64::from(rng.uniform(Stream::RevealStep, 0, (s / l) as u32, (s % l) as u32));
         let k = (u / grid.dt()) as usize;
         if let Some(bucket) = plan.get_mut(k) {
@@ -386,25 +389,4 @@ fn plan_reveals(state: &[u32], shape: &SamplerShape, grid: &TimeGrid, rng: &Coun
         }
     }
     plan
-}
-
-/// Runs a sampler to the end with `denoiser`, passing every step to `on_event`.
-///
-/// Returns `Ok(None)` if `on_event` breaks (abort).
-pub fn run<D: Denoiser + ?Sized>(
-    sampler: &mut Sampler,
-    denoiser: &mut D,
-    mut on_event: impl FnMut(&StepEvent) -> ControlFlow<()>,
-) -> Result<Option<Outcome>> {
-    while !sampler.is_done() {
-        if sampler.needs_logits() {
-            let logits = denoiser.logits(sampler.state())?;
-            sampler.supply_logits(logits)?;
-        }
-        let event = sampler.step()?;
-        if on_event(&event).is_break() {
-            return Ok(None);
-        }
-    }
-    sampler.outcome().map(Some)
 }

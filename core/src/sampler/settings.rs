@@ -8,7 +8,7 @@ use crate::error::{PrimeError, Result};
 
 /// Sampler knobs. Defaults reproduce the official sampler (nucleus off, τ = 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct SamplerSettings {
     /// Number of loop steps T (the final noise-removal call comes on top).
     pub steps: usize,
@@ -23,7 +23,9 @@ pub struct SamplerSettings {
     pub top_k: Option<usize>,
     /// Restrict x0 to tokens consistent with the revealed digits (carry-over filter).
     pub carry_over: bool,
-    /// Draw and report the model's current guess for every not-yet-revealed token each step.
+    /// Record what a viewer shows: each step draws and reports the model's current guess for
+    /// every not-yet-revealed token, and the most likely consistent tokens of each partly
+    /// revealed one. It costs a network output at every step in event-driven mode.
     pub record_guesses: bool,
     /// How reveal times are drawn.
     pub mode: SamplingMode,
@@ -63,7 +65,7 @@ impl SamplerSettings {
     /// Rejects settings outside their domain.
     pub fn validate(&self) -> Result<()> {
         if self.steps == 0 || self.steps > u32::MAX as usize - 1 {
-            return Err(PrimeError::Input(format!("steps must be in 1..{}, got {}", u32::MAX, self.steps)));
+            return Err(PrimeError::Input(format!("steps must be between 1 and {}, got {}", u32::MAX - 1, self.steps)));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(PrimeError::Input(format!("temperature must be positive, got {}", self.temperature)));

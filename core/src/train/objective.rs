@@ -8,7 +8,8 @@ use super::noise::{NoiseSchedule, NoisedBatch};
 use crate::codec::SubTokenCodec;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::network::{Network, read_f32};
+use crate::network::Network;
+use crate::readback::read_f32;
 use crate::rng::CounterRng;
 
 /// Added (negated) to the logit of every token outside the consistent set: exp(−1e4) is 0 in f32,

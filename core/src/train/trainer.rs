@@ -18,7 +18,8 @@ use super::objective::Objective;
 use super::schedule::LearningRateSchedule;
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
-use crate::network::{Network, read_f32};
+use crate::network::Network;
+use crate::readback::read_f32;
 use crate::rng::CounterRng;
 
 /// Hyper-parameters of a run.

@@ -1,29 +1,41 @@
 //! The event-driven sampler has the ancestral sampler's law, with fewer network calls.
 
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use prime_core::sampler::{SamplingMode, run};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use prime_core::readback::read_i32;
+use prime_core::sampler::SamplingMode;
 use prime_core::schedule::expected_idle_ratio;
-use prime_core::{Conditioning, Denoiser, ModelClass, ModelConfig, Result, Sampler, SamplerSettings, SamplerShape};
+use prime_core::{
+    Conditioning, Denoiser, ModelClass, ModelConfig, Result, Run, Sampler, SamplerSettings, SamplerShape,
+};
 
 /// A toy network whose logits depend on the whole sub-token state, so that the order in which
 /// digits are revealed matters for the law of the final tokens.
 struct Toy {
     length: usize,
     vocab: usize,
-    calls: usize,
+    calls: Cell<usize>,
+    device: Device,
 }
 
 impl Denoiser for Toy {
-    fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
-        self.calls += 1;
-        let key: u32 = state.iter().enumerate().map(|(s, &d)| (s as u32 + 1) * (d + 1)).sum();
-        Ok((0..self.length * self.vocab)
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        self.calls.set(self.calls.get() + 1);
+        let state = read_i32(state, "the toy's state")?;
+        let key: u32 = state.iter().enumerate().map(|(s, &d)| (s as u32 + 1) * (d as u32 + 1)).sum();
+        let values: Vec<f32> = (0..self.length * self.vocab)
             .map(|n| {
                 let (i, v) = ((n / self.vocab) as u32, (n % self.vocab) as u32);
                 (((key * 7 + i * 3 + v * 5 + v * v * key) % 11) as f32) * 0.35
             })
-            .collect())
+            .collect();
+        Ok(Tensor::from_data(TensorData::new(values, [self.length, self.vocab]), &self.device))
     }
 }
 
@@ -54,10 +66,10 @@ fn histogram(mode: SamplingMode, temperature: f32, runs: u64, seed_base: u64) ->
     let (mut nfe, mut idle) = (0usize, 0usize);
     for seed in seed_base..seed_base + runs {
         let settings = SamplerSettings { steps, seed, temperature, mode, ..Default::default() };
-        let mut sampler = Sampler::new(shape(), settings, &Conditioning::default()).expect("sampler");
-        let mut toy = Toy { length: 2, vocab: 9, calls: 0 };
+        let sampler = Sampler::new(shape(), settings, &Conditioning::default()).expect("sampler");
+        let toy = Toy { length: 2, vocab: 9, calls: Cell::new(0), device: Device::flex() };
         let mut calls_expected = 0;
-        let outcome = run(&mut sampler, &mut toy, |e| {
+        let outcome = Run::on_host(sampler).run(&toy, |e| {
             if mode == SamplingMode::EventDriven {
                 // A call happens exactly at the steps that reveal something, and at the end.
                 assert_eq!(e.network_called, !e.idle || e.is_final, "step {}", e.step);
@@ -67,7 +79,7 @@ fn histogram(mode: SamplingMode, temperature: f32, runs: u64, seed_base: u64) ->
         })
         .expect("sampling succeeds")
         .expect("not aborted");
-        assert_eq!(toy.calls, outcome.nfe);
+        assert_eq!(toy.calls.get(), outcome.nfe);
         assert_eq!(outcome.nfe, calls_expected);
         counts[(outcome.tokens[0] * 9 + outcome.tokens[1]) as usize] += 1;
         nfe += outcome.nfe;

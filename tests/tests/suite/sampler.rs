@@ -1,48 +1,59 @@
 //! Sampler statistics, NFE accounting, carry-over validity and determinism across backends.
 
+use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use burn::tensor::{Device, Tensor, TensorData};
-use prime_core::sampler::{FinalRule, run};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use prime_core::sampler::FinalRule;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
-use prime_core::{Conditioning, Denoiser, Model, Result, Sampler, SamplerSettings, SamplerShape, StepEvent};
+use prime_core::{Conditioning, Denoiser, Model, Result, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};
 use prime_tests::{backends, case_dir};
 
-/// Fixed logits held on a device and read back at each call, counting the calls.
+/// Fixed logits held on a device, counting the calls.
 struct FixedLogits {
     logits: Tensor<2>,
-    calls: usize,
+    device: Device,
+    calls: Cell<usize>,
 }
 
 impl FixedLogits {
     fn new(values: Vec<f32>, length: usize, width: usize, device: &Device) -> Self {
-        Self { logits: Tensor::from_data(TensorData::new(values, [length, width]), device), calls: 0 }
+        let logits = Tensor::from_data(TensorData::new(values, [length, width]), device);
+        Self { logits, device: device.clone(), calls: Cell::new(0) }
     }
 }
 
 impl Denoiser for FixedLogits {
-    fn logits(&mut self, _state: &[u32]) -> Result<Vec<f32>> {
-        self.calls += 1;
-        Ok(self.logits.to_data().try_into_vec::<f32>().expect("f32 logits"))
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn logits(&self, _state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        self.calls.set(self.calls.get() + 1);
+        Ok(self.logits.clone())
     }
 }
 
 /// Counts the calls a real model receives.
 struct Counted<'a> {
-    model: &'a mut Model,
-    calls: usize,
+    model: &'a Model,
+    calls: Cell<usize>,
 }
 
 impl Denoiser for Counted<'_> {
-    fn logits(&mut self, state: &[u32]) -> Result<Vec<f32>> {
-        self.calls += 1;
-        self.model.forward(&state.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), 1)
+    fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        self.calls.set(self.calls.get() + 1);
+        self.model.logits(state)
     }
 }
 
-fn collect(sampler: &mut Sampler, denoiser: &mut dyn Denoiser) -> (Vec<StepEvent>, prime_core::Outcome) {
+fn collect(sampler: Sampler, denoiser: &dyn Denoiser) -> (Vec<StepEvent>, prime_core::Outcome) {
     let mut events = Vec::new();
-    let outcome = run(sampler, denoiser, |e| {
+    let outcome = Run::on_host(sampler).run(denoiser, |e| {
         events.push(e.clone());
         ControlFlow::Continue(())
     })
@@ -66,7 +77,7 @@ fn assert_official_nfe(events: &[StepEvent], nfe: usize) {
 
 #[test]
 fn idle_step_ratio_and_nfe_match_the_closed_form() {
-    let mut model = Model::load_dir(&case_dir("prime_l2_tiny"), &Device::flex()).unwrap();
+    let model = Model::load_dir(&case_dir("prime_l2_tiny"), &Device::flex()).unwrap();
     let shape = SamplerShape::from_config(model.config()).unwrap();
     let steps = 48;
     let runs = 120;
@@ -74,10 +85,10 @@ fn idle_step_ratio_and_nfe_match_the_closed_form() {
     let mut nfe_total = 0.0;
     for seed in 0..runs {
         let settings = SamplerSettings { steps, seed, ..Default::default() };
-        let mut sampler = Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap();
-        let mut counted = Counted { model: &mut model, calls: 0 };
-        let (events, outcome) = collect(&mut sampler, &mut counted);
-        assert_eq!(counted.calls, outcome.nfe, "reported NFE equals real calls");
+        let sampler = Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap();
+        let counted = Counted { model: &model, calls: Cell::new(0) };
+        let (events, outcome) = collect(sampler, &counted);
+        assert_eq!(counted.calls.get(), outcome.nfe, "reported NFE equals real calls");
         assert_official_nfe(&events, outcome.nfe);
         assert!(outcome.tokens.iter().all(|&t| t < 300), "carry-over keeps ids below V");
         ratios.push(outcome.idle_steps as f64 / steps as f64);
@@ -97,15 +108,15 @@ fn idle_step_ratio_and_nfe_match_the_closed_form() {
 
 #[test]
 fn same_seed_gives_identical_tokens() {
-    let mut model = Model::load_dir(&case_dir("prime_l4_small"), &Device::flex()).unwrap();
+    let model = Model::load_dir(&case_dir("prime_l4_small"), &Device::flex()).unwrap();
     let shape = SamplerShape::from_config(model.config()).unwrap();
     let settings = SamplerSettings { steps: 32, seed: 11, top_p: 0.9, ..Default::default() };
-    let a = collect(&mut Sampler::new(shape.clone(), settings.clone(), &Conditioning::default()).unwrap(), &mut model);
-    let b = collect(&mut Sampler::new(shape.clone(), settings.clone(), &Conditioning::default()).unwrap(), &mut model);
+    let a = collect(Sampler::new(shape.clone(), settings.clone(), &Conditioning::default()).unwrap(), &model);
+    let b = collect(Sampler::new(shape.clone(), settings.clone(), &Conditioning::default()).unwrap(), &model);
     assert_eq!(a.0, b.0, "every event identical");
     assert_eq!(a.1, b.1);
     let other = SamplerSettings { seed: 12, ..settings };
-    let c = collect(&mut Sampler::new(shape, other, &Conditioning::default()).unwrap(), &mut model);
+    let c = collect(Sampler::new(shape, other, &Conditioning::default()).unwrap(), &model);
     assert_ne!(a.1.tokens, c.1.tokens, "another seed gives another sample");
 }
 
@@ -126,10 +137,10 @@ fn fixed_probabilities_give_identical_runs_on_every_backend() {
     let conditioning = Conditioning { prefix: vec![1, 2], suffix: vec![299], pinned: vec![(10, 42)] };
     let mut runs = Vec::new();
     for (name, device) in backends() {
-        let mut fixed = FixedLogits::new(values.clone(), length, vocab as usize, &device);
-        let mut sampler = Sampler::new(shape.clone(), settings.clone(), &conditioning).unwrap();
-        let (events, outcome) = collect(&mut sampler, &mut fixed);
-        assert_eq!(fixed.calls, outcome.nfe);
+        let fixed = FixedLogits::new(values.clone(), length, vocab as usize, &device);
+        let sampler = Sampler::new(shape.clone(), settings.clone(), &conditioning).unwrap();
+        let (events, outcome) = collect(sampler, &fixed);
+        assert_eq!(fixed.calls.get(), outcome.nfe);
         assert_eq!(&outcome.tokens[..2], &[1, 2]);
         assert_eq!(outcome.tokens[length - 1], 299);
         assert_eq!(outcome.tokens[10], 42);
@@ -143,11 +154,11 @@ fn fixed_probabilities_give_identical_runs_on_every_backend() {
 
 #[test]
 fn partial_states_occur_and_revealed_digits_never_change() {
-    let mut model = Model::load_dir(&case_dir("prime_l4_small"), &Device::flex()).unwrap();
+    let model = Model::load_dir(&case_dir("prime_l4_small"), &Device::flex()).unwrap();
     let shape = SamplerShape::from_config(model.config()).unwrap();
     let mask = shape.codec.mask_id();
     let settings = SamplerSettings { steps: 64, seed: 3, record_guesses: true, ..Default::default() };
-    let (events, outcome) = collect(&mut Sampler::new(shape, settings, &Conditioning::default()).unwrap(), &mut model);
+    let (events, outcome) = collect(Sampler::new(shape, settings, &Conditioning::default()).unwrap(), &model);
     let mut partial = false;
     for pair in events.windows(2) {
         for (a, b) in pair[0].state.iter().zip(&pair[1].state) {
@@ -170,13 +181,13 @@ fn partial_states_occur_and_revealed_digits_never_change() {
 
 #[test]
 fn mdlm_final_step_is_greedy_and_never_emits_the_mask() {
-    let mut model = Model::load_dir(&case_dir("mdlm_l1_tiny"), &Device::flex()).unwrap();
+    let model = Model::load_dir(&case_dir("mdlm_l1_tiny"), &Device::flex()).unwrap();
     let shape = SamplerShape::from_config(model.config()).unwrap();
     assert_eq!(shape.final_rule, FinalRule::Argmax);
     for seed in 0..5 {
         let settings = SamplerSettings { steps: 8, seed, ..Default::default() };
         let (_, outcome) =
-            collect(&mut Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap(), &mut model);
+            collect(Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap(), &model);
         assert!(outcome.tokens.iter().all(|&t| t < 300), "mask id 300 never emitted");
     }
 }

@@ -1,0 +1,16 @@
+//! The one network interface: what the sampler's executors call to get a network output.
+
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::error::Result;
+
+/// A network that maps one sequence's sub-token state to its logits, on one device.
+///
+/// The state and the logits stay on the device: the host executor reads the logits back, the
+/// device executor never does (see [`crate::sampler`]).
+pub trait Denoiser {
+    /// The device the state and the logits live on.
+    fn device(&self) -> &Device;
+    /// Logits (L × V_out) of a sub-token state (ℓ·L ids in `[0, b]`).
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>>;
+}

@@ -1,0 +1,105 @@
+//! One generation layer for the CLI, the bench and the browser: a request (prompt, suffix and
+//! pins as text or ids, sampler settings, executor), checked against a model once, and started
+//! as a [`Run`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PrimeError, Result};
+use crate::kernels::KernelPath;
+use crate::model::Model;
+use crate::sampler::{Conditioning, Run, Sampler, SamplerSettings, SamplerShape};
+
+/// Tokens given as text (encoded with the model's tokenizer) or as ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Tokens {
+    /// Text; the empty text is no tokens.
+    Text(String),
+    /// Token ids.
+    Ids(Vec<u32>),
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self::Ids(Vec::new())
+    }
+}
+
+impl Tokens {
+    /// The ids, encoding text with `model`'s tokenizer; `what` names the tokens in errors.
+    pub fn ids(&self, model: &Model, what: &str) -> Result<Vec<u32>> {
+        match self {
+            Self::Text(text) if text.is_empty() => Ok(Vec::new()),
+            Self::Text(text) => model.encode_text(text, what),
+            Self::Ids(ids) => Ok(ids.clone()),
+        }
+    }
+}
+
+/// Which executor carries out the sampler's steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorChoice {
+    /// The WGSL kernels on a wgpu device (native GPU or the browser's WebGPU), the host
+    /// executor elsewhere.
+    #[default]
+    Auto,
+    /// The host executor: each network output is read back and drawn from on the host.
+    Host,
+    /// The device executor with the WGSL kernels (wgpu devices only).
+    Shader,
+    /// The device executor with the kernels' Burn-ops twins (any device).
+    Twin,
+}
+
+/// Everything a generation asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationRequest {
+    /// Tokens the sequence starts with.
+    pub prompt: Tokens,
+    /// Tokens the sequence ends with.
+    pub suffix: Tokens,
+    /// (position, token id) pairs held fixed anywhere.
+    pub pins: Vec<(usize, u32)>,
+    /// Steps, seed, temperature, truncation, carry-over, mode, recording.
+    pub settings: SamplerSettings,
+    /// Which executor runs the steps.
+    pub executor: ExecutorChoice,
+    /// Device executor: read every state back so that every event carries it (recording
+    /// does this anyway).
+    pub sync_states: bool,
+}
+
+impl GenerationRequest {
+    /// The executor this request gets on `model`'s device. Fails for the shaders off wgpu.
+    pub fn resolve_executor(&self, model: &Model) -> Result<ExecutorChoice> {
+        let on_wgpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
+        match self.executor {
+            ExecutorChoice::Auto if on_wgpu => Ok(ExecutorChoice::Shader),
+            ExecutorChoice::Auto => Ok(ExecutorChoice::Host),
+            ExecutorChoice::Shader if !on_wgpu => {
+                Err(PrimeError::Input("the shader executor needs a wgpu device (a GPU, or WebGPU)".into()))
+            }
+            choice => Ok(choice),
+        }
+    }
+
+    /// Checks the request against `model` and starts the generation. The carry-over filter is
+    /// used only where the model was trained for it.
+    pub fn start(&self, model: &Model) -> Result<Run> {
+        let conditioning = Conditioning {
+            prefix: self.prompt.ids(model, "prompt")?,
+            suffix: self.suffix.ids(model, "suffix")?,
+            pinned: self.pins.clone(),
+        };
+        let mut settings = self.settings.clone();
+        settings.carry_over &= model.config().carry_over;
+        let sampler = Sampler::new(SamplerShape::from_config(model.config())?, settings, &conditioning)?;
+        match self.resolve_executor(model)? {
+            ExecutorChoice::Host | ExecutorChoice::Auto => Ok(Run::on_host(sampler)),
+            ExecutorChoice::Shader => Run::on_device(sampler, KernelPath::Shader, model.device(), self.sync_states),
+            ExecutorChoice::Twin => Run::on_device(sampler, KernelPath::Twin, model.device(), self.sync_states),
+        }
+    }
+}

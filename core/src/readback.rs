@@ -1,0 +1,91 @@
+//! Reading device tensors back to the host: blocking (native) or awaited (the only kind of read
+//! a browser's WebGPU allows). Every read of the runtime goes through here.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::error::{PrimeError, Result};
+
+/// Reads a tensor back to the host as f32 values; `what` names it in the error.
+///
+/// Blocks until the device has finished; on wasm with WebGPU use [`read_f32_async`].
+pub fn read_f32<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    host_f32(t.try_into_data(), what)
+}
+
+/// Reads a tensor back to the host as f32 values without blocking; `what` names it in the error.
+pub async fn read_f32_async<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    host_f32(t.into_data_async().await, what)
+}
+
+fn host_f32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<f32>> {
+    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
+}
+
+/// Reads an integer tensor back to the host as i32 values (whatever its integer dtype);
+/// `what` names it in the error. Blocks; on wasm with WebGPU use [`read_i32_async`].
+pub fn read_i32<const D: usize>(t: Tensor<D, Int>, what: &str) -> Result<Vec<i32>> {
+    host_i32(t.try_into_data(), what)
+}
+
+/// [`read_i32`] without blocking.
+pub async fn read_i32_async<const D: usize>(t: Tensor<D, Int>, what: &str) -> Result<Vec<i32>> {
+    host_i32(t.into_data_async().await, what)
+}
+
+fn host_i32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<i32>> {
+    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
+        .convert::<i32>()
+        .try_into_vec::<i32>()
+        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
+}
+
+/// What a step must read back before it can go on: at most one integer and one float vector
+/// (an executor concatenates what it needs into them, so a step costs one read of each).
+#[derive(Debug, Default)]
+pub struct Readback {
+    /// Integer values to read.
+    pub ints: Option<Tensor<1, Int>>,
+    /// Float values to read.
+    pub floats: Option<Tensor<1>>,
+}
+
+/// The values of a [`Readback`], on the host.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct HostValues {
+    /// The integers (empty when none were asked for).
+    pub ints: Vec<i32>,
+    /// The floats (empty when none were asked for).
+    pub floats: Vec<f32>,
+}
+
+impl HostValues {
+    /// Bytes these values took to read back.
+    pub fn bytes(&self) -> usize {
+        4 * (self.ints.len() + self.floats.len())
+    }
+}
+
+impl Readback {
+    /// Reads the values, blocking.
+    pub fn read(self) -> Result<HostValues> {
+        Ok(HostValues {
+            ints: self.ints.map(|t| read_i32(t, "sampler integers")).transpose()?.unwrap_or_default(),
+            floats: self.floats.map(|t| read_f32(t, "sampler floats")).transpose()?.unwrap_or_default(),
+        })
+    }
+
+    /// Reads the values without blocking.
+    pub async fn read_async(self) -> Result<HostValues> {
+        let ints = match self.ints {
+            Some(t) => read_i32_async(t, "sampler integers").await?,
+            None => Vec::new(),
+        };
+        let floats = match self.floats {
+            Some(t) => read_f32_async(t, "sampler floats").await?,
+            None => Vec::new(),
+        };
+        Ok(HostValues { ints, floats })
+    }
+}

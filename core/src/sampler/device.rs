@@ -1,0 +1,262 @@
+//! The device executor: the state, the network output and the draws stay on the compute device,
+//! where the sub-token kernels (the WGSL shaders, or their Burn-ops twins) filter, draw and
+//! reveal. The sampler knows which slots each step reveals without the network, so a step
+//! reads nothing back unless states are synced, guesses are recorded, the draw is truncated
+//! (the cutoffs are computed on the host from the read-back logits), or it is the final step.
+//! What a recorded step reads is small: the state (ℓ·L ids), x0 (L ids) and the candidates of
+//! the partly revealed tokens (P·(2k + 1) numbers), never the L × V logits.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::candidates::DeviceCandidates;
+use super::host::{RECORDED_CANDIDATES, position_cutoff, state_tensor};
+use super::{Cutoff, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
+use crate::denoiser::Denoiser;
+use crate::error::{PrimeError, Result};
+use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
+use crate::readback::{HostValues, Readback};
+
+/// Cutoff that keeps every candidate (for positions with nothing left to draw).
+const KEEP_ALL: Cutoff = Cutoff { score: f32::MIN, token: i32::MAX as u32 };
+
+/// Where the executor stands within a step.
+#[derive(Debug, Default)]
+enum Stage {
+    /// Nothing done yet.
+    #[default]
+    Start,
+    /// The fresh logits were sent to the host for the truncation cutoffs.
+    Cutoffs(Tensor<2>),
+    /// The draw and reveal ran; what was sent to the host.
+    Finish(Layout),
+}
+
+/// What the end-of-step read holds, in order.
+#[derive(Debug)]
+struct Layout {
+    /// The state before the step (on the host), when recording.
+    before: Option<Vec<u32>>,
+    /// The read starts with the state (ℓ·L ids).
+    state: bool,
+    /// Then x0 (L ids, −1 where not drawn).
+    x0: bool,
+    /// Then the candidates' tokens and counts (the probabilities are the float read).
+    candidates: Option<DeviceCandidates>,
+}
+
+/// Runs steps on the device (see the module docs).
+#[derive(Debug)]
+pub struct DeviceExecutor {
+    kernels: SubTokenKernels,
+    device: Device,
+    state: Tensor<1, Int>,
+    /// The host copy of the state, while it is current.
+    host_state: Option<Vec<u32>>,
+    /// Event-driven mode: each slot's planned step (−1: the final step).
+    planned: Option<Tensor<1, Int>>,
+    cache: Option<(Tensor<2>, Option<Cutoffs>)>,
+    sync_states: bool,
+    stage: Stage,
+}
+
+fn int_tensor(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+impl DeviceExecutor {
+    /// An executor for `sampler` on `device` along `path`. With `sync_states`, every step
+    /// reads the state back so that every event carries it.
+    pub fn new(sampler: &Sampler, path: KernelPath, device: &Device, sync_states: bool) -> Result<Self> {
+        let shape = sampler.shape();
+        let kernels = SubTokenKernels::new(&shape.codec, shape.length, shape.output_width, path, device)?;
+        let planned = sampler
+            .planned_steps()
+            .map(|steps| int_tensor(steps.iter().map(|s| s.map_or(-1, |k| k as i32)).collect(), device));
+        Ok(Self {
+            kernels,
+            device: device.clone(),
+            state: state_tensor(sampler.initial_state(), device),
+            host_state: Some(sampler.initial_state().to_vec()),
+            planned,
+            cache: None,
+            sync_states,
+            stage: Stage::Start,
+        })
+    }
+
+    /// Per-position truncation cutoffs of host logits, uploaded (positions without a mask keep
+    /// everything).
+    fn cutoffs(&self, sampler: &Sampler, logits: &[f32]) -> Result<Cutoffs> {
+        let state = self
+            .host_state
+            .as_ref()
+            .ok_or_else(|| PrimeError::Device("the truncation needs the state on the host".into()))?;
+        let shape = sampler.shape();
+        let (l, mask) = (shape.codec.digits(), shape.codec.mask_id());
+        let mut score = Vec::with_capacity(shape.length);
+        let mut token = Vec::with_capacity(shape.length);
+        for i in 0..shape.length {
+            let c = if state[i * l..(i + 1) * l].contains(&mask) {
+                position_cutoff(sampler, state, logits, i)?
+            } else {
+                KEEP_ALL
+            };
+            score.push(c.score);
+            token.push(c.token as i32);
+        }
+        Ok(Cutoffs {
+            score: Tensor::from_data(TensorData::new(score, [shape.length]), &self.device),
+            token: int_tensor(token, &self.device),
+        })
+    }
+
+    /// Draws and reveals on the device, then asks for what the step must report.
+    fn work(&mut self, sampler: &Sampler, plan: &StepPlan) -> Result<Progress> {
+        let settings = sampler.settings();
+        let length = sampler.shape().length;
+        let before = if plan.record { self.host_state.clone() } else { None };
+        let mut x0 = None;
+        if plan.draws_tokens() {
+            let (logits, cutoffs) =
+                self.cache.as_ref().ok_or_else(|| PrimeError::Device("the step has no network output".into()))?;
+            let mut active = vec![0i32; length];
+            plan.draws.iter().for_each(|&i| active[i as usize] = 1);
+            let request = DrawRequest {
+                seed: settings.seed,
+                step: plan.step as u32,
+                inv_temperature: 1.0 / settings.temperature,
+                noise: plan.noise,
+                active: int_tensor(active, &self.device),
+                cutoffs: if plan.truncate { cutoffs.clone() } else { None },
+            };
+            let drawn = self.kernels.draw(logits.clone(), self.state.clone(), &request, settings.carry_over)?;
+            if !plan.reveals.is_empty() {
+                let rule = match (&self.planned, plan.is_final) {
+                    (_, true) => RevealRule::Probability(1.0),
+                    (Some(planned), false) => RevealRule::Planned(Box::new(planned.clone())),
+                    (None, false) => RevealRule::Probability(sampler.reveal_probability(plan.step)),
+                };
+                let next = self.kernels.reveal(self.state.clone(), drawn.clone(), settings.seed, plan.step as u32, rule)?;
+                self.state = next.state;
+            }
+            x0 = Some(drawn);
+        }
+        let changed = !plan.reveals.is_empty();
+        let candidates = match (&self.cache, plan.partly_revealed.is_empty()) {
+            (Some((logits, _)), false) => Some(top_consistent_on_device(
+                &sampler.shape().codec,
+                logits.clone(),
+                self.state.clone(),
+                &plan.partly_revealed,
+                settings.temperature,
+                RECORDED_CANDIDATES,
+            )),
+            _ => None,
+        };
+        if changed || plan.is_final {
+            // The draw used this output; the next step needs a fresh one.
+            self.cache = None;
+            if !self.syncs(plan) {
+                self.host_state = None;
+            }
+        }
+        let layout = Layout {
+            before,
+            state: self.syncs(plan) && (changed || self.host_state.is_none()),
+            x0: plan.record && x0.is_some(),
+            candidates,
+        };
+        let mut ints = Vec::new();
+        if layout.state {
+            ints.push(self.state.clone());
+        }
+        if let (true, Some(x0)) = (layout.x0, x0) {
+            ints.push(x0);
+        }
+        let mut floats = None;
+        if let Some(c) = &layout.candidates {
+            ints.extend([c.tokens.clone(), c.counts.clone()]);
+            floats = Some(c.probs.clone());
+        }
+        if ints.is_empty() && floats.is_none() {
+            return self.finish(sampler, plan, layout, HostValues::default());
+        }
+        let ints = (!ints.is_empty()).then(|| Tensor::cat(ints, 0));
+        self.stage = Stage::Finish(layout);
+        Ok(Progress::Read(Readback { ints, floats }))
+    }
+
+    /// Whether this step reports the state.
+    fn syncs(&self, plan: &StepPlan) -> bool {
+        self.sync_states || plan.truncate || plan.record || plan.is_final
+    }
+
+    /// Turns the values read at the end of a step into its result.
+    fn finish(&mut self, sampler: &Sampler, plan: &StepPlan, layout: Layout, values: HostValues) -> Result<Progress> {
+        let shape = sampler.shape();
+        let mut ints = values.ints.as_slice();
+        let mut take = |n: usize| -> Result<Vec<i32>> {
+            if ints.len() < n {
+                return Err(PrimeError::Device(format!("read {} values, expected at least {n} more", ints.len())));
+            }
+            let (head, rest) = ints.split_at(n);
+            ints = rest;
+            Ok(head.to_vec())
+        };
+        if layout.state {
+            let state = take(shape.length * shape.codec.digits())?;
+            self.host_state = Some(state.iter().map(|&d| d as u32).collect());
+        }
+        let x0: Vec<Option<u32>> = if layout.x0 {
+            take(shape.length)?.iter().map(|&t| u32::try_from(t).ok()).collect()
+        } else {
+            vec![None; shape.length]
+        };
+        let candidates = match &layout.candidates {
+            Some(c) => {
+                let n = c.positions.len();
+                c.to_host(&take(n * c.k + n)?, &values.floats)
+            }
+            None => Vec::new(),
+        };
+        let state = if self.syncs(plan) { self.host_state.clone() } else { None };
+        let guesses = match (&layout.before, &state) {
+            (Some(before), Some(after)) => sampler.guesses(plan, before, after, &x0),
+            _ => Vec::new(),
+        };
+        Ok(Progress::Done(StepResult { state, guesses, candidates }))
+    }
+}
+
+impl Executor for DeviceExecutor {
+    fn advance(
+        &mut self,
+        sampler: &Sampler,
+        plan: &StepPlan,
+        denoiser: &dyn Denoiser,
+        values: Option<HostValues>,
+    ) -> Result<Progress> {
+        match (std::mem::take(&mut self.stage), values) {
+            (Stage::Start, None) => {
+                if plan.call_network {
+                    let logits = denoiser.logits(self.state.clone())?;
+                    if plan.truncate {
+                        let [rows, width] = logits.dims();
+                        self.stage = Stage::Cutoffs(logits.clone());
+                        return Ok(Progress::Read(Readback { ints: None, floats: Some(logits.reshape([rows * width])) }));
+                    }
+                    self.cache = Some((logits, None));
+                }
+                self.work(sampler, plan)
+            }
+            (Stage::Cutoffs(logits), Some(values)) => {
+                let cutoffs = self.cutoffs(sampler, &values.floats)?;
+                self.cache = Some((logits, Some(cutoffs)));
+                self.work(sampler, plan)
+            }
+            (Stage::Finish(layout), Some(values)) => self.finish(sampler, plan, layout, values),
+            _ => Err(PrimeError::Device("the device executor was advanced out of order".into())),
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! What an executor is: the code that carries out the steps a [`super::Sampler`] plans.
+
+use super::{PositionCandidates, Sampler, StepPlan};
+use crate::denoiser::Denoiser;
+use crate::error::Result;
+use crate::readback::{HostValues, Readback};
+
+/// What an executor reports for one step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepResult {
+    /// The state after the step, when the executor has it on the host (always on the host
+    /// path; on the device path when states are synced, and at the final step).
+    pub state: Option<Vec<u32>>,
+    /// Recorded guesses (see [`Sampler::guesses`]); empty unless the plan records.
+    pub guesses: Vec<Option<u32>>,
+    /// Recorded candidates of the plan's partly revealed positions.
+    pub candidates: Vec<PositionCandidates>,
+}
+
+/// Where an executor stands within a step.
+#[derive(Debug)]
+pub enum Progress {
+    /// It needs these device values on the host before it can go on.
+    Read(Readback),
+    /// The step's work is done.
+    Done(StepResult),
+}
+
+/// Carries out planned steps. A step is a sequence of [`Executor::advance`] calls: the first
+/// gets `None`; each call that answers [`Progress::Read`] is followed by one that gets the
+/// values read. The caller does the reads, so the same executor runs blocking or awaited.
+pub trait Executor: std::fmt::Debug {
+    /// Goes on with `plan` (which `sampler` made); `values` answers the previous call's read.
+    fn advance(
+        &mut self,
+        sampler: &Sampler,
+        plan: &StepPlan,
+        denoiser: &dyn Denoiser,
+        values: Option<HostValues>,
+    ) -> Result<Progress>;
+}

@@ -1,0 +1,196 @@
+//! The host executor: each network output is read back, and the carry-over filter, the
+//! truncation and the Gumbel-max draw run on the host, position by position.
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::{Cutoff, Executor, PositionCandidates, Progress, Sampler, SamplerSettings, SamplerShape, StepPlan, StepResult, cutoff, top_consistent};
+use crate::denoiser::Denoiser;
+use crate::error::{PrimeError, Result};
+use crate::readback::{HostValues, Readback};
+use crate::rng::{CounterRng, GumbelRow};
+
+/// How many candidates of a partly revealed token are recorded.
+pub const RECORDED_CANDIDATES: usize = 5;
+
+/// The cached network output: logits and, with truncation, each position's cutoff.
+#[derive(Debug)]
+struct Cache {
+    logits: Vec<f32>,
+    cutoffs: Vec<Option<Cutoff>>,
+}
+
+/// Runs steps on the host (see the module docs).
+#[derive(Debug)]
+pub struct HostExecutor {
+    state: Vec<u32>,
+    cache: Option<Cache>,
+}
+
+/// The ℓ digits of position i.
+fn digits_of(state: &[u32], l: usize, i: usize) -> &[u32] {
+    &state[i * l..(i + 1) * l]
+}
+
+/// Calls `visit(token, scaled logit)` for each candidate of a position with a finite logit:
+/// the tokens consistent with its digits (all V without the carry-over filter).
+pub(super) fn for_each_candidate(
+    shape: &SamplerShape,
+    settings: &SamplerSettings,
+    digits: &[u32],
+    row: &[f32],
+    mut visit: impl FnMut(u32, f32),
+) {
+    let inv_t = 1.0 / settings.temperature;
+    let emit = |v: u32| {
+        let x = row[v as usize];
+        if x.is_finite() {
+            visit(v, x * inv_t);
+        }
+    };
+    if settings.carry_over {
+        shape.codec.for_each_consistent(digits, emit);
+    } else {
+        (0..shape.codec.vocab()).for_each(emit);
+    }
+}
+
+fn no_candidate(i: usize, digits: &[u32]) -> PrimeError {
+    PrimeError::NoConsistentToken { position: i, digits: digits.to_vec() }
+}
+
+/// The truncation cutoff of position i under host logits (L × V_out) and state.
+pub(super) fn position_cutoff(sampler: &Sampler, state: &[u32], logits: &[f32], i: usize) -> Result<Cutoff> {
+    let (shape, settings) = (sampler.shape(), sampler.settings());
+    let (l, w) = (shape.codec.digits(), shape.output_width);
+    let digits = digits_of(state, l, i);
+    let mut candidates = Vec::new();
+    for_each_candidate(shape, settings, digits, &logits[i * w..(i + 1) * w], |v, s| candidates.push((v, s)));
+    cutoff(candidates, settings.top_k, settings.top_p).ok_or_else(|| no_candidate(i, digits))
+}
+
+/// The state as a device tensor of network ids.
+pub(super) fn state_tensor(state: &[u32], device: &Device) -> Tensor<1, Int> {
+    let ids: Vec<i32> = state.iter().map(|&v| v as i32).collect();
+    Tensor::from_data(TensorData::new(ids, [state.len()]), device)
+}
+
+impl HostExecutor {
+    /// An executor for `sampler`, starting from its initial state.
+    pub fn new(sampler: &Sampler) -> Self {
+        Self { state: sampler.initial_state().to_vec(), cache: None }
+    }
+
+    /// Checks and caches a network output read back for `plan`.
+    fn cache_output(&self, sampler: &Sampler, plan: &StepPlan, logits: Vec<f32>) -> Result<Cache> {
+        let shape = sampler.shape();
+        let width = shape.output_width;
+        if logits.len() != shape.length * width {
+            return Err(PrimeError::Input(format!(
+                "network returned {} logits, expected {} × {width}",
+                logits.len(),
+                shape.length
+            )));
+        }
+        if let Some(i) = logits.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
+            return Err(PrimeError::NonFinite { position: i / width });
+        }
+        let l = shape.codec.digits();
+        let mask = shape.codec.mask_id();
+        let cutoffs = (0..shape.length)
+            .map(|i| {
+                let open = digits_of(&self.state, l, i).contains(&mask);
+                if plan.truncate && open { position_cutoff(sampler, &self.state, &logits, i).map(Some) } else { Ok(None) }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Cache { logits, cutoffs })
+    }
+
+    /// x0 of position i: Gumbel-max (or the argmax without noise) over the kept candidates.
+    fn draw(&self, sampler: &Sampler, plan: &StepPlan, cache: &Cache, i: usize) -> Result<u32> {
+        let (shape, settings) = (sampler.shape(), sampler.settings());
+        let (l, w) = (shape.codec.digits(), shape.output_width);
+        let cut = if plan.truncate { cache.cutoffs[i] } else { None };
+        let digits = digits_of(&self.state, l, i);
+        let mut noise = GumbelRow::new(CounterRng::new(settings.seed), plan.step as u32, i as u32);
+        let mut best: Option<(f32, u32)> = None;
+        for_each_candidate(shape, settings, digits, &cache.logits[i * w..(i + 1) * w], |v, s| {
+            if cut.is_some_and(|c| !c.keeps(s, v)) {
+                return;
+            }
+            let score = if plan.noise { s + noise.get(v) } else { s };
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, v));
+            }
+        });
+        best.map(|(_, v)| v).ok_or_else(|| no_candidate(i, digits))
+    }
+
+    /// Candidates of the partly revealed positions under the step's network output.
+    fn candidates(&self, sampler: &Sampler, plan: &StepPlan, cache: &Cache) -> Vec<PositionCandidates> {
+        let shape = sampler.shape();
+        let (l, w) = (shape.codec.digits(), shape.output_width);
+        plan.partly_revealed
+            .iter()
+            .filter_map(|&i| {
+                let i = i as usize;
+                let row = &cache.logits[i * w..(i + 1) * w];
+                let c = top_consistent(
+                    &shape.codec,
+                    row,
+                    digits_of(&self.state, l, i),
+                    sampler.settings().temperature,
+                    RECORDED_CANDIDATES,
+                )?;
+                Some(PositionCandidates { position: i as u32, count: c.consistent as u32, top: c.top })
+            })
+            .collect()
+    }
+}
+
+impl Executor for HostExecutor {
+    fn advance(
+        &mut self,
+        sampler: &Sampler,
+        plan: &StepPlan,
+        denoiser: &dyn Denoiser,
+        values: Option<HostValues>,
+    ) -> Result<Progress> {
+        if plan.call_network {
+            match values {
+                None => {
+                    let logits = denoiser.logits(state_tensor(&self.state, denoiser.device()))?;
+                    let [rows, width] = logits.dims();
+                    return Ok(Progress::Read(Readback { ints: None, floats: Some(logits.reshape([rows * width])) }));
+                }
+                Some(v) => self.cache = Some(self.cache_output(sampler, plan, v.floats)?),
+            }
+        }
+        let before = self.state.clone();
+        let l = sampler.shape().codec.digits();
+        let mut x0 = vec![None; sampler.shape().length];
+        let mut candidates = Vec::new();
+        if plan.draws_tokens() || plan.record {
+            let cache = self.cache.as_ref().ok_or_else(|| PrimeError::Input("the step has no network output".into()))?;
+            for &i in &plan.draws {
+                x0[i as usize] = Some(self.draw(sampler, plan, cache, i as usize)?);
+            }
+            let codec = &sampler.shape().codec;
+            for &slot in &plan.reveals {
+                let (i, j) = (slot as usize / l, slot as usize % l);
+                let token = x0[i].ok_or_else(|| PrimeError::Input(format!("position {i} reveals but was not drawn")))?;
+                self.state[slot as usize] = codec.digit(token, j);
+            }
+            if plan.record {
+                candidates = self.candidates(sampler, plan, cache);
+            }
+        }
+        if plan.is_final || !plan.is_idle() {
+            self.cache = None;
+        }
+        Ok(Progress::Done(StepResult {
+            guesses: sampler.guesses(plan, &before, &self.state, &x0),
+            candidates,
+            state: Some(self.state.clone()),
+        }))
+    }
+}

@@ -1,0 +1,198 @@
+//! The trajectory format: one generation, step by step, as JSON Lines. `prime generate
+//! --trajectory` writes it, the page exports it and replays it.
+//!
+//! Line 1 is a [`Header`] (`format` = `prime-trajectory`, `version` = 1: the model, the request,
+//! which positions are fixed); then one [`StepRecord`] per step (the sampler's [`StepEvent`],
+//! flattened, plus the texts of token ids not labelled before and the bytes read back); the last
+//! line is an [`Ending`] (the outcome and the text).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ModelClass;
+use crate::error::{PrimeError, Result};
+use crate::generation::GenerationRequest;
+use crate::model::Model;
+use crate::sampler::{Outcome, Run, StepEvent};
+
+/// The `format` of every trajectory header.
+pub const FORMAT: &str = "prime-trajectory";
+/// The version this runtime writes and reads.
+pub const VERSION: u32 = 1;
+
+/// What a viewer needs to know about the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// `PerceiverDIT` (MDM-Prime) or `DIT` (MDLM).
+    pub model_class: ModelClass,
+    /// Vocabulary size V.
+    pub vocab_size: u32,
+    /// Sub-tokens per token ℓ.
+    pub subtokens: usize,
+    /// Digit base b.
+    pub base: u32,
+    /// The mask id (b).
+    pub mask_id: u32,
+    /// Sequence length L.
+    pub length: usize,
+    /// Trained parameters.
+    pub parameters: usize,
+    /// Whether the model has a tokenizer.
+    pub tokenizer: bool,
+}
+
+impl ModelSummary {
+    /// The summary of a loaded model.
+    pub fn of(model: &Model) -> Self {
+        let config = model.config();
+        Self {
+            model_class: config.model_class,
+            vocab_size: config.vocab_size,
+            subtokens: config.subtokens,
+            base: model.codec().base(),
+            mask_id: model.codec().mask_id(),
+            length: config.length,
+            parameters: model.parameters(),
+            tokenizer: model.text().is_some(),
+        }
+    }
+}
+
+/// The first line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The model.
+    pub model: ModelSummary,
+    /// The request, as given.
+    pub request: GenerationRequest,
+    /// The executor that ran the steps (`host`, `shader`, `twin`).
+    pub executor: String,
+    /// The device, in words.
+    pub device: String,
+    /// Whether each position is fixed by the prompt, suffix or pins.
+    pub fixed: Vec<bool>,
+}
+
+impl Header {
+    /// The header of `run`, started from `request` on `model`, with `executor` and `device`
+    /// named for the reader.
+    pub fn new(model: &Model, request: &GenerationRequest, run: &Run, executor: &str, device: &str) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            model: ModelSummary::of(model),
+            request: request.clone(),
+            executor: executor.into(),
+            device: device.into(),
+            fixed: run.sampler().fixed().to_vec(),
+        }
+    }
+
+    /// Checks the format and version of a header read from a file.
+    pub fn check(&self) -> Result<()> {
+        if self.format != FORMAT || self.version != VERSION {
+            return Err(PrimeError::Input(format!(
+                "not a {FORMAT} version {VERSION} file (format {:?}, version {})",
+                self.format, self.version
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The sampler's event.
+    #[serde(flatten)]
+    pub event: StepEvent,
+    /// Texts of the token ids this step mentions (guesses, candidates) that earlier steps did
+    /// not label.
+    pub labels: Vec<(u32, String)>,
+    /// Bytes read back from the device to take the step.
+    pub read_bytes: usize,
+}
+
+/// The last line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ending {
+    /// Tokens, NFE, idle steps.
+    pub outcome: Outcome,
+    /// The decoded text, with a tokenizer.
+    pub text: Option<String>,
+}
+
+impl Ending {
+    /// The ending of a finished run (its text with `model`'s tokenizer, if any).
+    pub fn of(model: &Model, run: &Run) -> Result<Self> {
+        let outcome = run.outcome()?;
+        let text = model.text().map(|t| t.decode(&outcome.tokens)).transpose()?;
+        Ok(Self { outcome, text })
+    }
+}
+
+/// The text of a token: its tokenizer text, or `#id` without a tokenizer.
+pub fn token_label(model: &Model, token: u32) -> String {
+    model.text().and_then(|t| t.decode(&[token]).ok()).unwrap_or_else(|| format!("#{token}"))
+}
+
+/// Turns a run's events into records, labelling each token id once.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    labelled: HashSet<u32>,
+}
+
+impl Recorder {
+    /// The record of `event`, which took `read_bytes` of read-back.
+    pub fn record(&mut self, model: &Model, event: &StepEvent, read_bytes: usize) -> StepRecord {
+        let mentioned = event
+            .guesses
+            .iter()
+            .flatten()
+            .copied()
+            .chain(event.candidates.iter().flat_map(|c| c.top.iter().map(|&(t, _)| t)));
+        let mut labels = Vec::new();
+        for token in mentioned {
+            if self.labelled.insert(token) {
+                labels.push((token, token_label(model, token)));
+            }
+        }
+        StepRecord { event: event.clone(), labels, read_bytes }
+    }
+}
+
+/// A whole trajectory, read back from its lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trajectory {
+    /// The first line.
+    pub header: Header,
+    /// The steps.
+    pub steps: Vec<StepRecord>,
+    /// The last line.
+    pub ending: Ending,
+}
+
+impl Trajectory {
+    /// Parses the JSON Lines of a trajectory file.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = |n: usize, e: serde_json::Error| PrimeError::Input(format!("trajectory line {n}: {e}"));
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let (first, rest) = lines.split_first().ok_or_else(|| PrimeError::Input("the trajectory is empty".into()))?;
+        let header: Header = serde_json::from_str(first).map_err(|e| bad(1, e))?;
+        header.check()?;
+        let (last, steps) =
+            rest.split_last().ok_or_else(|| PrimeError::Input("the trajectory has no ending line".into()))?;
+        let steps = steps
+            .iter()
+            .enumerate()
+            .map(|(n, line)| serde_json::from_str(line).map_err(|e| bad(n + 2, e)))
+            .collect::<Result<Vec<StepRecord>>>()?;
+        let ending = serde_json::from_str(last).map_err(|e| bad(lines.len(), e))?;
+        Ok(Self { header, steps, ending })
+    }
+}
