@@ -1,33 +1,14 @@
 // Shared helpers, appended to every sub-token kernel.
 //
-// `params` layout (u32 words), written by core/src/kernels/params.rs:
-//   0 length L        1 digits ℓ        2 base b (also the mask id)   3 vocab V
-//   4 row width W     5 seed lo         6 seed hi                     7 step
-//   8 f32 bits of 1/temperature         9 f32 bits of the reveal probability
-//  10 flags (bit 0: carry-over filter, bit 1: add Gumbel noise, bit 2: use cutoffs,
-//     bit 3: reveal the planned slots)
-//  11 stream id      12.. powers b^(ℓ−1−j), j = 0..ℓ−1
+// The bindings of each kernel and the constants of the parameter block (`P_*` word offsets,
+// `FLAG_*` bits, `STREAM_*` ids) are generated from the Rust side (core/src/kernels/params.rs
+// and shader.rs) and added to every kernel's source: the WGSL never restates them.
+//
+// `params` words: length L, digits ℓ, base b (also the mask id), vocab V, row width W, seed
+// lo/hi, step, f32 bits of 1/temperature and of the reveal probability, flags (carry-over
+// filter, Gumbel noise, cutoffs, planned reveals), stream id, then the powers b^(ℓ−1−j).
 
 const PARITY: u32 = 0x1BD11BDAu;
-const FLAG_CARRY_OVER: u32 = 1u;
-const FLAG_NOISE: u32 = 2u;
-const FLAG_CUTOFF: u32 = 4u;
-const FLAG_PLANNED: u32 = 8u;
-// Stream ids of core/src/rng.rs.
-const STREAM_REVEAL: u32 = 2u;
-const P_L: u32 = 0u;
-const P_DIGITS: u32 = 1u;
-const P_BASE: u32 = 2u;
-const P_VOCAB: u32 = 3u;
-const P_WIDTH: u32 = 4u;
-const P_SEED_LO: u32 = 5u;
-const P_SEED_HI: u32 = 6u;
-const P_STEP: u32 = 7u;
-const P_INV_TEMP: u32 = 8u;
-const P_REVEAL_P: u32 = 9u;
-const P_FLAGS: u32 = 10u;
-const P_STREAM: u32 = 11u;
-const P_POWERS: u32 = 12u;
 
 fn rotl(x: u32, r: u32) -> u32 {
     return (x << r) | (x >> (32u - r));

@@ -1,11 +1,7 @@
 // Decode: flat digits (ℓL) → tokens (L). A token with a masked digit, a digit ≥ b or a code
 // ≥ V (an invalid code, possible only without the carry-over filter) decodes to −1.
 //
-// Bindings: state (ℓL), params, out (L).
-
-@group(0) @binding(0) var<storage, read_write> state: array<{{ int }}>;
-@group(0) @binding(1) var<storage, read_write> params: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<{{ int }}>;
+// Bindings: generated from the kernel's list in core/src/kernels/shader.rs.
 
 @compute @workgroup_size({{ workgroup }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -7,15 +7,7 @@
 // candidate (the host reports it as an error).
 // Each thread walks 4 consecutive codes at a time, so one Threefry block serves 4 tokens.
 //
-// Bindings: logits (L × W), state (ℓL), params, draw_mask (L), cut_score (L), cut_token (L), out (L).
-
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> state: array<{{ int }}>;
-@group(0) @binding(2) var<storage, read_write> params: array<u32>;
-@group(0) @binding(3) var<storage, read_write> draw_mask: array<{{ int }}>;
-@group(0) @binding(4) var<storage, read_write> cut_score: array<f32>;
-@group(0) @binding(5) var<storage, read_write> cut_token: array<{{ int }}>;
-@group(0) @binding(6) var<storage, read_write> out: array<{{ int }}>;
+// Bindings: generated from the kernel's list in core/src/kernels/shader.rs.
 
 const WG: u32 = {{ workgroup }}u;
 const NONE: u32 = 0xffffffffu;

@@ -2,14 +2,7 @@
 // revealed digits, the maximum scaled logit, log Σ exp(scaled logit) and the number of
 // consistent tokens. One workgroup per position; no (L × V) mask is built.
 //
-// Bindings: logits (L × W, f32), state (ℓL ids), params, out_max (L), out_lse (L), out_count (L).
-
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
-@group(0) @binding(1) var<storage, read_write> state: array<{{ int }}>;
-@group(0) @binding(2) var<storage, read_write> params: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out_max: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out_lse: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out_count: array<{{ int }}>;
+// Bindings: generated from the kernel's list in core/src/kernels/shader.rs.
 
 const WG: u32 = {{ workgroup }}u;
 var<workgroup> red_f: array<f32, WG>;

@@ -5,14 +5,7 @@
 // Revealed slots never change. Writes the next state and raises one "changed" flag, so idle
 // detection reads back a single word.
 //
-// Bindings: state (ℓL), params, x0 (L; −1 = not drawn), plan (ℓL), next (ℓL), changed (1 word).
-
-@group(0) @binding(0) var<storage, read_write> state: array<{{ int }}>;
-@group(0) @binding(1) var<storage, read_write> params: array<u32>;
-@group(0) @binding(2) var<storage, read_write> x0: array<{{ int }}>;
-@group(0) @binding(3) var<storage, read_write> plan: array<{{ int }}>;
-@group(0) @binding(4) var<storage, read_write> next: array<{{ int }}>;
-@group(0) @binding(5) var<storage, read_write> changed: array<atomic<u32>>;
+// Bindings: generated from the kernel's list in core/src/kernels/shader.rs.
 
 @compute @workgroup_size({{ workgroup }}, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

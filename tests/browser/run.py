@@ -5,10 +5,12 @@ driven over W3C WebDriver by chromedriver. Standard library only.
 
 Checks: golden parity of the official logits inside the browser (WebGPU and CPU); the
 sub-token shaders against their twins on the browser's WebGPU; the browser's CPU tokens
-equal native `prime generate --device cpu`; the browser-WebGPU/native-wgpu agreement
-(measured, printed); an end-to-end drive of the page (partial states shown, timeline scrubbed,
-JSON export equal to the page, screenshots saved to target/browser-artifacts/); readable
-messages for a missing WebGPU, a 404, truncated downloads and a bad config.
+equal native `prime generate --device cpu`; on WebGPU the device executor (WGSL kernels, no
+logits read back) gives the host executor's tokens, with the bytes read back per step printed
+for both; a trajectory written by native `prime generate --trajectory` opens in the page and
+replays; an end-to-end drive of the page (partial states shown, timeline scrubbed, trajectory
+export equal to the page, screenshots saved to target/browser-artifacts/); readable messages
+for a missing WebGPU, a 404, truncated downloads and a bad config.
 """
 
 import base64
@@ -192,17 +194,18 @@ def wait_ready(browser, i=0, timeout=600):
     return browser.js(f"return {p}.info")
 
 
-def run_generation(browser, prompt, steps, seed, n_panels=1, timeout=900):
+def run_generation(browser, prompt, steps, seed, n_panels=1, timeout=900, executor="auto"):
     browser.js(
         """
-        const [prompt, steps, seed] = arguments;
+        const [prompt, steps, seed, executor] = arguments;
         document.getElementById('prompt').value = prompt;
         document.getElementById('suffix').value = '';
         document.getElementById('steps').value = steps;
         document.getElementById('seed').value = seed;
+        document.getElementById('executor').value = executor;
         document.getElementById('start').click();
         """,
-        prompt, steps, seed,
+        prompt, steps, seed, executor,
     )
     for i in range(n_panels):
         p = PANEL.format(i=i)
@@ -218,12 +221,22 @@ def network_ms(browser, i=0):
 
 
 def final_tokens(browser, i=0):
-    return browser.js(f"const s = {PANEL.format(i=i)}.steps; return s[s.length - 1].tokens;")
+    return browser.js(f"const s = {PANEL.format(i=i)}.steps; return s[s.length - 1].ending.outcome.tokens;")
 
 
-def native_tokens(prompt, steps, seed, device, model="prime"):
+def read_bytes_per_step(browser, i=0):
+    """Mean bytes read back from the device per step, as the run reported them."""
+    return browser.js(f"""const s = {PANEL.format(i=i)}.steps;
+        return s.reduce((a, v) => a + v.read_bytes, 0) / s.length;""")
+
+
+def executor(browser, i=0):
+    return browser.js(f"return {PANEL.format(i=i)}.header.executor")
+
+
+def native_tokens(prompt, steps, seed, device, model="prime", extra=()):
     cmd = [PRIME, "generate", "--json", "--prompt", prompt, "--steps", str(steps), "--seed", str(seed),
-           "--device", device, "--model", os.path.join(ROOT, "assets", model)]
+           "--device", device, "--model", os.path.join(ROOT, "assets", model), *extra]
     if device == "gpu":
         cmd += ["--require-gpu", "--sampler", "host"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
@@ -286,28 +299,84 @@ def cpu_fallback_equals_native(browser, base):
     wait_ready(browser)
     run_generation(browser, prompt, steps, seed)
     got = final_tokens(browser)
-    print(f"      browser CPU (burn-flex in wasm): {network_ms(browser):.0f} ms per network step", flush=True)
+    assert executor(browser) == "host", f"the CPU fallback ran the {executor(browser)} executor"
+    print(f"      browser CPU (burn-flex in wasm, host executor): {network_ms(browser):.0f} ms per network step, "
+          f"{read_bytes_per_step(browser):.0f} bytes read back per step", flush=True)
     want = native_tokens(prompt, steps, seed, "cpu")
     assert got == want, f"browser CPU tokens differ from native:\n{got}\n{want}"
 
 
 @test
-def webgpu_agreement_with_native(browser, base):
+def webgpu_device_executor_equals_host_executor(browser, base):
+    """On WebGPU the page samples through the device executor (the WGSL kernels, no logits read
+    back); its tokens equal the host executor's on the same WebGPU logits and seed."""
     prompt, steps, seed = "It was", 24, 7
     open_page(browser, base, "models=models/prime/")
     info = wait_ready(browser)
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
     run_generation(browser, prompt, steps, seed)
-    got = final_tokens(browser)
-    print(f"      browser WebGPU: {network_ms(browser):.0f} ms per network step", flush=True)
+    assert executor(browser) == "shader", f"WebGPU ran the {executor(browser)} executor"
+    device_tokens, device_bytes = final_tokens(browser), read_bytes_per_step(browser)
+    device_ms = network_ms(browser)
+    run_generation(browser, prompt, steps, seed, executor="host")
+    assert executor(browser) == "host"
+    host_tokens, host_bytes = final_tokens(browser), read_bytes_per_step(browser)
+    print(f"      WebGPU, device executor: {device_bytes:.0f} bytes read back per step, {device_ms:.0f} ms per network step",
+          flush=True)
+    print(f"      WebGPU, host executor (as before): {host_bytes:.0f} bytes read back per step, "
+          f"{network_ms(browser):.0f} ms per network step", flush=True)
+    same = sum(a == b for a, b in zip(device_tokens, host_tokens))
+    print(f"      device vs host executor: {same}/{len(host_tokens)} tokens equal", flush=True)
+    assert device_tokens == host_tokens, "the device executor's tokens differ from the host executor's"
+    assert device_bytes * 50 < host_bytes, f"device executor reads {device_bytes:.0f} B/step vs host {host_bytes:.0f}"
     try:
         want = native_tokens(prompt, steps, seed, "gpu")
     except subprocess.CalledProcessError as e:
         raise AssertionError(f"native wgpu run failed: {e.stderr.strip()}") from None
-    same = sum(a == b for a, b in zip(got, want))
-    print(f"      browser WebGPU vs native wgpu: {same}/{len(want)} tokens equal "
-          f"(first difference at {next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)})", flush=True)
-    assert len(got) == len(want)
+    same = sum(a == b for a, b in zip(host_tokens, want))
+    print(f"      browser WebGPU vs native wgpu (host executors): {same}/{len(want)} tokens equal", flush=True)
+    assert len(host_tokens) == len(want)
+
+
+@test
+def replays_a_native_trajectory(browser, base):
+    """A trajectory written by native `prime generate --trajectory` opens in the page and replays
+    with the same controls."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, "native.jsonl")
+    subprocess.run([PRIME, "generate", "--prompt", "It was", "--steps", "24", "--seed", "5", "--device", "cpu",
+                    "--model", os.path.join(ROOT, "assets", "prime"), "--trajectory", path],
+                   check=True, capture_output=True, text=True, timeout=600)
+    lines = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    header, ending = lines[0], lines[-1]
+    assert header["format"] == "prime-trajectory" and len(lines) == 24 + 3, f"{len(lines)} lines"
+    open_page(browser, base, "backend=cpu&models=models/prime/")
+    wait_ready(browser)
+    browser.js("""document.getElementById('speed').value = 300;
+        window.prime.open(new File([arguments[0]], 'native.jsonl'));""", open(path, encoding="utf-8").read())
+    p = PANEL.format(i=0)
+    browser.wait(f"window.prime.panels.length === 1 && {p}.spec.trajectory && {p}.steps.length >= 3", 60, "the replay")
+    browser.js("document.getElementById('pause').click();")
+    browser.wait(f"{p}.phase === 'paused'", 30, "the pause")
+    before = browser.js(f"return {p}.steps.length")
+    browser.js("document.getElementById('step').click();")
+    browser.wait(f"{p}.steps.length === {before + 1}", 30, "one more step")
+    browser.js("document.getElementById('speed').value = 0; document.getElementById('pause').click();")
+    browser.wait(f"{p}.phase === 'done'", 60, "the replay to finish")
+    shown = browser.js(f"return [...{p}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
+    assert shown == ending["outcome"]["tokens"], "the replay's final cells differ from the file"
+    text = browser.js(f"return {p}.el.querySelector('.final-text').textContent")
+    assert text == ending["text"], f"{text[:60]!r}"
+    l = header["model"]["subtokens"]
+    partial = browser.js(f"return {p}.steps.findIndex(v => {p}.cells(v).some(c => c.known > 0 && c.known < {l}))")
+    assert partial >= 0, "the replay shows no partly revealed token"
+    browser.js("window.prime.show(arguments[0])", partial)
+    browser.screenshot("page-replay.png")
+    # The replay exports the same trajectory back.
+    browser.js("document.getElementById('export').click();")
+    exported = browser.wait("window.primeExport", 30, "the export")
+    again = [json.loads(line) for line in list(exported.values())[0].splitlines() if line.strip()]
+    assert again == lines, "re-exported trajectory differs from the opened file"
 
 
 @test
@@ -370,7 +439,7 @@ def end_to_end(browser, base):
     # A step at which the page showed a token with 0 < k < ℓ digits revealed.
     partial = browser.js(
         f"""const s = {PANEL.format(i=0)}.steps;
-        return s.findIndex(v => v.cells.some(c => c.known > 0 && c.known < {l}));""")
+        return s.findIndex(v => {PANEL.format(i=0)}.cells(v).some(c => c.known > 0 && c.known < {l}));""")
     assert partial >= 0, "no step had a partly revealed token"
     # Scrub the timeline back to it, as a user would, and check the cells on the page.
     browser.js(
@@ -395,12 +464,16 @@ def end_to_end(browser, base):
     # Back to the newest step; export; the export's final tokens are what the page shows.
     browser.js("""const t = document.getElementById('timeline'); t.value = t.max; t.dispatchEvent(new Event('input'));
                   document.getElementById('export').click();""")
-    exported = json.loads(browser.wait("window.primeExport", 30, "the export"))
-    for i, model in enumerate(exported["models"]):
+    exported = browser.wait("window.primeExport", 30, "the export")
+    assert len(exported) == 2, f"exported {list(exported)}"
+    for i, (name, text) in enumerate(exported.items()):
+        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        header, steps, ending = lines[0], lines[1:-1], lines[-1]
+        assert header["format"] == "prime-trajectory" and header["version"] == 1, header
         shown_tokens = browser.js(
             f"return [...{PANEL.format(i=i)}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
-        assert model["final"]["tokens"] == shown_tokens, f"{model['name']}: export differs from the page"
-        assert len(model["steps"]) == exported["request"]["settings"]["steps"] + 1
+        assert ending["outcome"]["tokens"] == shown_tokens, f"{name}: export differs from the page"
+        assert len(steps) == header["request"]["settings"]["steps"] + 1
     text = browser.js(f"return {PANEL.format(i=0)}.el.querySelector('.final-text').textContent")
     assert text.startswith("It was"), f"final text {text[:60]!r}"
     browser.screenshot("page-final.png")
@@ -470,7 +543,9 @@ def main():
                 ("golden_parity", lambda: golden_parity(browser, BASE, "cpu")),
                 ("shaders_equal_twins", lambda: shaders_equal_twins(browser, BASE)),
                 ("cpu_fallback_equals_native", lambda: cpu_fallback_equals_native(browser, BASE)),
-                ("webgpu_agreement_with_native", lambda: webgpu_agreement_with_native(browser, BASE)),
+                ("webgpu_device_executor_equals_host_executor",
+                 lambda: webgpu_device_executor_equals_host_executor(browser, BASE)),
+                ("replays_a_native_trajectory", lambda: replays_a_native_trajectory(browser, BASE)),
                 ("api_generate_with_callback", lambda: api_generate_with_callback(browser, BASE)),
                 ("model_cache", lambda: model_cache(browser, BASE)),
                 ("abort_pause_step", lambda: abort_pause_step(browser, BASE)),

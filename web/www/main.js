@@ -1,5 +1,7 @@
-// The page: one panel (and one Web Worker) per model; it renders the step views the workers
-// post and never samples anything itself.
+// The page: one panel (and one Web Worker) per model; it renders the trajectory records the
+// workers post (the `prime-trajectory` format of prime-core, also written by `prime generate
+// --trajectory`) and never samples anything itself. An opened trajectory file replays through
+// the same panel and controls, with a Replayer in place of the worker.
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -21,13 +23,15 @@ class Panel {
   constructor(spec) {
     this.spec = spec;
     this.steps = [];
+    this.labels = new Map();
+    this.header = null;
     this.info = null;
     this.phase = 'loading';
     this.el = document.createElement('section');
     this.el.className = 'panel';
     this.el.dataset.model = spec.name;
     this.el.innerHTML = `
-      <h2>${spec.name}</h2>
+      <h2></h2>
       <div class="device">loading…</div>
       <div class="progress"><div class="bar"></div><span class="what"></span></div>
       <div class="stats"></div>
@@ -35,9 +39,10 @@ class Panel {
       <div class="cells"></div>
       <p class="final-text"></p>
       <p class="error" hidden></p>`;
+    this.el.querySelector('h2').textContent = spec.name;
     $('panels').append(this.el);
     this.q = (sel) => this.el.querySelector(sel);
-    this.worker = new Worker('worker.js', { type: 'module' });
+    this.worker = spec.trajectory ? new Replayer(spec.trajectory) : new Worker('worker.js', { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.fail(`the worker failed to start: ${e.message ?? 'script error'}`);
     this.worker.postMessage({ type: 'load', base: spec.path, backend });
@@ -60,9 +65,11 @@ class Panel {
         this.describeDevice();
         break;
       case 'started':
+        this.header = msg.header;
         this.phase = 'running';
         break;
       case 'step':
+        for (const [id, text] of msg.view.labels) this.labels.set(id, text);
         this.steps.push({ ...msg.view, ms: msg.ms });
         break;
       case 'paused':
@@ -100,6 +107,13 @@ class Panel {
 
   describeDevice() {
     const { model, device } = this.info;
+    if (device.replay) {
+      const line = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, ` +
+        `L = ${model.length} · replay of a trajectory sampled by the ${device.executor} executor on ${device.replay}`;
+      this.q('.device').replaceChildren(Object.assign(document.createElement('span'), { textContent: line }));
+      this.el.dataset.backend = 'replay';
+      return;
+    }
     const limits = device.adapter
       ? device.adapter.limits
           .filter(([k]) => ['max_buffer_size', 'max_storage_buffer_binding_size'].includes(k))
@@ -124,6 +138,7 @@ class Panel {
 
   start(request, delayMs) {
     this.steps = [];
+    this.labels = new Map();
     this.q('.error').hidden = true;
     this.q('.final-text').textContent = '';
     this.worker.postMessage({ type: 'start', request, delayMs });
@@ -145,6 +160,7 @@ class Panel {
     const l = this.info.model.subtokens;
     const timed = this.steps.filter((s) => s.network_called);
     const ms = this.steps.reduce((a, s) => a + s.ms, 0) / this.steps.length;
+    const bytes = this.steps.reduce((a, s) => a + s.read_bytes, 0) / this.steps.length;
     stats.innerHTML = '';
     for (const [k, v] of [
       ['step', `${view.step} / ${view.steps}${view.is_final ? ' (final)' : ''}`],
@@ -152,6 +168,7 @@ class Panel {
       ['idle steps', view.idle_steps],
       ['ms / step', ms.toFixed(1)],
       ['ms / network step', timed.length ? (timed.reduce((a, s) => a + s.ms, 0) / timed.length).toFixed(1) : '–'],
+      ['bytes read / step', bytes.toFixed(0)],
     ]) {
       const item = document.createElement('span');
       item.dataset.stat = k;
@@ -161,9 +178,40 @@ class Panel {
     }
     const cells = this.q('.cells');
     cells.innerHTML = '';
-    view.cells.forEach((cell, i) => cells.append(renderCell(cell, i, l, view.revealed)));
-    this.q('.final-text').textContent = view.text != null ? view.text : '';
+    this.cells(view).forEach((cell, i) => cells.append(renderCell(cell, i, l, view.revealed)));
+    this.q('.final-text').textContent = view.ending?.text ?? '';
     this.drawStrip(index ?? this.steps.length - 1);
+  }
+
+  // The cells of a record: each token's digit slots, what is known, its guess and label.
+  cells(view) {
+    const { subtokens: l, mask_id: mask, length } = this.info.model;
+    const candidates = new Map(view.candidates.map((c) => [c.position, c]));
+    const cells = [];
+    for (let i = 0; i < length; i += 1) {
+      const digits = view.state.slice(i * l, (i + 1) * l).map((d) => (d === mask ? null : d));
+      const known = digits.filter((d) => d != null).length;
+      const value = view.guesses[i] ?? null;
+      const token = known === l ? value : null;
+      const guess = known < l ? value : null;
+      const c = candidates.get(i);
+      cells.push({
+        digits, known, token, guess,
+        fixed: this.header?.fixed[i] ?? false,
+        label: (token ?? guess) != null ? this.labels.get(token ?? guess) : null,
+        consistent: c && { count: c.count, top: c.top.map(([t, p]) => ({ token: t, p, text: this.labels.get(t) ?? `#${t}` })) },
+      });
+    }
+    return cells;
+  }
+
+  // This panel's run in the trajectory format: header, records, ending (JSON Lines).
+  trajectory() {
+    const last = this.steps[this.steps.length - 1];
+    const lines = [JSON.stringify(this.header)];
+    for (const { ms, ending, ...record } of this.steps) lines.push(JSON.stringify(record));
+    if (last?.ending) lines.push(JSON.stringify(last.ending));
+    return lines.join('\n') + '\n';
   }
 
   drawStrip(current) {
@@ -206,7 +254,7 @@ function renderCell(cell, i, l, revealed) {
 
 function tooltipFor(panel, i) {
   const view = panel.viewAt(shown);
-  const cell = view?.cells[i];
+  const cell = view && panel.cells(view)[i];
   if (!cell) return null;
   const { subtokens: l, vocab_size: v } = panel.info.model;
   const lines = [`position ${i} · ${cell.known} of ${l} digits revealed`];
@@ -277,26 +325,150 @@ function request() {
       top_k: topK > 0 ? topK : null,
       mode: $('mode').value,
     },
+    executor: $('executor').value,
   };
 }
 
-function exportJson() {
-  const data = {
-    format: 'prime-trajectory/1',
-    request: lastRequest,
-    models: panels.filter((p) => p.steps.length).map((p) => {
-      const last = p.steps[p.steps.length - 1];
-      return { name: p.spec.name, path: p.spec.path, info: p.info, final: { tokens: last.tokens, text: last.text }, steps: p.steps };
-    }),
-  };
-  const text = JSON.stringify(data);
-  window.primeExport = text; // for scripted checks of what the button downloads
-  const a = Object.assign(document.createElement('a'), {
-    href: URL.createObjectURL(new Blob([text], { type: 'application/json' })),
-    download: 'prime-trajectory.json',
+// Downloads each panel's trajectory (JSON Lines, the format `prime generate --trajectory`
+// writes and the page opens).
+function exportTrajectories() {
+  const exported = {};
+  panels.filter((p) => p.steps.length && p.header).forEach((p, i) => {
+    const text = p.trajectory();
+    exported[p.spec.name] = text;
+    const a = Object.assign(document.createElement('a'), {
+      href: URL.createObjectURL(new Blob([text], { type: 'application/x-ndjson' })),
+      download: `prime-trajectory-${i + 1}.jsonl`,
+    });
+    a.click();
+    URL.revokeObjectURL(a.href);
   });
-  a.click();
-  URL.revokeObjectURL(a.href);
+  window.primeExport = exported; // for scripted checks of what the button downloads
+}
+
+// A recorded trajectory played through the worker protocol: the panel and the controls work
+// on it as on a live run.
+class Replayer {
+  constructor(trajectory) {
+    this.t = trajectory;
+    this.next = 0;
+    this.running = false;
+    this.delayMs = 0;
+    this.loopId = 0;
+  }
+
+  emit(type, body = {}) {
+    setTimeout(() => this.onmessage({ data: { type, ...body } }), 0);
+  }
+
+  emitStep() {
+    const { steps, ending } = this.t;
+    const record = { ...steps[this.next] };
+    this.next += 1;
+    if (this.next === steps.length) record.ending = ending;
+    this.emit('step', { view: record, ms: 0 });
+    if (this.next === steps.length) {
+      this.running = false;
+      this.emit('done');
+    }
+  }
+
+  async loop() {
+    const id = ++this.loopId;
+    while (id === this.loopId && this.running && this.next < this.t.steps.length) {
+      this.emitStep();
+      await new Promise((r) => setTimeout(r, this.delayMs));
+    }
+  }
+
+  postMessage(msg) {
+    const { header } = this.t;
+    switch (msg.type) {
+      case 'load':
+        this.emit('ready', { info: { model: header.model, device: { replay: header.device, executor: header.executor } } });
+        break;
+      case 'start':
+        this.next = 0;
+        this.delayMs = msg.delayMs ?? 0;
+        this.running = true;
+        this.emit('started', { header });
+        this.loop();
+        break;
+      case 'pause':
+        this.running = false;
+        this.emit('paused');
+        break;
+      case 'resume':
+        if (!this.running && this.next < this.t.steps.length) {
+          this.running = true;
+          this.loop();
+        }
+        break;
+      case 'step':
+        if (!this.running && this.next < this.t.steps.length) {
+          this.emitStep();
+          this.emit('paused');
+        }
+        break;
+      case 'abort':
+        this.running = false;
+        this.emit('aborted');
+        break;
+      case 'speed':
+        this.delayMs = msg.delayMs;
+        break;
+      default:
+        break;
+    }
+  }
+
+  terminate() {
+    this.running = false;
+  }
+}
+
+// Parses a trajectory file (JSON Lines); throws a readable error on anything else.
+function parseTrajectory(text, name) {
+  const lines = text.split('\n').filter((l) => l.trim());
+  const parse = (line, n) => {
+    try {
+      return JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${name}: line ${n} is not JSON (${e.message})`);
+    }
+  };
+  const header = parse(lines[0] ?? '', 1);
+  if (header.format !== 'prime-trajectory' || header.version !== 1) {
+    throw new Error(`${name} is not a prime-trajectory version 1 file`);
+  }
+  if (lines.length < 3) throw new Error(`${name}: no steps`);
+  const steps = lines.slice(1, -1).map((l, n) => parse(l, n + 2));
+  const ending = parse(lines[lines.length - 1], lines.length);
+  if (!ending.outcome) throw new Error(`${name}: the last line is not the ending`);
+  return { header, steps, ending };
+}
+
+// Opens a trajectory file in place of the live models and replays it.
+async function openTrajectory(file) {
+  try {
+    const trajectory = parseTrajectory(await file.text(), file.name);
+    for (const p of panels.splice(0)) p.worker.terminate();
+    $('panels').replaceChildren();
+    hovered = null;
+    shown = null;
+    const { request } = trajectory.header;
+    if (typeof request.prompt === 'string') $('prompt').value = request.prompt;
+    $('steps').value = request.settings.steps;
+    $('seed').value = request.settings.seed;
+    const panel = new Panel({ name: `${file.name} (replay)`, path: file.name, trajectory });
+    panels.push(panel);
+    lastRequest = request;
+    const started = () => (panel.phase === 'ready' ? panel.start(request, Number($('speed').value)) : setTimeout(started, 10));
+    started();
+    refresh();
+  } catch (e) {
+    setStatus(e.message, 'bad');
+  }
 }
 
 function wire() {
@@ -314,7 +486,17 @@ function wire() {
   });
   $('step').addEventListener('click', () => panels.forEach((p) => p.worker.postMessage({ type: 'step' })));
   $('abort').addEventListener('click', () => panels.forEach((p) => p.worker.postMessage({ type: 'abort' })));
-  $('export').addEventListener('click', exportJson);
+  $('export').addEventListener('click', exportTrajectories);
+  $('open').addEventListener('change', (e) => {
+    if (e.target.files[0]) openTrajectory(e.target.files[0]);
+    e.target.value = '';
+  });
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    const file = e.dataTransfer?.files[0];
+    if (file) openTrajectory(file);
+  });
   $('speed').addEventListener('input', () =>
     panels.forEach((p) => p.worker.postMessage({ type: 'speed', delayMs: Number($('speed').value) })));
   $('clear-cache').addEventListener('click', async () => {
@@ -358,6 +540,7 @@ async function main() {
   refresh();
 }
 
-// For scripted checks: the panels, their recorded steps and the timeline position.
-window.prime = { panels, show: (i) => { shown = i; refresh(); } };
+// For scripted checks: the panels, their recorded steps, the timeline position, and opening a
+// trajectory as the file picker does.
+window.prime = { panels, show: (i) => { shown = i; refresh(); }, open: openTrajectory };
 main();

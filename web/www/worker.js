@@ -1,6 +1,7 @@
 // The Web Worker that owns one model: it downloads the model folder (with progress, kept in
 // the Cache API), loads it into prime-web (WebGPU, or the CPU fallback), and steps
-// generations, posting every step's view to the page. Sampling itself happens in Rust.
+// generations, posting every step's trajectory record to the page. Sampling itself happens in
+// Rust: on WebGPU the sampler's kernels run on the GPU and only a few numbers per step are read.
 
 import init, { Engine, check_config } from './pkg/prime_web.js';
 
@@ -131,7 +132,7 @@ self.onmessage = async ({ data }) => {
         generation = engine.start(JSON.stringify(data.request));
         delayMs = data.delayMs ?? 0;
         running = true;
-        post('started');
+        post('started', { header: JSON.parse(generation.header()) });
         runLoop().catch(fail);
         break;
       case 'pause':

@@ -1,19 +1,48 @@
 //! The static and per-launch parameters shared by the WGSL kernels and their twins.
 //!
-//! The shaders read one `u32` array whose layout is documented at the top of
-//! `wgsl/common.wgsl`; [`KernelParams::words`] writes it.
+//! The shaders read one `u32` array, the parameter block. Its layout exists once, here:
+//! [`KernelParams::header`] names each header word and gives its value, [`KernelParams::words`]
+//! writes the block from it, and [`wgsl_constants`] generates the WGSL constants the shaders
+//! index it with (`P_*` offsets, `FLAG_*` bits, `STREAM_*` ids), so the two cannot drift apart.
 
 use crate::codec::SubTokenCodec;
 use crate::error::{PrimeError, Result};
 use crate::rng::Stream;
 
-/// Word offsets of the parameter block (see `wgsl/common.wgsl`).
+/// Words before the powers `b^(ℓ−1−j)` (which start at `P_POWERS`).
 const HEADER_WORDS: usize = 12;
-/// Flag bits.
+/// Flag bits of the `P_FLAGS` word.
 const FLAG_CARRY_OVER: u32 = 1;
 const FLAG_NOISE: u32 = 2;
 const FLAG_CUTOFF: u32 = 4;
 const FLAG_PLANNED: u32 = 8;
+/// The flags as the WGSL names them.
+const FLAGS: [(&str, u32); 4] = [
+    ("FLAG_CARRY_OVER", FLAG_CARRY_OVER),
+    ("FLAG_NOISE", FLAG_NOISE),
+    ("FLAG_CUTOFF", FLAG_CUTOFF),
+    ("FLAG_PLANNED", FLAG_PLANNED),
+];
+/// The streams the shaders draw from, as the WGSL names them.
+const STREAMS: [(&str, Stream); 2] = [("STREAM_TOKEN", Stream::Token), ("STREAM_REVEAL", Stream::Reveal)];
+
+/// The WGSL constants of the parameter block: each header word's offset, `P_POWERS`, the flag
+/// bits and the stream ids.
+pub fn wgsl_constants() -> String {
+    let header = KernelParams::header_of(0, 0, 0, 0, 0, &Launch::default());
+    let mut out = String::from("// Generated from core/src/kernels/params.rs.\n");
+    for (offset, (name, _)) in header.iter().enumerate() {
+        out.push_str(&format!("const {name}: u32 = {offset}u;\n"));
+    }
+    out.push_str(&format!("const P_POWERS: u32 = {HEADER_WORDS}u;\n"));
+    for (name, bit) in FLAGS {
+        out.push_str(&format!("const {name}: u32 = {bit}u;\n"));
+    }
+    for (name, stream) in STREAMS {
+        out.push_str(&format!("const {name}: u32 = {}u;\n", stream as u32));
+    }
+    out
+}
 
 /// The per-launch values of a parameter block.
 #[derive(Debug, Clone, Copy)]
@@ -120,8 +149,20 @@ impl KernelParams {
         }
     }
 
-    /// The parameter block of one launch.
-    pub fn words(&self, launch: &Launch) -> Vec<u32> {
+    /// The header words of one launch, named as the WGSL names them, in block order.
+    fn header(&self, launch: &Launch) -> [(&'static str, u32); HEADER_WORDS] {
+        let l = self.codec.digits() as u32;
+        Self::header_of(self.length as u32, l, self.codec.base(), self.codec.vocab(), self.width as u32, launch)
+    }
+
+    fn header_of(
+        length: u32,
+        digits: u32,
+        base: u32,
+        vocab: u32,
+        width: u32,
+        launch: &Launch,
+    ) -> [(&'static str, u32); HEADER_WORDS] {
         let Launch { carry_over, seed, step, stream, inv_temperature, reveal_probability, noise, cutoff, planned } =
             *launch;
         let flags =
@@ -129,21 +170,25 @@ impl KernelParams {
                 .iter()
                 .filter(|(on, _)| *on)
                 .fold(0, |acc, (_, bit)| acc | bit);
-        let mut words = Vec::with_capacity(HEADER_WORDS + self.powers.len());
-        words.extend([
-            self.length as u32,
-            self.codec.digits() as u32,
-            self.codec.base(),
-            self.codec.vocab(),
-            self.width as u32,
-            seed as u32,
-            (seed >> 32) as u32,
-            step,
-            inv_temperature.to_bits(),
-            reveal_probability.to_bits(),
-            flags,
-            stream as u32,
-        ]);
+        [
+            ("P_L", length),
+            ("P_DIGITS", digits),
+            ("P_BASE", base),
+            ("P_VOCAB", vocab),
+            ("P_WIDTH", width),
+            ("P_SEED_LO", seed as u32),
+            ("P_SEED_HI", (seed >> 32) as u32),
+            ("P_STEP", step),
+            ("P_INV_TEMP", inv_temperature.to_bits()),
+            ("P_REVEAL_P", reveal_probability.to_bits()),
+            ("P_FLAGS", flags),
+            ("P_STREAM", stream as u32),
+        ]
+    }
+
+    /// The parameter block of one launch: the header words, then the powers.
+    pub fn words(&self, launch: &Launch) -> Vec<u32> {
+        let mut words: Vec<u32> = self.header(launch).iter().map(|&(_, w)| w).collect();
         words.extend(&self.powers);
         words
     }

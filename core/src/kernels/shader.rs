@@ -1,5 +1,9 @@
 //! Launching the WGSL kernels of `wgsl/` on burn-wgpu (raw WGSL through Burn's `template`
 //! feature). Inputs stay on the device; outputs are new device tensors; nothing is read back.
+//!
+//! The kernel interface exists once, on this side: each kernel's binding list generates its
+//! WGSL declarations and orders the buffers of a launch (named, so a launch that passes other
+//! buffers fails), and `params.rs` generates the parameter block's constants.
 
 use burn::backend::wgpu::{
     CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
@@ -9,7 +13,7 @@ use cubecl::CubeCount;
 use cubecl::prelude::KernelId;
 use cubecl::server::KernelArguments;
 
-use super::params::{KernelParams, Launch};
+use super::params::{KernelParams, Launch, wgsl_constants};
 use super::{DrawRequest, Normaliser, Revealed};
 use crate::error::{PrimeError, Result};
 
@@ -33,19 +37,82 @@ pub fn is_wgpu(device: &Device) -> bool {
     Tensor::<1, Int>::zeros([1], device).try_into_primitive::<CubeBackend>().is_ok()
 }
 
-/// One WGSL kernel: its body plus the shared helpers, with the integer type filled in.
+/// What a binding holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    /// f32 values.
+    F32,
+    /// Integers (ids, −1 for none).
+    Int,
+    /// The parameter block (u32 words).
+    Params,
+    /// One atomic u32 flag.
+    Flag,
+}
+
+/// A binding: its WGSL name and element type.
+type Binding = (&'static str, Elem);
+
+/// Bindings of each kernel, in binding order (what each holds: see the launch functions).
+const ENCODE_BINDINGS: &[Binding] = &[("tokens", Elem::Int), ("params", Elem::Params), ("out", Elem::Int)];
+const DECODE_BINDINGS: &[Binding] = &[("state", Elem::Int), ("params", Elem::Params), ("out", Elem::Int)];
+const NORMALISER_BINDINGS: &[Binding] = &[
+    ("logits", Elem::F32),
+    ("state", Elem::Int),
+    ("params", Elem::Params),
+    ("out_max", Elem::F32),
+    ("out_lse", Elem::F32),
+    ("out_count", Elem::Int),
+];
+const DRAW_BINDINGS: &[Binding] = &[
+    ("logits", Elem::F32),
+    ("state", Elem::Int),
+    ("params", Elem::Params),
+    ("draw_mask", Elem::Int),
+    ("cut_score", Elem::F32),
+    ("cut_token", Elem::Int),
+    ("out", Elem::Int),
+];
+const REVEAL_BINDINGS: &[Binding] = &[
+    ("state", Elem::Int),
+    ("params", Elem::Params),
+    ("x0", Elem::Int),
+    ("plan", Elem::Int),
+    ("next", Elem::Int),
+    ("changed", Elem::Flag),
+];
+
+/// The WGSL declarations of `bindings`.
+fn declarations(bindings: &[Binding]) -> String {
+    let mut out = String::from("// Generated from core/src/kernels/shader.rs.\n");
+    for (slot, (name, elem)) in bindings.iter().enumerate() {
+        let ty = match elem {
+            Elem::F32 => "f32",
+            Elem::Int => "{{ int }}",
+            Elem::Params => "u32",
+            Elem::Flag => "atomic<u32>",
+        };
+        out.push_str(&format!("@group(0) @binding({slot}) var<storage, read_write> {name}: array<{ty}>;\n"));
+    }
+    out
+}
+
+/// One WGSL kernel: its body plus the generated interface and the shared helpers, with the
+/// integer type filled in.
 struct Wgsl {
     name: &'static str,
     body: &'static str,
     consistent: bool,
     workgroup: u32,
-    /// The binding index of `params` in the WGSL (the other buffers fill the rest in order).
-    params_slot: usize,
+    bindings: &'static [Binding],
 }
 
 impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
-        let mut template = SourceTemplate::new(self.body).add_template(COMMON);
+        let mut template = SourceTemplate::new(self.body)
+            .add_template(declarations(self.bindings))
+            .add_template(wgsl_constants())
+            .add_template(COMMON);
         if self.consistent {
             template = template.add_template(CONSISTENT);
         }
@@ -88,17 +155,45 @@ fn grid(groups: u32) -> CubeCount {
     CubeCount::Static(x, groups.div_ceil(x).max(1), 1)
 }
 
-fn launch(kernel: Wgsl, count: CubeCount, client_of: &CubeTensor, buffers: Vec<&CubeTensor>, params: &[u32]) {
+/// Launches `kernel` with `buffers` (named, in the kernel's binding order, without `params`)
+/// and the parameter block `params`.
+fn launch(
+    kernel: Wgsl,
+    count: CubeCount,
+    client_of: &CubeTensor,
+    buffers: &[(&str, &CubeTensor)],
+    params: &[u32],
+) -> Result<()> {
     let params: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
     let params = client_of.client.create_from_slice(&params);
-    let mut bindings: Vec<_> = buffers.iter().map(|t| t.handle.clone().binding()).collect();
-    bindings.insert(kernel.params_slot, params.binding());
+    let mut given = buffers.iter();
+    let mut bindings = Vec::with_capacity(kernel.bindings.len());
+    for &(name, elem) in kernel.bindings {
+        if elem == Elem::Params {
+            bindings.push(params.clone().binding());
+            continue;
+        }
+        match given.next() {
+            Some((n, t)) if *n == name => bindings.push(t.handle.clone().binding()),
+            other => {
+                return Err(PrimeError::Device(format!(
+                    "kernel {}: binding `{name}` got {:?}",
+                    kernel.name,
+                    other.map(|(n, _)| *n)
+                )));
+            }
+        }
+    }
+    if let Some((extra, _)) = given.next() {
+        return Err(PrimeError::Device(format!("kernel {}: no binding for buffer `{extra}`", kernel.name)));
+    }
     let cube_dim = CubeDim::new_1d(kernel.workgroup);
     client_of.client.launch(
         Box::new(SourceKernel::new(kernel, cube_dim)),
         count,
         KernelArguments::new().with_buffers(bindings),
     );
+    Ok(())
 }
 
 fn int_tensor(t: CubeTensor) -> Tensor<1, Int> {
@@ -115,8 +210,8 @@ pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>
     let n = p.length() * p.digits();
     let out = new_output(&tokens, n, DType::I32);
     let words = p.words(&Launch::default());
-    let kernel = Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, params_slot: 1 };
-    launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &tokens, vec![&tokens, &out], &words);
+    let kernel = Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, bindings: ENCODE_BINDINGS };
+    launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &tokens, &[("tokens", &tokens), ("out", &out)], &words)?;
     Ok(int_tensor(out))
 }
 
@@ -125,8 +220,9 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>>
     let state = int_primitive(state)?;
     let out = new_output(&state, p.length(), DType::I32);
     let words = p.words(&Launch::default());
-    let kernel = Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, params_slot: 1 };
-    launch(kernel, grid((p.length() as u32).div_ceil(ELEMENT_WG)), &state, vec![&state, &out], &words);
+    let kernel = Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, bindings: DECODE_BINDINGS };
+    let count = grid((p.length() as u32).div_ceil(ELEMENT_WG));
+    launch(kernel, count, &state, &[("state", &state), ("out", &out)], &words)?;
     Ok(int_tensor(out))
 }
 
@@ -137,8 +233,10 @@ pub fn normaliser(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Ten
     let max = new_output(&logits, p.length(), DType::F32);
     let lse = new_output(&logits, p.length(), DType::F32);
     let count = new_output(&logits, p.length(), DType::I32);
-    let kernel = Wgsl { name: "normaliser", body: NORMALISER, consistent: true, workgroup: REDUCE_WG, params_slot: 2 };
-    launch(kernel, grid(p.length() as u32), &logits, vec![&logits, &state, &max, &lse, &count], words);
+    let kernel =
+        Wgsl { name: "normaliser", body: NORMALISER, consistent: true, workgroup: REDUCE_WG, bindings: NORMALISER_BINDINGS };
+    let buffers = [("logits", &logits), ("state", &state), ("out_max", &max), ("out_lse", &lse), ("out_count", &count)];
+    launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
     Ok(Normaliser { max: float_tensor(max), log_normaliser: float_tensor(lse), count: int_tensor(count) })
 }
 
@@ -159,8 +257,16 @@ pub fn draw(
         None => (new_output(&logits, p.length(), DType::F32), new_output(&logits, p.length(), DType::I32)),
     };
     let out = new_output(&logits, p.length(), DType::I32);
-    let kernel = Wgsl { name: "draw", body: DRAW, consistent: true, workgroup: REDUCE_WG, params_slot: 2 };
-    launch(kernel, grid(p.length() as u32), &logits, vec![&logits, &state, &active, &score, &token, &out], words);
+    let kernel = Wgsl { name: "draw", body: DRAW, consistent: true, workgroup: REDUCE_WG, bindings: DRAW_BINDINGS };
+    let buffers = [
+        ("logits", &logits),
+        ("state", &state),
+        ("draw_mask", &active),
+        ("cut_score", &score),
+        ("cut_token", &token),
+        ("out", &out),
+    ];
+    launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
     Ok(int_tensor(out))
 }
 
@@ -188,7 +294,40 @@ pub fn reveal(
         state.client.create_from_slice(&[0u8; 4]),
         DType::I32,
     );
-    let kernel = Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, params_slot: 1 };
-    launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &state, vec![&state, &x0, &plan, &next, &changed], words);
+    let kernel = Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, bindings: REVEAL_BINDINGS };
+    let buffers = [("state", &state), ("x0", &x0), ("plan", &plan), ("next", &next), ("changed", &changed)];
+    launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &state, &buffers, words)?;
     Ok(Revealed { state: int_tensor(next), changed: int_tensor(changed) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel uses each binding its list declares, and declares none of its own: the
+    /// interface really comes from the Rust side.
+    #[test]
+    fn kernel_bodies_use_the_generated_interface() {
+        let kernels = [
+            ("encode", ENCODE, ENCODE_BINDINGS),
+            ("decode", DECODE, DECODE_BINDINGS),
+            ("normaliser", NORMALISER, NORMALISER_BINDINGS),
+            ("draw", DRAW, DRAW_BINDINGS),
+            ("reveal", REVEAL, REVEAL_BINDINGS),
+        ];
+        for (name, body, bindings) in kernels {
+            assert!(!body.contains("@binding"), "{name} declares its own bindings");
+            for (binding, _) in bindings {
+                let used = [body, COMMON, CONSISTENT].iter().any(|w| w.contains(&format!("{binding}[")));
+                assert!(used, "{name} never uses `{binding}`");
+            }
+        }
+        let constants = wgsl_constants();
+        for wgsl in [COMMON, CONSISTENT, ENCODE, DECODE, NORMALISER, DRAW, REVEAL] {
+            assert!(!wgsl.contains("const P_") && !wgsl.contains("const FLAG_") && !wgsl.contains("const STREAM_"));
+        }
+        for used in ["P_L", "P_POWERS", "P_REVEAL_P", "FLAG_PLANNED", "STREAM_REVEAL"] {
+            assert!(constants.contains(&format!("const {used}: u32")), "{used} is not generated");
+        }
+    }
 }
