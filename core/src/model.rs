@@ -7,8 +7,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::codec::SubTokenCodec;
 use crate::config::ModelConfig;
-use crate::error::{PrimeError, Result};
 use crate::denoiser::Denoiser;
+use crate::error::{PrimeError, Result};
 use crate::network::{Network, NetworkConstants, Trace};
 use crate::readback::{read_f32, read_f32_async};
 use crate::text::TextCodec;

@@ -11,16 +11,16 @@ use anyhow::{Context, Result};
 use burn::tensor::{Int, Tensor, TensorData};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
+use prime_core::device::{ComputeDevice, ModelSource};
 use prime_core::kernels::KernelPath;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
 use prime_core::train::initial_weights;
-use prime_core::device::{ComputeDevice, ModelSource};
 use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Model, ModelClass, ModelConfig, SamplerSettings};
 use serde::Serialize;
 
-use crate::device_args::DeviceArgs;
-use crate::model_arg::ModelArg;
-use crate::sampler_args::ModeName;
+use prime_native::device_args::DeviceArgs;
+use prime_native::model_arg::ModelArg;
+use prime_native::sampler_args::ModeName;
 
 /// Arguments of `prime bench`.
 #[derive(Args, Debug)]

@@ -6,8 +6,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::device_args::DeviceArgs;
-use crate::model_arg::ModelArg;
+use prime_native::device_args::DeviceArgs;
+use prime_native::model_arg::ModelArg;
 
 /// Arguments of `prime forward`.
 #[derive(Args, Debug)]

@@ -12,9 +12,9 @@ use prime_core::trajectory::{Ending, Header, Recorder};
 use prime_core::{GenerationRequest, SamplerSettings, Tokens};
 use serde::Serialize;
 
-use crate::device_args::DeviceArgs;
-use crate::model_arg::ModelArg;
-use crate::sampler_args::SamplerArgs;
+use prime_native::device_args::DeviceArgs;
+use prime_native::model_arg::ModelArg;
+use prime_native::sampler_args::SamplerArgs;
 
 /// Arguments of `prime generate`.
 #[derive(Args, Debug)]

@@ -4,7 +4,7 @@ use clap::Args;
 use prime_core::device::{AdapterReport, BackendKind, list_adapters};
 use serde::Serialize;
 
-use crate::device_args::DeviceArgs;
+use prime_native::device_args::DeviceArgs;
 
 /// Arguments of `prime info`.
 #[derive(Args, Debug)]

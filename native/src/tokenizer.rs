@@ -1,4 +1,4 @@
-//! `prime tokenizer`: trains the byte-level BPE of the demo models on the training split.
+//! `prime-train tokenizer`: trains the byte-level BPE of the demo models on the training split.
 
 use std::path::PathBuf;
 
@@ -9,10 +9,10 @@ use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{Tokenizer, TokenizerBuilder};
 
-/// Arguments of `prime tokenizer`.
+/// Arguments of `prime-train tokenizer`.
 #[derive(Debug, Args)]
 pub struct TokenizerArgs {
-    /// Training text (one paragraph per line), as written by `prime corpus`.
+    /// Training text (one paragraph per line), as written by `prime-train corpus`.
     #[arg(long, default_value = "data/austen/train.txt")]
     corpus: PathBuf,
     /// Vocabulary size, including the 256 byte tokens.
@@ -23,10 +23,10 @@ pub struct TokenizerArgs {
     out: PathBuf,
 }
 
-/// Runs `prime tokenizer`.
+/// Runs `prime-train tokenizer`.
 pub fn run(args: &TokenizerArgs) -> Result<()> {
     ensure!(args.vocab > 256, "--vocab must exceed the 256 byte tokens, got {}", args.vocab);
-    ensure!(args.corpus.is_file(), "corpus {} not found (run `prime corpus` first)", args.corpus.display());
+    ensure!(args.corpus.is_file(), "corpus {} not found (run `prime-train corpus` first)", args.corpus.display());
     let tokenizer = train(&args.corpus, args.vocab)?;
     tokenizer.save(&args.out, false).map_err(|e| anyhow!("cannot write {}: {e}", args.out.display()))?;
     println!("{} tokens written to {}", tokenizer.get_vocab_size(true), args.out.display());

@@ -1,4 +1,4 @@
-//! `prime train`: trains a demo model on a corpus split and exports a model folder.
+//! `prime-train train`: trains a demo model on a corpus split and exports a model folder.
 //!
 //! The run lives in `--out`: `checkpoint/` (resumed automatically), `run.json` (wall time and
 //! loss log across resumes) and, once every planned step is done, `model/` — a folder that
@@ -18,15 +18,15 @@ use prime_core::weights::to_safetensors;
 use prime_core::{ModelClass, ModelConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::device_args::DeviceArgs;
+use prime_native::device_args::DeviceArgs;
 
-/// Arguments of `prime train`.
+/// Arguments of `prime-train train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Folder with `train.txt` and `valid.txt` (from `prime corpus`).
+    /// Folder with `train.txt` and `valid.txt` (from `prime-train corpus`).
     #[arg(long, default_value = "data/austen")]
     corpus: PathBuf,
-    /// The tokenizer (from `prime tokenizer`); copied into the exported model.
+    /// The tokenizer (from `prime-train tokenizer`); copied into the exported model.
     #[arg(long, default_value = "data/austen/tokenizer.json")]
     tokenizer: PathBuf,
     /// Run folder: checkpoints, log and the exported model.
@@ -106,7 +106,7 @@ struct TrainingReport<'a> {
 const CHECKPOINT: &str = "checkpoint";
 const RUN_LOG: &str = "run.json";
 
-/// Runs `prime train`.
+/// Runs `prime-train train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let compute = args.device.open()?;
     let device = compute.device.clone();
@@ -255,7 +255,7 @@ fn settings(args: &TrainArgs) -> TrainSettings {
 
 fn load_split(text: &TextCodec, path: &Path, config: &ModelConfig) -> Result<TokenCorpus> {
     let s = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {} (run `prime corpus` first)", path.display()))?;
+        .with_context(|| format!("cannot read {} (run `prime-train corpus` first)", path.display()))?;
     if s.trim().is_empty() {
         bail!("{} is empty", path.display());
     }

@@ -1,4 +1,4 @@
-//! `prime words`: how much of a model's output is dictionary English.
+//! `prime-train words`: how much of a model's output is dictionary English.
 //!
 //! Generates unconditional samples, splits them into words (letter runs, inner apostrophes
 //! kept) and counts those found in a word list such as Debian's `wamerican`.
@@ -11,11 +11,11 @@ use clap::Args;
 use prime_core::{GenerationRequest, Model, SamplerSettings};
 use serde::Serialize;
 
-use crate::device_args::DeviceArgs;
-use crate::model_arg::ModelArg;
-use crate::sampler_args::SamplerArgs;
+use prime_native::device_args::DeviceArgs;
+use prime_native::model_arg::ModelArg;
+use prime_native::sampler_args::SamplerArgs;
 
-/// Arguments of `prime words`.
+/// Arguments of `prime-train words`.
 #[derive(Debug, Args)]
 pub struct WordsArgs {
     #[command(flatten)]
@@ -52,7 +52,7 @@ struct WordsReport {
     first_sample: String,
 }
 
-/// Runs `prime words`.
+/// Runs `prime-train words`.
 pub fn run(args: &WordsArgs) -> Result<()> {
     ensure!(args.samples > 0, "--samples must be positive");
     let dict = load_dictionary(&args.dict)?;

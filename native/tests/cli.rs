@@ -187,7 +187,10 @@ fn info_names_the_chosen_backend() {
 #[test]
 fn default_model_writes_dictionary_english() {
     // Needs a word list (Debian: wamerican; `.ci/run` installs it).
-    let out = prime(&["words", "--samples", "4", "--steps", "128", "--device", "cpu", "--json"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(["words", "--samples", "4", "--steps", "128", "--device", "cpu", "--json"])
+        .output()
+        .expect("prime-train runs");
     let v = json_of(&out);
     let fraction = v["fraction"].as_f64().expect("fraction");
     assert!(v["words"].as_u64().expect("words") > 200, "{v}");

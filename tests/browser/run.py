@@ -224,6 +224,15 @@ def final_tokens(browser, i=0):
     return browser.js(f"const s = {PANEL.format(i=i)}.steps; return s[s.length - 1].ending.outcome.tokens;")
 
 
+def pause_and_step(browser, p):
+    """Pauses the running panel `p` (a JS expression), then takes a single step."""
+    browser.js("document.getElementById('pause').click();")
+    browser.wait(f"{p}.phase === 'paused'", 60, "the pause")
+    before = browser.js(f"return {p}.steps.length")
+    browser.js("document.getElementById('step').click();")
+    browser.wait(f"{p}.steps.length === {before + 1} && {p}.phase === 'paused'", 60, "one more step")
+
+
 def read_bytes_per_step(browser, i=0):
     """Mean bytes read back from the device per step, as the run reported them."""
     return browser.js(f"""const s = {PANEL.format(i=i)}.steps;
@@ -356,11 +365,7 @@ def replays_a_native_trajectory(browser, base):
         window.prime.open(new File([arguments[0]], 'native.jsonl'));""", open(path, encoding="utf-8").read())
     p = PANEL.format(i=0)
     browser.wait(f"window.prime.panels.length === 1 && {p}.spec.trajectory && {p}.steps.length >= 3", 60, "the replay")
-    browser.js("document.getElementById('pause').click();")
-    browser.wait(f"{p}.phase === 'paused'", 30, "the pause")
-    before = browser.js(f"return {p}.steps.length")
-    browser.js("document.getElementById('step').click();")
-    browser.wait(f"{p}.steps.length === {before + 1}", 30, "one more step")
+    pause_and_step(browser, p)
     browser.js("document.getElementById('speed').value = 0; document.getElementById('pause').click();")
     browser.wait(f"{p}.phase === 'done'", 60, "the replay to finish")
     shown = browser.js(f"return [...{p}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
@@ -400,11 +405,7 @@ def abort_pause_step(browser, base):
                   document.getElementById('speed').value = 100;
                   document.getElementById('start').click();""")
     browser.wait(f"{p}.steps.length >= 3", 120, "a few steps")
-    browser.js("document.getElementById('pause').click();")
-    browser.wait(f"{p}.phase === 'paused'", 60, "the pause")
-    before = browser.js(f"return {p}.steps.length")
-    browser.js("document.getElementById('step').click();")
-    browser.wait(f"{p}.steps.length === {before + 1} && {p}.phase === 'paused'", 60, "one more step")
+    pause_and_step(browser, p)
     browser.js("document.getElementById('pause').click();")  # resume
     browser.wait(f"{p}.phase === 'running'", 60, "the resume")
     browser.js("document.getElementById('abort').click();")

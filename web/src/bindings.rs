@@ -67,10 +67,8 @@ impl Engine {
 
     /// The model and the device, as JSON.
     pub fn info(&self) -> Result<String, JsValue> {
-        let info = EngineInfo {
-            model: ModelSummary::of(&self.loaded.model),
-            device: backend::report(&self.loaded.device),
-        };
+        let info =
+            EngineInfo { model: ModelSummary::of(&self.loaded.model), device: backend::report(&self.loaded.device) };
         serde_json::to_string(&info).map_err(js_error)
     }
 

@@ -210,7 +210,8 @@ pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>
     let n = p.length() * p.digits();
     let out = new_output(&tokens, n, DType::I32);
     let words = p.words(&Launch::default());
-    let kernel = Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, bindings: ENCODE_BINDINGS };
+    let kernel =
+        Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, bindings: ENCODE_BINDINGS };
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &tokens, &[("tokens", &tokens), ("out", &out)], &words)?;
     Ok(int_tensor(out))
 }
@@ -220,7 +221,8 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>>
     let state = int_primitive(state)?;
     let out = new_output(&state, p.length(), DType::I32);
     let words = p.words(&Launch::default());
-    let kernel = Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, bindings: DECODE_BINDINGS };
+    let kernel =
+        Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, bindings: DECODE_BINDINGS };
     let count = grid((p.length() as u32).div_ceil(ELEMENT_WG));
     launch(kernel, count, &state, &[("state", &state), ("out", &out)], &words)?;
     Ok(int_tensor(out))
@@ -233,8 +235,13 @@ pub fn normaliser(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Ten
     let max = new_output(&logits, p.length(), DType::F32);
     let lse = new_output(&logits, p.length(), DType::F32);
     let count = new_output(&logits, p.length(), DType::I32);
-    let kernel =
-        Wgsl { name: "normaliser", body: NORMALISER, consistent: true, workgroup: REDUCE_WG, bindings: NORMALISER_BINDINGS };
+    let kernel = Wgsl {
+        name: "normaliser",
+        body: NORMALISER,
+        consistent: true,
+        workgroup: REDUCE_WG,
+        bindings: NORMALISER_BINDINGS,
+    };
     let buffers = [("logits", &logits), ("state", &state), ("out_max", &max), ("out_lse", &lse), ("out_count", &count)];
     launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
     Ok(Normaliser { max: float_tensor(max), log_normaliser: float_tensor(lse), count: int_tensor(count) })
@@ -294,7 +301,8 @@ pub fn reveal(
         state.client.create_from_slice(&[0u8; 4]),
         DType::I32,
     );
-    let kernel = Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, bindings: REVEAL_BINDINGS };
+    let kernel =
+        Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, bindings: REVEAL_BINDINGS };
     let buffers = [("state", &state), ("x0", &x0), ("plan", &plan), ("next", &next), ("changed", &changed)];
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &state, &buffers, words)?;
     Ok(Revealed { state: int_tensor(next), changed: int_tensor(changed) })

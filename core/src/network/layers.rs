@@ -3,8 +3,8 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::readback::read_f32;
 use crate::error::Result;
+use crate::readback::read_f32;
 use crate::weights::HostTensor;
 
 /// A linear map stored as `Wᵀ` (in × out) so that `y = x·Wᵀ + b`.

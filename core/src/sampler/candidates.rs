@@ -142,5 +142,4 @@ mod tests {
         }
         assert!(top_consistent(&codec, &vec![f32::NEG_INFINITY; 300], &pattern, 1.0, 3).is_none());
     }
-
 }

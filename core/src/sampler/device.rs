@@ -26,9 +26,9 @@ enum Stage {
     #[default]
     Start,
     /// The fresh logits were sent to the host for the truncation cutoffs.
-    Cutoffs(Tensor<2>),
+    Cutoffs(Box<Tensor<2>>),
     /// The draw and reveal ran; what was sent to the host.
-    Finish(Layout),
+    Finish(Box<Layout>),
 }
 
 /// What the end-of-step read holds, in order.
@@ -137,7 +137,8 @@ impl DeviceExecutor {
                     (Some(planned), false) => RevealRule::Planned(Box::new(planned.clone())),
                     (None, false) => RevealRule::Probability(sampler.reveal_probability(plan.step)),
                 };
-                let next = self.kernels.reveal(self.state.clone(), drawn.clone(), settings.seed, plan.step as u32, rule)?;
+                let next =
+                    self.kernels.reveal(self.state.clone(), drawn.clone(), settings.seed, plan.step as u32, rule)?;
                 self.state = next.state;
             }
             x0 = Some(drawn);
@@ -183,8 +184,8 @@ impl DeviceExecutor {
             return self.finish(sampler, plan, layout, HostValues::default());
         }
         let ints = (!ints.is_empty()).then(|| Tensor::cat(ints, 0));
-        self.stage = Stage::Finish(layout);
-        Ok(Progress::Read(Readback { ints, floats }))
+        self.stage = Stage::Finish(Box::new(layout));
+        Ok(Progress::Read(Box::new(Readback { ints, floats })))
     }
 
     /// Whether this step reports the state.
@@ -242,9 +243,8 @@ impl Executor for DeviceExecutor {
                 if plan.call_network {
                     let logits = denoiser.logits(self.state.clone())?;
                     if plan.truncate {
-                        let [rows, width] = logits.dims();
-                        self.stage = Stage::Cutoffs(logits.clone());
-                        return Ok(Progress::Read(Readback { ints: None, floats: Some(logits.reshape([rows * width])) }));
+                        self.stage = Stage::Cutoffs(Box::new(logits.clone()));
+                        return Ok(Progress::read_logits(logits));
                     }
                     self.cache = Some((logits, None));
                 }
@@ -252,10 +252,10 @@ impl Executor for DeviceExecutor {
             }
             (Stage::Cutoffs(logits), Some(values)) => {
                 let cutoffs = self.cutoffs(sampler, &values.floats)?;
-                self.cache = Some((logits, Some(cutoffs)));
+                self.cache = Some((*logits, Some(cutoffs)));
                 self.work(sampler, plan)
             }
-            (Stage::Finish(layout), Some(values)) => self.finish(sampler, plan, layout, values),
+            (Stage::Finish(layout), Some(values)) => self.finish(sampler, plan, *layout, values),
             _ => Err(PrimeError::Device("the device executor was advanced out of order".into())),
         }
     }

@@ -1,5 +1,7 @@
 //! What an executor is: the code that carries out the steps a [`super::Sampler`] plans.
 
+use burn::tensor::Tensor;
+
 use super::{PositionCandidates, Sampler, StepPlan};
 use crate::denoiser::Denoiser;
 use crate::error::Result;
@@ -21,9 +23,17 @@ pub struct StepResult {
 #[derive(Debug)]
 pub enum Progress {
     /// It needs these device values on the host before it can go on.
-    Read(Readback),
+    Read(Box<Readback>),
     /// The step's work is done.
     Done(StepResult),
+}
+
+impl Progress {
+    /// Asks for a network output (L × V_out) on the host.
+    pub fn read_logits(logits: Tensor<2>) -> Self {
+        let [rows, width] = logits.dims();
+        Self::Read(Box::new(Readback { ints: None, floats: Some(logits.reshape([rows * width])) }))
+    }
 }
 
 /// Carries out planned steps. A step is a sequence of [`Executor::advance`] calls: the first

@@ -3,10 +3,13 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::{Cutoff, Executor, PositionCandidates, Progress, Sampler, SamplerSettings, SamplerShape, StepPlan, StepResult, cutoff, top_consistent};
+use super::{
+    Cutoff, Executor, PositionCandidates, Progress, Sampler, SamplerSettings, SamplerShape, StepPlan, StepResult,
+    cutoff, top_consistent,
+};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
-use crate::readback::{HostValues, Readback};
+use crate::readback::HostValues;
 use crate::rng::{CounterRng, GumbelRow};
 
 /// How many candidates of a partly revealed token are recorded.
@@ -99,7 +102,11 @@ impl HostExecutor {
         let cutoffs = (0..shape.length)
             .map(|i| {
                 let open = digits_of(&self.state, l, i).contains(&mask);
-                if plan.truncate && open { position_cutoff(sampler, &self.state, &logits, i).map(Some) } else { Ok(None) }
+                if plan.truncate && open {
+                    position_cutoff(sampler, &self.state, &logits, i).map(Some)
+                } else {
+                    Ok(None)
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Cache { logits, cutoffs })
@@ -159,8 +166,7 @@ impl Executor for HostExecutor {
             match values {
                 None => {
                     let logits = denoiser.logits(state_tensor(&self.state, denoiser.device()))?;
-                    let [rows, width] = logits.dims();
-                    return Ok(Progress::Read(Readback { ints: None, floats: Some(logits.reshape([rows * width])) }));
+                    return Ok(Progress::read_logits(logits));
                 }
                 Some(v) => self.cache = Some(self.cache_output(sampler, plan, v.floats)?),
             }
@@ -170,14 +176,16 @@ impl Executor for HostExecutor {
         let mut x0 = vec![None; sampler.shape().length];
         let mut candidates = Vec::new();
         if plan.draws_tokens() || plan.record {
-            let cache = self.cache.as_ref().ok_or_else(|| PrimeError::Input("the step has no network output".into()))?;
+            let cache =
+                self.cache.as_ref().ok_or_else(|| PrimeError::Input("the step has no network output".into()))?;
             for &i in &plan.draws {
                 x0[i as usize] = Some(self.draw(sampler, plan, cache, i as usize)?);
             }
             let codec = &sampler.shape().codec;
             for &slot in &plan.reveals {
                 let (i, j) = (slot as usize / l, slot as usize % l);
-                let token = x0[i].ok_or_else(|| PrimeError::Input(format!("position {i} reveals but was not drawn")))?;
+                let token =
+                    x0[i].ok_or_else(|| PrimeError::Input(format!("position {i} reveals but was not drawn")))?;
                 self.state[slot as usize] = codec.digit(token, j);
             }
             if plan.record {

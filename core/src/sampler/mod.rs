@@ -226,8 +226,8 @@ impl Sampler {
         };
         // The official rule calls the network whenever the cache is stale (ancestral); the
         // event-driven plan knows in advance which steps reveal nothing and skips them.
-        let call_network = is_final
-            || (!self.cache_valid && (self.reveal_plan.is_none() || !reveals.is_empty() || record));
+        let call_network =
+            is_final || (!self.cache_valid && (self.reveal_plan.is_none() || !reveals.is_empty() || record));
         let partly_revealed = if record { self.partly_revealed_after(&reveals) } else { Vec::new() };
         Ok(StepPlan {
             step,

@@ -8,9 +8,9 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use super::{DeviceExecutor, Executor, HostExecutor, Outcome, Progress, Sampler, StepEvent};
-use crate::kernels::KernelPath;
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
+use crate::kernels::KernelPath;
 use crate::readback::{HostValues, Readback};
 
 /// What a run has done so far.
@@ -87,7 +87,7 @@ impl Run {
         loop {
             match self.executor.advance(&self.sampler, &plan, denoiser, values.take())? {
                 Progress::Read(readback) => {
-                    let v = read(readback).await?;
+                    let v = read(*readback).await?;
                     bytes += v.bytes();
                     self.stats.readbacks += 1;
                     values = Some(v);

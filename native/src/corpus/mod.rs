@@ -1,4 +1,4 @@
-//! `prime corpus`: fetches Jane Austen's six novels from Debian's `r-cran-janeaustenr` package,
+//! `prime-train corpus`: fetches Jane Austen's six novels from Debian's `r-cran-janeaustenr` package,
 //! extracts clean paragraphs and writes a training and a held-out validation split.
 
 mod clean;
@@ -17,7 +17,7 @@ const RDB_IN_PACKAGE: &str = "usr/lib/R/site-library/janeaustenr/data/Rdata.rdb"
 /// The Debian package that carries the novels.
 const PACKAGE: &str = "r-cran-janeaustenr";
 
-/// Arguments of `prime corpus`.
+/// Arguments of `prime-train corpus`.
 #[derive(Debug, Args)]
 pub struct CorpusArgs {
     /// Output folder for `train.txt` and `valid.txt`.
@@ -34,7 +34,7 @@ pub struct CorpusArgs {
     valid_fraction: f64,
 }
 
-/// Runs `prime corpus`.
+/// Runs `prime-train corpus`.
 pub fn run(args: &CorpusArgs) -> Result<()> {
     ensure!(
         (0.0..1.0).contains(&args.valid_fraction),

@@ -69,16 +69,17 @@ fn histogram(mode: SamplingMode, temperature: f32, runs: u64, seed_base: u64) ->
         let sampler = Sampler::new(shape(), settings, &Conditioning::default()).expect("sampler");
         let toy = Toy { length: 2, vocab: 9, calls: Cell::new(0), device: Device::flex() };
         let mut calls_expected = 0;
-        let outcome = Run::on_host(sampler).run(&toy, |e| {
-            if mode == SamplingMode::EventDriven {
-                // A call happens exactly at the steps that reveal something, and at the end.
-                assert_eq!(e.network_called, !e.idle || e.is_final, "step {}", e.step);
-            }
-            calls_expected += usize::from(e.network_called);
-            ControlFlow::Continue(())
-        })
-        .expect("sampling succeeds")
-        .expect("not aborted");
+        let outcome = Run::on_host(sampler)
+            .run(&toy, |e| {
+                if mode == SamplingMode::EventDriven {
+                    // A call happens exactly at the steps that reveal something, and at the end.
+                    assert_eq!(e.network_called, !e.idle || e.is_final, "step {}", e.step);
+                }
+                calls_expected += usize::from(e.network_called);
+                ControlFlow::Continue(())
+            })
+            .expect("sampling succeeds")
+            .expect("not aborted");
         assert_eq!(toy.calls.get(), outcome.nfe);
         assert_eq!(outcome.nfe, calls_expected);
         counts[(outcome.tokens[0] * 9 + outcome.tokens[1]) as usize] += 1;

@@ -53,12 +53,13 @@ impl Denoiser for Counted<'_> {
 
 fn collect(sampler: Sampler, denoiser: &dyn Denoiser) -> (Vec<StepEvent>, prime_core::Outcome) {
     let mut events = Vec::new();
-    let outcome = Run::on_host(sampler).run(denoiser, |e| {
-        events.push(e.clone());
-        ControlFlow::Continue(())
-    })
-    .expect("sampling succeeds")
-    .expect("not aborted");
+    let outcome = Run::on_host(sampler)
+        .run(denoiser, |e| {
+            events.push(e.clone());
+            ControlFlow::Continue(())
+        })
+        .expect("sampling succeeds")
+        .expect("not aborted");
     (events, outcome)
 }
 
@@ -186,8 +187,7 @@ fn mdlm_final_step_is_greedy_and_never_emits_the_mask() {
     assert_eq!(shape.final_rule, FinalRule::Argmax);
     for seed in 0..5 {
         let settings = SamplerSettings { steps: 8, seed, ..Default::default() };
-        let (_, outcome) =
-            collect(Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap(), &model);
+        let (_, outcome) = collect(Sampler::new(shape.clone(), settings, &Conditioning::default()).unwrap(), &model);
         assert!(outcome.tokens.iter().all(|&t| t < 300), "mask id 300 never emitted");
     }
 }

@@ -1,0 +1,42 @@
+//! `prime-train`: the demo-model pipeline — corpus, tokenizer, training, and the dictionary-word
+//! measure of a model's samples. The runtime itself is `prime`.
+
+mod corpus;
+mod tokenizer;
+mod train;
+mod words;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Build the MDM-Prime demo models: corpus, tokenizer, training, evaluation.
+#[derive(Parser, Debug)]
+#[command(name = "prime-train", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Download Jane Austen's novels and write clean training/validation text.
+    Corpus(corpus::CorpusArgs),
+    /// Train the byte-level BPE tokenizer of the demo models.
+    Tokenizer(tokenizer::TokenizerArgs),
+    /// Train a model (MDM-Prime or its MDLM twin) and export a model folder.
+    Train(train::TrainArgs),
+    /// Measure the share of dictionary words in a model's samples.
+    Words(words::WordsArgs),
+}
+
+fn main() -> ExitCode {
+    prime_native::init_logging();
+    let cli = Cli::parse();
+    prime_native::exit(match cli.command {
+        Command::Corpus(args) => corpus::run(&args),
+        Command::Tokenizer(args) => tokenizer::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Words(args) => words::run(&args),
+    })
+}
