@@ -7,7 +7,7 @@ use crate::error::Result;
 /// A network that maps one sequence's sub-token state to its logits, on one device.
 ///
 /// The state and the logits stay on the device: the host executor reads the logits back, the
-/// device executor never does (see [`crate::sampler`]).
+/// device executor never does.
 pub trait Denoiser {
     /// The device the state and the logits live on.
     fn device(&self) -> &Device;

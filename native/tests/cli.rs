@@ -237,3 +237,49 @@ fn sampler_paths_agree_and_the_shader_path_needs_a_gpu() {
     let err = stderr(&out);
     assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("needs a wgpu device")), "{err}");
 }
+
+#[test]
+fn generate_writes_a_trajectory_that_reads_back() {
+    let model = golden("prime_l4_small");
+    let path = std::env::temp_dir().join(format!("prime-cli-trajectory-{}.jsonl", std::process::id()));
+    let args = [
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--steps",
+        "12",
+        "--seed",
+        "2",
+        "--json",
+        "--device",
+        "cpu",
+        "--prompt-ids",
+        "5,6",
+        "--trajectory",
+        path.to_str().unwrap(),
+    ];
+    let v = json_of(&prime(&args));
+    let text = std::fs::read_to_string(&path).expect("the trajectory was written");
+    std::fs::remove_file(&path).ok();
+    let t = prime_core::trajectory::Trajectory::parse(&text).expect("the trajectory parses");
+    assert_eq!((t.header.format.as_str(), t.header.version), ("prime-trajectory", 1));
+    assert_eq!((t.header.model.subtokens, t.header.model.length), (4, 32));
+    assert_eq!(t.header.executor, "host");
+    assert_eq!(&t.header.fixed[..3], &[true, true, false]);
+    assert_eq!(t.steps.len(), 13, "T loop steps and the final one");
+    assert!(t.steps.last().is_some_and(|s| s.event.is_final));
+    assert_eq!(serde_json::to_value(&t.ending.outcome.tokens).unwrap(), v["tokens"]);
+    assert_eq!(t.ending.outcome.nfe as u64, v["nfe"].as_u64().unwrap());
+    // Every step carries its state and guesses; every mentioned id was labelled by then.
+    let mut labelled = std::collections::HashSet::new();
+    for s in &t.steps {
+        assert_eq!(s.event.state.len(), 4 * 32);
+        assert_eq!(s.event.guesses.len(), 32);
+        labelled.extend(s.labels.iter().map(|(id, _)| *id));
+        assert!(s.event.guesses.iter().flatten().all(|g| labelled.contains(g)));
+    }
+    assert!(t.steps.iter().any(|s| !s.event.candidates.is_empty()), "no partly revealed token recorded");
+    // The same run without a trajectory samples the same tokens.
+    let plain = json_of(&prime(&args[..args.len() - 2]));
+    assert_eq!(plain["tokens"], v["tokens"]);
+}

@@ -58,7 +58,7 @@ pub struct Normaliser {
     pub count: Tensor<1, Int>,
 }
 
-/// Per-position truncation cutoffs (see [`crate::sampler::Cutoff`]): a token competes iff its
+/// Per-position truncation cutoffs (the sampler's top-k / top-p rule): a token competes iff its
 /// scaled logit is above `score`, or equal with an id ≤ `token`.
 #[derive(Debug, Clone)]
 pub struct Cutoffs {

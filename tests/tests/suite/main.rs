@@ -7,6 +7,7 @@ mod device_sampler;
 mod event_driven;
 mod golden_parity;
 mod kernels;
+mod module_graph;
 mod sampler;
 mod shipped_models;
 mod training;
