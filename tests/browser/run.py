@@ -467,13 +467,18 @@ def end_to_end(browser, base):
                   document.getElementById('export').click();""")
     exported = browser.wait("window.primeExport", 30, "the export")
     assert len(exported) == 2, f"exported {list(exported)}"
-    for i, (name, text) in enumerate(exported.items()):
-        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for i in range(2):
+        name = browser.js(f"return {PANEL.format(i=i)}.spec.name")
+        lines = [json.loads(line) for line in exported[name].splitlines() if line.strip()]
         header, steps, ending = lines[0], lines[1:-1], lines[-1]
         assert header["format"] == "prime-trajectory" and header["version"] == 1, header
         shown_tokens = browser.js(
             f"return [...{PANEL.format(i=i)}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
-        assert ending["outcome"]["tokens"] == shown_tokens, f"{name}: export differs from the page"
+        want = ending["outcome"]["tokens"]
+        first = next((k for k, (a, b) in enumerate(zip(want, shown_tokens)) if a != b), None)
+        assert want == shown_tokens, (f"{name}: export differs from the page at position {first}: "
+                                      f"{want[first - 2:first + 3] if first else want[:5]} vs "
+                                      f"{shown_tokens[first - 2:first + 3] if first else shown_tokens[:5]}")
         assert len(steps) == header["request"]["settings"]["steps"] + 1
     text = browser.js(f"return {PANEL.format(i=0)}.el.querySelector('.final-text').textContent")
     assert text.startswith("It was"), f"final text {text[:60]!r}"
