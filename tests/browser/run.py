@@ -319,7 +319,7 @@ def cpu_fallback_equals_native(browser, base):
 def webgpu_device_executor_equals_host_executor(browser, base):
     """On WebGPU the page samples through the device executor (the WGSL kernels, no logits read
     back); its tokens equal the host executor's on the same WebGPU logits and seed."""
-    prompt, steps, seed = "It was", 24, 7
+    prompt, steps, seed = "It was", 12, 7
     open_page(browser, base, "models=models/prime/")
     info = wait_ready(browser)
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
