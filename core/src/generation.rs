@@ -52,6 +52,18 @@ pub enum ExecutorChoice {
     Twin,
 }
 
+impl ExecutorChoice {
+    /// The name reports and trajectory headers use (`auto`, `host`, `shader`, `twin`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Host => "host",
+            Self::Shader => "shader",
+            Self::Twin => "twin",
+        }
+    }
+}
+
 /// Everything a generation asks for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

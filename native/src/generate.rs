@@ -86,7 +86,7 @@ struct Report {
     expected_idle_ratio: f64,
     seconds: f64,
     backend: String,
-    sampler: String,
+    sampler: &'static str,
     bytes_read: usize,
 }
 
@@ -141,13 +141,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         executor: args.sampler.sampler.into(),
         sync_states: false,
     };
-    let executor = format!("{:?}", request.resolve_executor(&model)?).to_lowercase();
+    let executor = request.resolve_executor(&model)?.name();
     let mut run = request.start(&model)?;
     let masked = run.sampler().masked_at_start();
     let mut trajectory = match &args.trajectory {
         Some(path) => {
             let mut file = TrajectoryFile::create(path)?;
-            file.line(&Header::new(&model, &request, &run, &executor, &DeviceArgs::describe(&device)))?;
+            file.line(&Header::new(&model, &request, &run, executor, &DeviceArgs::describe(&device)))?;
             Some(file)
         }
         None => None,
@@ -169,11 +169,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let Ending { outcome, text } = Ending::of(&model, &run)?;
+    let ending = Ending::of(&model, &run)?;
     if let Some(mut file) = trajectory {
-        file.line(&Ending { outcome: outcome.clone(), text: text.clone() })?;
+        file.line(&ending)?;
         file.finish()?;
     }
+    let Ending { outcome, text } = ending;
     let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
     let stats = run.stats();
     if args.json {

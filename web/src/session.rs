@@ -31,9 +31,9 @@ impl Session {
     pub fn new(model: &Model, request: &GenerationRequest, device: &str) -> Result<Self> {
         let mut request = request.clone();
         request.settings.record_guesses = true;
-        let executor = format!("{:?}", request.resolve_executor(model)?).to_lowercase();
+        let executor = request.resolve_executor(model)?.name();
         let run = request.start(model)?;
-        let header = Header::new(model, &request, &run, &executor, device);
+        let header = Header::new(model, &request, &run, executor, device);
         Ok(Self { run, recorder: Recorder::default(), header })
     }
 

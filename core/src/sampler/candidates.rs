@@ -2,10 +2,11 @@
 //! likely members. The host form serves the host executor; the device form (Burn ops, for any
 //! device) serves the device executor, which then reads back only these few numbers.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 use serde::Serialize;
 
 use super::PositionCandidates;
+use super::host::int_tensor;
 use crate::codec::SubTokenCodec;
 use crate::distribution::consistent_tokens;
 use crate::kernels::{self, to_i32};
@@ -94,10 +95,7 @@ pub fn top_consistent_on_device(
 ) -> DeviceCandidates {
     let (p, l, v) = (positions.len(), codec.digits(), codec.vocab() as usize);
     let device = logits.device();
-    let rows_of = Tensor::<1, Int>::from_data(
-        TensorData::new(positions.iter().map(|&i| i as i32).collect::<Vec<_>>(), [p]),
-        &device,
-    );
+    let rows_of = int_tensor(positions.iter().map(|&i| i as i32).collect(), &device);
     let length = state.dims()[0] / l;
     let patterns = state.reshape([length, l]).select(0, rows_of.clone());
     let mask = kernels::consistent_tokens(codec, patterns);

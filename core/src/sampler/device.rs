@@ -9,7 +9,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::candidates::DeviceCandidates;
-use super::host::{RECORDED_CANDIDATES, position_cutoff, state_tensor};
+use super::host::{RECORDED_CANDIDATES, int_tensor, position_cutoff, state_tensor};
 use super::{Cutoff, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
@@ -57,11 +57,6 @@ pub struct DeviceExecutor {
     cache: Option<(Tensor<2>, Option<Cutoffs>)>,
     sync_states: bool,
     stage: Stage,
-}
-
-fn int_tensor(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
-    let n = values.len();
-    Tensor::from_data(TensorData::new(values, [n]), device)
 }
 
 impl DeviceExecutor {
@@ -155,7 +150,7 @@ impl DeviceExecutor {
             )),
             _ => None,
         };
-        if changed || plan.is_final {
+        if !plan.is_idle() {
             // The draw used this output; the next step needs a fresh one.
             self.cache = None;
             if !self.syncs(plan) {

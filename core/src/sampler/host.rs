@@ -71,10 +71,15 @@ pub(super) fn position_cutoff(sampler: &Sampler, state: &[u32], logits: &[f32], 
     cutoff(candidates, settings.top_k, settings.top_p).ok_or_else(|| no_candidate(i, digits))
 }
 
+/// Integers (ids, positions) as a device tensor.
+pub(super) fn int_tensor(values: Vec<i32>, device: &Device) -> Tensor<1, Int> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
 /// The state as a device tensor of network ids.
 pub(super) fn state_tensor(state: &[u32], device: &Device) -> Tensor<1, Int> {
-    let ids: Vec<i32> = state.iter().map(|&v| v as i32).collect();
-    Tensor::from_data(TensorData::new(ids, [state.len()]), device)
+    int_tensor(state.iter().map(|&v| v as i32).collect(), device)
 }
 
 impl HostExecutor {
@@ -175,7 +180,8 @@ impl Executor for HostExecutor {
         let l = sampler.shape().codec.digits();
         let mut x0 = vec![None; sampler.shape().length];
         let mut candidates = Vec::new();
-        if plan.draws_tokens() || plan.record {
+        // Recording draws every masked position, so a step without draws records nothing either.
+        if plan.draws_tokens() {
             let cache =
                 self.cache.as_ref().ok_or_else(|| PrimeError::Input("the step has no network output".into()))?;
             for &i in &plan.draws {
@@ -192,7 +198,8 @@ impl Executor for HostExecutor {
                 candidates = self.candidates(sampler, plan, cache);
             }
         }
-        if plan.is_final || !plan.is_idle() {
+        if !plan.is_idle() {
+            // The draw used this output; the next step needs a fresh one.
             self.cache = None;
         }
         Ok(Progress::Done(StepResult {

@@ -98,6 +98,8 @@ pub struct Sampler {
     state: Option<Vec<u32>>,
     phase: Phase,
     cache_valid: bool,
+    /// The plan handed out by [`Sampler::plan`] and not yet committed.
+    issued: Option<StepPlan>,
     nfe: usize,
     idle_steps: usize,
     masked_at_start: usize,
@@ -135,6 +137,7 @@ impl Sampler {
             settings,
             phase: Phase::Loop(0),
             cache_valid: false,
+            issued: None,
             nfe: 0,
             idle_steps: 0,
             masked_at_start,
@@ -204,8 +207,15 @@ impl Sampler {
         self.masked[i * l..(i + 1) * l].contains(&true)
     }
 
-    /// Plans the next step. Fails once sampling is over.
-    pub fn plan(&self) -> Result<StepPlan> {
+    /// Plans the next step (and remembers the plan, which [`Sampler::commit`] expects back).
+    /// Fails once sampling is over.
+    pub fn plan(&mut self) -> Result<StepPlan> {
+        let plan = self.next_plan()?;
+        self.issued = Some(plan.clone());
+        Ok(plan)
+    }
+
+    fn next_plan(&self) -> Result<StepPlan> {
         let l = self.shape.codec.digits();
         let record = self.settings.record_guesses;
         let masked_positions = || (0..self.shape.length).filter(|&i| self.has_mask(i)).map(|i| i as u32).collect();
@@ -294,10 +304,10 @@ impl Sampler {
     /// Takes the step `plan` described, with what the executor reported: the one place where
     /// NFE, idle steps, the cache's validity and the phase change.
     ///
-    /// Fails if the plan is not this sampler's next one, or if the executor's state disagrees
-    /// with the reveals the sampler planned.
+    /// Fails if the plan is not the one [`Sampler::plan`] last handed out, or if the executor's
+    /// state disagrees with the reveals the sampler planned.
     pub fn commit(&mut self, plan: StepPlan, result: StepResult) -> Result<StepEvent> {
-        if self.plan()? != plan {
+        if self.issued.take().as_ref() != Some(&plan) {
             return Err(PrimeError::Input(format!("step {} was not planned by this sampler", plan.step)));
         }
         plan.reveals.iter().for_each(|&s| self.masked[s as usize] = false);
