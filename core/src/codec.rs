@@ -29,7 +29,7 @@ impl SubTokenCodec {
             return Err(PrimeError::Input(format!("vocabulary size {vocab} is below 2")));
         }
         if digits == 0 || digits > 32 {
-            return Err(PrimeError::Input(format!("sub-token count ℓ = {digits} is outside 1..=32")));
+            return Err(PrimeError::Input(format!("sub-token count ℓ = {digits} is outside 1 to 32")));
         }
         if base < 2 {
             return Err(PrimeError::Input(format!("base {base} is below 2")));

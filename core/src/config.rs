@@ -53,6 +53,73 @@ pub struct ModelConfig {
     pub carry_over: bool,
 }
 
+/// Text of a JSON file, without a UTF-8 byte-order mark (editors on Windows write one).
+pub(crate) fn json_text(bytes: &[u8]) -> std::result::Result<&str, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| format!("is not UTF-8 text ({e})"))
+}
+
+/// The most memory a model may need (weights plus one call's intermediates, estimated by
+/// [`ModelConfig::footprint`]): 16 GiB. An official-size model needs about 1 GB.
+pub const MAX_MODEL_BYTES: u64 = 16 << 30;
+
+/// The largest vocabulary: 2²⁴ tokens (ids and the mask id stay exact in f32 and fit i32).
+pub const MAX_VOCAB: u32 = 1 << 24;
+
+/// The most sub-tokens per token: b ≥ 2 and V < 2³² make more digits pointless.
+pub const MAX_SUBTOKENS: usize = 32;
+
+/// A model's estimated memory, by part: what every call shares (the weights) and what each
+/// sequence of a batch adds (one network call's largest intermediates).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Footprint {
+    /// (what, bytes) of the weights, with the config keys that set each part's size in `what`.
+    pub weights: Vec<(String, f64)>,
+    /// (what, bytes) of one sequence's intermediates in a network call.
+    pub per_sequence: Vec<(String, f64)>,
+}
+
+impl Footprint {
+    /// Bytes of the weights plus one call on `batch` sequences.
+    pub fn total(&self, batch: usize) -> f64 {
+        let sum = |parts: &[(String, f64)]| parts.iter().map(|(_, b)| b).sum::<f64>();
+        sum(&self.weights) + batch as f64 * sum(&self.per_sequence)
+    }
+
+    /// The largest part at `batch` sequences, and its bytes.
+    pub fn largest(&self, batch: usize) -> (&str, f64) {
+        let weights = self.weights.iter().map(|(w, b)| (w.as_str(), *b));
+        let calls = self.per_sequence.iter().map(|(w, b)| (w.as_str(), batch as f64 * b));
+        weights.chain(calls).max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or(("nothing", 0.0))
+    }
+
+    /// Fails when the weights and one call on `batch` sequences exceed [`MAX_MODEL_BYTES`].
+    pub fn check(&self, batch: usize) -> std::result::Result<(), String> {
+        let total = self.total(batch);
+        if total <= MAX_MODEL_BYTES as f64 {
+            return Ok(());
+        }
+        let (what, bytes) = self.largest(batch);
+        let rows = if batch > 1 { format!(" with {batch} sequences per call") } else { String::new() };
+        Err(format!(
+            "this model needs an estimated {}{rows}, above the limit of {}; the largest part is {what} ({})",
+            human_bytes(total),
+            human_bytes(MAX_MODEL_BYTES as f64),
+            human_bytes(bytes)
+        ))
+    }
+}
+
+/// Bytes as a short human figure: "1.5 GB", "3.2e19 B".
+pub fn human_bytes(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e15 => format!("{b:.1e} B"),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b => format!("{:.0} kB", b / 1e3),
+    }
+}
+
 fn default_mlp_ratio() -> usize {
     4
 }
@@ -72,6 +139,7 @@ fn default_carry_over() -> bool {
 impl ModelConfig {
     /// Parses and validates `config.json` text.
     pub fn from_json(text: &str) -> Result<Self> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut de = serde_json::Deserializer::from_str(text);
         let config: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -86,7 +154,9 @@ impl ModelConfig {
         Ok(config)
     }
 
-    /// Checks every hyper-parameter for consistency.
+    /// Checks every hyper-parameter for consistency, and that the model fits
+    /// [`MAX_MODEL_BYTES`] (see [`ModelConfig::footprint`]) before anything is allocated.
+    /// Messages name the key.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(PrimeError::Config(m));
         for (name, v) in [
@@ -97,33 +167,117 @@ impl ModelConfig {
             ("length", self.length),
             ("mlp_ratio", self.mlp_ratio),
             ("subtokens", self.subtokens),
+            ("frequency_embedding_size", self.frequency_embedding_size),
         ] {
             if v == 0 {
                 return bad(format!("{name} must be positive"));
             }
         }
+        if !(2..=MAX_VOCAB).contains(&self.vocab_size) {
+            return bad(format!("vocab_size must be between 2 and {MAX_VOCAB}, got {}", self.vocab_size));
+        }
+        if let Some(base) = self.base.filter(|&b| b > self.vocab_size) {
+            return bad(format!(
+                "base = {base} is above vocab_size = {} (b = V already codes every token)",
+                self.vocab_size
+            ));
+        }
         if self.model_class == ModelClass::DIT && self.subtokens != 1 {
-            return bad(format!("DIT has one sub-token per token, config says {}", self.subtokens));
+            return bad(format!("subtokens: DIT has one sub-token per token, config says {}", self.subtokens));
+        }
+        if self.subtokens > MAX_SUBTOKENS {
+            return bad(format!("subtokens = {} is above {MAX_SUBTOKENS}", self.subtokens));
+        }
+        if let Err(e) = self.codec() {
+            let keys = if self.base.is_some() { "base, subtokens and vocab_size" } else { "subtokens and vocab_size" };
+            let reason = match e {
+                PrimeError::Input(m) => m,
+                other => other.to_string(),
+            };
+            return bad(format!("{keys} do not make a sub-token code: {reason}"));
         }
         if !self.hidden_size.is_multiple_of(self.n_heads) || !(self.hidden_size / self.n_heads).is_multiple_of(2) {
             return bad(format!(
-                "hidden_size {} must split into {} heads of even width",
+                "hidden_size {} must split into n_heads = {} heads of even width",
                 self.hidden_size, self.n_heads
             ));
         }
         if !self.hidden_size.is_multiple_of(self.subtokens) {
-            return bad(format!("hidden_size {} is not divisible by ℓ = {}", self.hidden_size, self.subtokens));
+            return bad(format!("hidden_size {} is not divisible by subtokens = {}", self.hidden_size, self.subtokens));
         }
         if !self.frequency_embedding_size.is_multiple_of(2) {
-            return bad("frequency_embedding_size must be even".into());
+            return bad(format!("frequency_embedding_size must be even, got {}", self.frequency_embedding_size));
         }
         if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps.is_finite()) {
-            return bad(format!("layer_norm_eps {} must be positive", self.layer_norm_eps));
+            return bad(format!("layer_norm_eps must be a positive number, got {}", self.layer_norm_eps));
         }
-        if self.length > u32::MAX as usize / self.subtokens {
-            return bad(format!("length {} is too large", self.length));
+        if !(self.rope_base > 1.0 && self.rope_base.is_finite()) {
+            return bad(format!(
+                "rope_base must be a finite number above 1 (officially 10000), got {}",
+                self.rope_base
+            ));
         }
-        self.codec().map(|_| ()).map_err(|e| PrimeError::Config(e.to_string()))
+        if self.length as u128 * self.subtokens as u128 >= u128::from(u32::MAX) {
+            return bad(format!(
+                "length × subtokens = {} × {} sub-tokens do not fit 32-bit positions",
+                self.length, self.subtokens
+            ));
+        }
+        self.footprint().check(1).map_err(PrimeError::Config)
+    }
+
+    /// Estimated memory of the model: its f32 weights and the largest intermediates of one
+    /// network call on one sequence. Computed in floating point, so absurd values cannot overflow.
+    pub fn footprint(&self) -> Footprint {
+        let f = |v: usize| v as f64;
+        let (d, c, l) = (f(self.hidden_size), f(self.cond_dim), f(self.length));
+        let mlp = f(self.mlp_ratio) * d;
+        let out = f(self.vocab_size as usize) + 1.0;
+        let block = 4.0 * d * d + 2.0 * mlp * d + 6.0 * d * c + 8.0 * d + mlp;
+        let f32s = |what: String, values: f64| (what, 4.0 * values);
+        Footprint {
+            weights: vec![
+                f32s(
+                    format!(
+                        "the blocks' weights (n_blocks = {}, hidden_size = {}, mlp_ratio = {})",
+                        self.n_blocks, self.hidden_size, self.mlp_ratio
+                    ),
+                    f(self.n_blocks) * block,
+                ),
+                f32s(
+                    format!(
+                        "the sub-token embedding (base + 1 rows × hidden_size / subtokens = {} / {})",
+                        self.hidden_size, self.subtokens
+                    ),
+                    (f(self.base.unwrap_or(self.vocab_size) as usize) + 1.0) * d / f(self.subtokens),
+                ),
+                f32s(
+                    format!("the output head (vocab_size = {} × hidden_size = {})", self.vocab_size, self.hidden_size),
+                    out * (d + 1.0) + 2.0 * d * (c + 1.0),
+                ),
+                f32s(
+                    format!(
+                        "the time embedding (cond_dim = {} × frequency_embedding_size = {})",
+                        self.cond_dim, self.frequency_embedding_size
+                    ),
+                    c * (f(self.frequency_embedding_size) + c + 2.0),
+                ),
+            ],
+            per_sequence: vec![
+                f32s(
+                    format!("the attention scores (n_heads = {} × length², length = {})", self.n_heads, self.length),
+                    f(self.n_heads) * l * l,
+                ),
+                f32s(format!("the logits (length = {} × vocab_size = {})", self.length, self.vocab_size), l * out),
+                f32s(
+                    format!(
+                        "the MLP activations (length = {} × mlp_ratio = {} × hidden_size)",
+                        self.length, self.mlp_ratio
+                    ),
+                    l * (mlp + 6.0 * d),
+                ),
+            ],
+        }
     }
 
     /// The sub-token codec: the stated base, or the smallest one (DIT: base V, mask id V).

@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
-#[cfg(not(target_family = "wasm"))]
-use burn::tensor::wgpu::WgpuSetup;
 use burn::tensor::wgpu::wgpu;
+#[cfg(not(target_family = "wasm"))]
+use burn::tensor::wgpu::{WgpuBackend, WgpuSetup};
 use serde::Serialize;
 
 use crate::config::ModelConfig;
@@ -114,7 +114,12 @@ static WGPU: OnceLock<std::result::Result<(Device, AdapterReport), String>> = On
 #[cfg(not(target_family = "wasm"))]
 pub fn wgpu_device() -> Result<(Device, AdapterReport)> {
     WGPU.get_or_init(|| {
-        Device::wgpu_options()
+        let options = Device::wgpu_options();
+        // Pinning Vulkan where it exists keeps wgpu from probing OpenGL as well, whose EGL
+        // probe writes errors to stderr on machines without a display; elsewhere (macOS, or no
+        // Vulkan driver) wgpu chooses.
+        let options = if has_vulkan_adapter() { options.graphics_api(WgpuBackend::Vulkan) } else { options };
+        options
             .init_with_setup()
             .map(|(device, setup): (Device, WgpuSetup)| (device, AdapterReport::from_adapter(&setup.adapter)))
             .map_err(|e| format!("{e}"))
@@ -180,8 +185,29 @@ impl ComputeDevice {
     }
 }
 
-/// Every adapter wgpu can see, on every graphics API.
+/// Whether a Vulkan driver reports an adapter (a GPU, or lavapipe).
+#[cfg(not(target_family = "wasm"))]
+fn has_vulkan_adapter() -> bool {
+    let backends = wgpu::Backends::VULKAN;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    !pollster::block_on(instance.enumerate_adapters(backends)).is_empty()
+}
+
+/// Every adapter on the primary graphics APIs (Vulkan, Metal, DX12, WebGPU); OpenGL's only
+/// where those have none, since its probe prints errors on machines without a display.
 pub async fn list_adapters() -> Vec<AdapterReport> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    instance.enumerate_adapters(wgpu::Backends::all()).await.iter().map(AdapterReport::from_adapter).collect()
+    for backends in [wgpu::Backends::PRIMARY, wgpu::Backends::GL] {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let adapters = instance.enumerate_adapters(backends).await;
+        if !adapters.is_empty() {
+            return adapters.iter().map(AdapterReport::from_adapter).collect();
+        }
+    }
+    Vec::new()
 }

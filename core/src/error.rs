@@ -7,25 +7,35 @@ use std::path::PathBuf;
 /// Every message is one line that names the problem, so a CLI can print it as is.
 #[derive(Debug, thiserror::Error)]
 pub enum PrimeError {
-    /// A file could not be read or written.
-    #[error("cannot access {path}: {source}")]
+    /// A file could not be read or written. (The OS error is part of the message, not a
+    /// `source`, so that printing the error chain does not repeat it.)
+    #[error("cannot access {path}: {error}")]
     Io {
         /// The file that failed.
         path: PathBuf,
         /// The underlying I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    /// `config.json` is not valid JSON or misses a field.
-    #[error("bad config.json: {0}")]
+    /// A model folder is not a folder, or a file in it fails; says which folder. (The inner
+    /// error is part of the message, not a `source`, for the same reason as `Io`.)
+    #[error("model folder {dir}: {error}")]
+    Folder {
+        /// The model folder.
+        dir: PathBuf,
+        /// What is wrong in it.
+        error: Box<PrimeError>,
+    },
+    /// `config.json` is not valid JSON, misses a field, or describes an impossible model.
+    #[error("config.json: {0}")]
     Config(String),
     /// The weight file is not a readable safetensors file.
-    #[error("bad weight file: {0}")]
+    #[error("model.safetensors: {0}")]
     Weights(String),
     /// A tensor the network needs is absent from the weight file.
-    #[error("weight file lacks tensor `{0}`")]
+    #[error("model.safetensors lacks tensor `{0}`")]
     MissingTensor(String),
     /// A tensor has a shape other than the config implies.
-    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    #[error("model.safetensors: tensor `{name}` has shape {found:?}, config.json implies {expected:?}")]
     TensorShape {
         /// Tensor name (without any `backbone.` prefix).
         name: String,
@@ -62,7 +72,7 @@ pub enum PrimeError {
         position: usize,
     },
     /// The tokenizer failed.
-    #[error("tokenizer: {0}")]
+    #[error("tokenizer.json: {0}")]
     Tokenizer(String),
     /// The compute device failed (initialisation, execution or readback).
     #[error("device: {0}")]
@@ -74,8 +84,16 @@ pub enum PrimeError {
 
 impl PrimeError {
     /// An I/O error on `path`.
-    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+    pub fn io(path: &std::path::Path, error: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), error }
+    }
+
+    /// The error itself, without the model folder it happened in.
+    pub fn root(&self) -> &PrimeError {
+        match self {
+            Self::Folder { error, .. } => error.root(),
+            other => other,
+        }
     }
 }
 

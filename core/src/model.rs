@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::codec::SubTokenCodec;
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, json_text};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::network::{Network, NetworkConstants, Trace};
@@ -33,25 +33,48 @@ pub struct Model {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| PrimeError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|error| PrimeError::io(path, error))
+}
+
+/// Tensors the network did not take: blocks beyond `n_blocks` mean the config and the weights
+/// disagree (an error); anything else is reported as a warning and ignored.
+fn check_leftovers(config: &ModelConfig, extra: &[String]) -> Result<()> {
+    let block_of = |name: &str| name.strip_prefix("blocks.")?.split('.').next()?.parse::<usize>().ok();
+    if let Some(name) = extra.iter().find(|n| block_of(n).is_some()) {
+        let last = extra.iter().filter_map(|n| block_of(n)).max().unwrap_or(0);
+        return Err(PrimeError::Config(format!(
+            "n_blocks = {} but model.safetensors holds tensors of blocks up to {last} (such as `{name}`)",
+            config.n_blocks
+        )));
+    }
+    if !extra.is_empty() {
+        let shown = extra.iter().take(5).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let more = if extra.len() > 5 { format!(" and {} more", extra.len() - 5) } else { String::new() };
+        tracing::warn!("model.safetensors: ignoring {} tensors the network does not use: {shown}{more}", extra.len());
+    }
+    Ok(())
 }
 
 impl Model {
-    /// Loads a model folder onto `device`.
+    /// Loads a model folder onto `device`. Errors name the folder and the file.
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
+        let not_a_folder = |what: &str| {
+            let what = format!("{what}; a model is a folder holding config.json and model.safetensors");
+            PrimeError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, what))
+        };
+        if dir.is_file() {
+            return Err(not_a_folder("this is a file"));
+        }
         if !dir.is_dir() {
-            return Err(PrimeError::Io {
-                path: dir.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "model folder not found"),
-            });
+            return Err(not_a_folder("no such folder"));
         }
         let config = read(&dir.join(CONFIG_FILE))?;
-        let config =
-            std::str::from_utf8(&config).map_err(|_| PrimeError::Config("config.json is not UTF-8".into()))?.to_owned();
         let weights = read(&dir.join(WEIGHTS_FILE))?;
         let tokenizer_path = dir.join(TOKENIZER_FILE);
         let tokenizer = if tokenizer_path.exists() { Some(read(&tokenizer_path)?) } else { None };
-        Self::from_parts(&config, &weights, tokenizer.as_deref(), device)
+        let in_folder = |error| PrimeError::Folder { dir: dir.to_path_buf(), error: Box::new(error) };
+        let config = json_text(&config).map_err(|e| in_folder(PrimeError::Config(e)))?;
+        Self::from_parts(config, &weights, tokenizer.as_deref(), device).map_err(in_folder)
     }
 
     /// Builds a model from the contents of the three files (as fetched by a browser).
@@ -66,12 +89,10 @@ impl Model {
     /// Builds a model without a tokenizer from a config and in-memory weights (for example
     /// freshly initialised ones).
     pub fn from_weights(config: ModelConfig, mut file: WeightFile, device: &Device) -> Result<Self> {
+        config.validate()?;
         let codec = config.codec()?;
         let network = Network::load(&config, &mut file, device)?;
-        let extra = file.remaining();
-        if !extra.is_empty() {
-            tracing::debug!("ignoring {} extra tensors: {:?}", extra.len(), extra);
-        }
+        check_leftovers(&config, &file.remaining())?;
         let constants = network.constants();
         Ok(Self { config, codec, network, constants, device: device.clone(), text: None })
     }
@@ -104,12 +125,13 @@ impl Model {
     /// Checks a batch of network inputs: `batch` rows of ℓ·L sub-token ids, each in `[0, b]`.
     pub fn check_inputs(&self, ids: &[i64], batch: usize) -> Result<()> {
         let n = self.config.sequence_subtokens();
-        if batch == 0 || ids.len() != batch * n {
+        if batch == 0 || batch.checked_mul(n) != Some(ids.len()) {
             return Err(PrimeError::Input(format!(
                 "expected {batch} rows of {n} sub-token ids (ℓ·L), got {} ids",
                 ids.len()
             )));
         }
+        self.config.footprint().check(batch).map_err(PrimeError::Input)?;
         let mask = i64::from(self.codec.mask_id());
         if let Some(i) = ids.iter().position(|&v| !(0..=mask).contains(&v)) {
             return Err(PrimeError::Input(format!(

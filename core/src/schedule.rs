@@ -7,28 +7,22 @@ pub const T_MIN: f32 = 1e-5;
 /// and `s_k = t_k − dt` rounded to f32.
 #[derive(Debug, Clone)]
 pub struct TimeGrid {
-    ts: Vec<f32>,
+    steps: usize,
+    step: f32,
     dt: f64,
 }
 
 impl TimeGrid {
-    /// The grid for `steps` ≥ 1 steps.
+    /// The grid for `steps` ≥ 1 steps. Its times are computed when asked for, so the grid
+    /// takes no memory per step.
     pub fn new(steps: usize) -> Self {
         let steps = steps.max(1);
-        // torch.linspace computes start + i·step for the first half and end − (n−1−i)·step for
-        // the second half; both halves are reproduced here in f32.
-        let n = steps + 1;
-        let (start, end) = (1.0f32, T_MIN);
-        let step = (end - start) / steps as f32;
-        let half = n / 2;
-        let ts =
-            (0..n).map(|i| if i < half { start + step * i as f32 } else { end - step * (n - 1 - i) as f32 }).collect();
-        Self { ts, dt: (1.0 - f64::from(T_MIN)) / steps as f64 }
+        Self { steps, step: (T_MIN - 1.0) / steps as f32, dt: (1.0 - f64::from(T_MIN)) / steps as f64 }
     }
 
     /// Number of loop steps T.
     pub fn steps(&self) -> usize {
-        self.ts.len() - 1
+        self.steps
     }
 
     /// The step size dt = (1 − 1e-5)/T.
@@ -36,14 +30,16 @@ impl TimeGrid {
         self.dt
     }
 
-    /// `t_k` of step k.
+    /// `t_k` of step k (0 ≤ k ≤ T): torch.linspace(1, 1e-5, T + 1) in f32, which computes
+    /// start + k·step for the first half of the points and end − (T − k)·step for the second.
     pub fn t(&self, k: usize) -> f32 {
-        self.ts[k]
+        let n = self.steps + 1;
+        if k < n / 2 { 1.0 + self.step * k as f32 } else { T_MIN - self.step * (n - 1 - k) as f32 }
     }
 
     /// `s_k = t_k − dt` in f32.
     pub fn s(&self, k: usize) -> f32 {
-        (f64::from(self.ts[k]) - self.dt) as f32
+        (f64::from(self.t(k)) - self.dt) as f32
     }
 
     /// The probability that a still-masked sub-token is revealed at step k, `(t − s)/t`.

@@ -1,5 +1,8 @@
 //! The optional `tokenizer.json` of a model folder (Hugging Face `tokenizers` format).
 
+use std::str::FromStr;
+
+use crate::config::json_text;
 use crate::error::{PrimeError, Result};
 
 /// Text ↔ token ids for one model.
@@ -11,7 +14,8 @@ pub struct TextCodec {
 impl TextCodec {
     /// Parses `tokenizer.json` bytes and checks that its ids fit the model's vocabulary of `vocab`.
     pub fn from_bytes(bytes: &[u8], vocab: u32) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;
+        let text = json_text(bytes).map_err(PrimeError::Tokenizer)?;
+        let inner = tokenizers::Tokenizer::from_str(text).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;
         let size = inner.get_vocab_size(true);
         if size > vocab as usize {
             return Err(PrimeError::Tokenizer(format!(

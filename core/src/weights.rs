@@ -28,14 +28,20 @@ pub struct WeightFile {
 const LIGHTNING_PREFIX: &str = "backbone.";
 
 impl WeightFile {
-    /// Parses safetensors bytes. Fails on a truncated or corrupt file, or an unsupported dtype.
+    /// Parses safetensors bytes. Fails on a truncated or corrupt file (naming the tensor where
+    /// one is at fault), an unsupported dtype, or a tensor stored both with and without the
+    /// `backbone.` prefix.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let file = SafeTensors::deserialize(bytes).map_err(|e| PrimeError::Weights(e.to_string()))?;
+        let file = SafeTensors::deserialize(bytes).map_err(|e| PrimeError::Weights(diagnose(bytes, &e)))?;
         let mut tensors = HashMap::new();
         for (name, view) in file.tensors() {
             let data = to_f32(&name, view.dtype(), view.data())?;
             let key = name.strip_prefix(LIGHTNING_PREFIX).unwrap_or(&name).to_string();
-            tensors.insert(key, HostTensor { shape: view.shape().to_vec(), data });
+            if tensors.insert(key.clone(), HostTensor { shape: view.shape().to_vec(), data }).is_some() {
+                return Err(PrimeError::Weights(format!(
+                    "holds both `{LIGHTNING_PREFIX}{key}` and `{key}`; keep one of them"
+                )));
+            }
         }
         Ok(Self { tensors })
     }
@@ -83,6 +89,47 @@ pub fn to_safetensors(tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, None).map_err(|e| PrimeError::Weights(e.to_string()))
+}
+
+/// Says what is wrong with a file the `safetensors` crate rejected: which tensor, and whether
+/// the file is shorter than its header says; otherwise the crate's own words.
+fn diagnose(bytes: &[u8], error: &safetensors::SafeTensorError) -> String {
+    let Some(header_len) = bytes.get(..8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    else {
+        return format!("truncated: {} bytes, shorter than the 8-byte header length", bytes.len());
+    };
+    let data_len = bytes.len() as u64 - 8;
+    if header_len > data_len {
+        return format!("truncated: the header is {header_len} bytes long but only {data_len} bytes follow it");
+    }
+    let header = &bytes[8..8 + header_len as usize];
+    let Ok(header) = serde_json::from_slice::<HashMap<String, serde_json::Value>>(header) else {
+        return format!("not a safetensors file: {error}");
+    };
+    let stored = data_len - header_len;
+    let mut end = 0u64;
+    for (name, info) in header.iter().filter(|(name, _)| name.as_str() != "__metadata__") {
+        let offsets = info.get("data_offsets").and_then(|o| serde_json::from_value::<[u64; 2]>(o.clone()).ok());
+        let shape = info.get("shape").and_then(|s| serde_json::from_value::<Vec<u64>>(s.clone()).ok());
+        let width =
+            info.get("dtype").and_then(|d| serde_json::from_value::<Dtype>(d.clone()).ok()).map(|d| d.bitsize());
+        let (Some([start, stop]), Some(shape), Some(bits)) = (offsets, shape, width) else {
+            return format!("tensor `{name}` has a malformed entry in the header ({error})");
+        };
+        let needed =
+            shape.iter().try_fold(bits as u64, |acc, &d| acc.checked_mul(d)).map(|b| b.div_ceil(8)).unwrap_or(u64::MAX);
+        if stop < start || stop - start != needed {
+            return format!(
+                "tensor `{name}`: shape {shape:?} needs {needed} bytes but its offsets [{start}, {stop}] give {}",
+                stop.saturating_sub(start)
+            );
+        }
+        end = end.max(stop);
+    }
+    if end > stored {
+        return format!("truncated: the header describes {end} bytes of tensor data, the file holds {stored}");
+    }
+    format!("corrupt: {error}")
 }
 
 fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {

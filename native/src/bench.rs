@@ -33,8 +33,9 @@ pub struct BenchArgs {
     random: bool,
     /// Sequence length of the --random model. Its logits take L × 50257 × 4 bytes in one
     /// buffer: L = 1024 needs a 206 MB storage binding, more than lavapipe's 128 MiB.
-    #[arg(long, default_value_t = 1024, requires = "random")]
-    length: usize,
+    /// [default: 1024]
+    #[arg(long)]
+    length: Option<usize>,
     /// Sampling steps T per run.
     #[arg(long, default_value_t = 64)]
     steps: usize,
@@ -164,8 +165,13 @@ fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
 /// Runs `prime bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     anyhow::ensure!(args.runs > 0, "--runs must be positive");
+    anyhow::ensure!(
+        args.random || args.length.is_none(),
+        "--length applies only to --random; a model folder has its own length"
+    );
     let device = args.device.open()?;
-    let model = if args.random { random_model(args.length, &device)? } else { args.model.load(&device)? };
+    let model =
+        if args.random { random_model(args.length.unwrap_or(1024), &device)? } else { args.model.load(&device)? };
     let config = model.config().clone();
     let on_gpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
     let paths = if args.paths.is_empty() {

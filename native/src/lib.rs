@@ -11,8 +11,26 @@ pub mod device_args;
 pub mod model_arg;
 pub mod sampler_args;
 
+/// Sets up the process before anything else runs: quiet GPU probing, then logging.
+pub fn init() {
+    quiet_headless_vulkan();
+    init_logging();
+}
+
+/// Without a display, Mesa's Vulkan device-selection layer tries to reach one and prints
+/// "XDG_RUNTIME_DIR is invalid" to stderr at every start. It only orders GPUs by the display
+/// they drive, which a compute program has no use for; where no display exists (and the user
+/// has not set it either way), it is switched off with its own `NODEVICE_SELECT` variable.
+fn quiet_headless_vulkan() {
+    let headless = ["DISPLAY", "WAYLAND_DISPLAY"].iter().all(|v| std::env::var_os(v).is_none());
+    if headless && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: called first in `main`, before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 /// Sets up logging (`PRIME_LOG`, warnings by default, to stderr).
-pub fn init_logging() {
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PRIME_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

@@ -30,7 +30,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    prime_native::init_logging();
+    prime_native::init();
     let cli = Cli::parse();
     prime_native::exit(match cli.command {
         Command::Generate(args) => generate::run(args),

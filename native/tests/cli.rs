@@ -122,6 +122,15 @@ fn errors_are_one_line_and_never_panics() {
             vec!["forward", "--model", m, "--device", "cpu", "--input", config.to_str().unwrap(), "--output", "/tmp/x"],
             "safetensors",
         ),
+        (vec!["generate", "--model", config.to_str().unwrap(), "--device", "cpu"], "is a file"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--steps", "1000000000"], "steps = 1000000000"),
+        (
+            vec!["generate", "--model", m, "--device", "cpu", "--steps", "1000000000", "--mode", "event-driven"],
+            "steps = 1000000000",
+        ),
+        (vec!["bench", "--random", "--length", "0", "--device", "cpu"], "length must be positive"),
+        (vec!["bench", "--random", "--length", "1000000000", "--device", "cpu"], "length = 1000000000"),
+        (vec!["bench", "--model", m, "--length", "8", "--device", "cpu"], "--length applies only to --random"),
     ];
     for (args, needle) in cases {
         let out = prime(&args);
@@ -131,6 +140,36 @@ fn errors_are_one_line_and_never_panics() {
         let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{args:?}: {err}"));
         assert!(line.contains(needle), "{args:?}: {line}");
     }
+}
+
+/// An OS error is printed once (it was repeated by the error chain), with the file's path.
+#[test]
+fn os_errors_are_printed_once() {
+    let dir = std::env::temp_dir().join(format!("prime-cli-no-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = prime(&["generate", "--model", dir.to_str().unwrap(), "--device", "cpu"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = stderr(&out);
+    assert!(err.contains("config.json") && err.matches("os error 2").count() == 1, "{err}");
+}
+
+/// On a machine without a display, stderr at the default log level carries nothing the user
+/// did not ask for (wgpu's EGL probe and Mesa's device-selection layer printed errors).
+#[test]
+fn default_stderr_is_clean_without_a_display() {
+    let model = golden("prime_l2_tiny");
+    let out = Command::new(env!("CARGO_BIN_EXE_prime"))
+        .args(["generate", "--model", model.to_str().unwrap(), "--steps", "4", "--json"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("PRIME_LOG")
+        .output()
+        .expect("prime runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let noise: Vec<&str> = err.lines().filter(|l| !l.starts_with("notice: no usable GPU adapter")).collect();
+    assert!(noise.is_empty(), "stderr: {err}");
 }
 
 #[test]

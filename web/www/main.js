@@ -27,18 +27,10 @@ class Panel {
     this.header = null;
     this.info = null;
     this.phase = 'loading';
-    this.el = document.createElement('section');
-    this.el.className = 'panel';
+    // Built from the page's template; every string from outside (names from the URL, file
+    // names, messages) goes in as text, never as markup.
+    this.el = $('panel-template').content.firstElementChild.cloneNode(true);
     this.el.dataset.model = spec.name;
-    this.el.innerHTML = `
-      <h2></h2>
-      <div class="device">loading…</div>
-      <div class="progress"><div class="bar"></div><span class="what"></span></div>
-      <div class="stats"></div>
-      <canvas class="strip" height="10" title="one column per step: grey = idle, blue = digits revealed"></canvas>
-      <div class="cells"></div>
-      <p class="final-text"></p>
-      <p class="error" hidden></p>`;
     this.el.querySelector('h2').textContent = spec.name;
     $('panels').append(this.el);
     this.q = (sel) => this.el.querySelector(sel);
@@ -124,7 +116,7 @@ class Panel {
     const where = device.backend === 'wgpu'
       ? `WebGPU (${adapter.name || adapter.driver || 'unnamed adapter'}, ${software ? 'a software adapter: expect CPU speed' : adapter.device_type})`
       : 'CPU (burn-flex)';
-    this.q('.device').innerHTML = '';
+    this.q('.device').replaceChildren();
     const line = document.createElement('span');
     line.textContent = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, ` +
       `L = ${model.length} · ${(model.parameters / 1e6).toFixed(2)} M parameters · ${where}`;
@@ -154,14 +146,14 @@ class Panel {
     const stats = this.q('.stats');
     if (!view) {
       stats.textContent = '';
-      this.q('.cells').innerHTML = '';
+      this.q('.cells').replaceChildren();
       return;
     }
     const l = this.info.model.subtokens;
     const timed = this.steps.filter((s) => s.network_called);
     const ms = this.steps.reduce((a, s) => a + s.ms, 0) / this.steps.length;
     const bytes = this.steps.reduce((a, s) => a + s.read_bytes, 0) / this.steps.length;
-    stats.innerHTML = '';
+    stats.replaceChildren();
     for (const [k, v] of [
       ['step', `${view.step} / ${view.steps}${view.is_final ? ' (final)' : ''}`],
       ['NFE', view.nfe],
@@ -172,12 +164,11 @@ class Panel {
     ]) {
       const item = document.createElement('span');
       item.dataset.stat = k;
-      item.innerHTML = `<b></b> ${k}`;
-      item.querySelector('b').textContent = v;
+      item.append(Object.assign(document.createElement('b'), { textContent: v }), ` ${k}`);
       stats.append(item);
     }
     const cells = this.q('.cells');
-    cells.innerHTML = '';
+    cells.replaceChildren();
     this.cells(view).forEach((cell, i) => cells.append(renderCell(cell, i, l, view.revealed)));
     this.q('.final-text').textContent = view.ending?.text ?? '';
     this.drawStrip(index ?? this.steps.length - 1);

@@ -31,6 +31,8 @@ pub use run::{Run, RunStats};
 pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape, SamplingMode};
 pub use truncation::{Cutoff, cutoff};
 
+use std::collections::BTreeMap;
+
 use crate::error::{PrimeError, Result};
 use crate::rng::{CounterRng, Stream};
 use crate::schedule::TimeGrid;
@@ -103,8 +105,9 @@ pub struct Sampler {
     nfe: usize,
     idle_steps: usize,
     masked_at_start: usize,
-    /// Event-driven mode: the flat sub-token slots revealed at each loop step, ascending.
-    reveal_plan: Option<Vec<Vec<u32>>>,
+    /// Event-driven mode: the flat sub-token slots revealed at each loop step that reveals
+    /// any, ascending (steps without reveals take no memory).
+    reveal_plan: Option<BTreeMap<u32, Vec<u32>>>,
 }
 
 impl Sampler {
@@ -122,6 +125,7 @@ impl Sampler {
         }
         let masked: Vec<bool> = initial.iter().map(|&d| d == mask).collect();
         let masked_at_start = masked.iter().filter(|&&m| m).count();
+        settings.check_work(masked_at_start)?;
         let grid = TimeGrid::new(settings.steps);
         let rng = CounterRng::new(settings.seed);
         let reveal_plan = (settings.mode == SamplingMode::EventDriven).then(|| plan_reveals(&masked, l, &grid, &rng));
@@ -175,8 +179,8 @@ impl Sampler {
     pub fn planned_steps(&self) -> Option<Vec<Option<u32>>> {
         self.reveal_plan.as_ref().map(|plan| {
             let mut steps = vec![None; self.initial.len()];
-            for (k, slots) in plan.iter().enumerate() {
-                slots.iter().for_each(|&s| steps[s as usize] = Some(k as u32));
+            for (&k, slots) in plan {
+                slots.iter().for_each(|&s| steps[s as usize] = Some(k));
             }
             steps
         })
@@ -271,7 +275,7 @@ impl Sampler {
     /// network), or read from the event-driven plan.
     fn reveals_at(&self, k: usize) -> Vec<u32> {
         if let Some(plan) = &self.reveal_plan {
-            return plan[k].clone();
+            return plan.get(&(k as u32)).cloned().unwrap_or_default();
         }
         let l = self.shape.codec.digits();
         let p = self.grid.reveal_probability(k);
@@ -389,13 +393,13 @@ impl Sampler {
 
 /// Event-driven mode: each masked slot's reveal step `⌊u/dt⌋` from one uniform u, so that
 /// P(step k) = dt for every loop step and the rest (1 − T·dt) is left to the final step.
-fn plan_reveals(masked: &[bool], l: usize, grid: &TimeGrid, rng: &CounterRng) -> Vec<Vec<u32>> {
-    let mut plan = vec![Vec::new(); grid.steps()];
+fn plan_reveals(masked: &[bool], l: usize, grid: &TimeGrid, rng: &CounterRng) -> BTreeMap<u32, Vec<u32>> {
+    let mut plan: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for s in (0..masked.len()).filter(|&s| masked[s]) {
         let u = f64::from(rng.uniform(Stream::RevealStep, 0, (s / l) as u32, (s % l) as u32));
         let k = (u / grid.dt()) as usize;
-        if let Some(bucket) = plan.get_mut(k) {
-            bucket.push(s as u32);
+        if k < grid.steps() {
+            plan.entry(k as u32).or_default().push(s as u32);
         }
     }
     plan

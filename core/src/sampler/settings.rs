@@ -6,6 +6,10 @@ use crate::codec::SubTokenCodec;
 use crate::config::{ModelClass, ModelConfig};
 use crate::error::{PrimeError, Result};
 
+/// The most reveal draws (loop steps × masked sub-tokens) one generation may ask for: 2³²,
+/// a few minutes of one CPU core for the ancestral loop.
+pub const MAX_SAMPLER_DRAWS: u64 = 1 << 32;
+
 /// Sampler knobs. Defaults reproduce the official sampler (nucleus off, τ = 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +81,24 @@ impl SamplerSettings {
             return Err(PrimeError::Input("top-k must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// Refuses a request whose sampler work, estimated as loop steps × masked sub-tokens
+    /// (the reveal draws of the ancestral loop), exceeds [`MAX_SAMPLER_DRAWS`]. Every sub-token
+    /// is revealed by step T, so steps beyond the number of masked sub-tokens are mostly idle.
+    pub fn check_work(&self, masked_subtokens: usize) -> Result<()> {
+        let draws = self.steps as f64 * masked_subtokens as f64;
+        if draws <= MAX_SAMPLER_DRAWS as f64 {
+            return Ok(());
+        }
+        Err(PrimeError::Input(format!(
+            "steps = {} is too many for {masked_subtokens} masked sub-tokens: an estimated {draws:.1e} reveal draws \
+             (steps × masked sub-tokens), above the limit of {:.1e} (several minutes of CPU); \
+             steps beyond {masked_subtokens} are mostly idle, so at most {} steps lose little",
+            self.steps,
+            MAX_SAMPLER_DRAWS as f64,
+            MAX_SAMPLER_DRAWS / masked_subtokens.max(1) as u64
+        )))
     }
 
     /// Whether a truncation (top-k or top-p) is active.

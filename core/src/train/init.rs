@@ -20,7 +20,9 @@ enum Init {
 }
 
 /// Seeded initial weights for `config` (the RoPE buffer is left to the loader's default).
+/// The config is validated first, so that no absurd size is allocated.
 pub fn initial_weights(config: &ModelConfig, seed: u64) -> Result<WeightFile> {
+    config.validate()?;
     let (d, c, f) = (config.hidden_size, config.cond_dim, config.frequency_embedding_size);
     let mlp = config.mlp_ratio * d;
     let e = config.embedding_dim();
