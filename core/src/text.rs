@@ -15,6 +15,10 @@ impl TextCodec {
     /// Parses `tokenizer.json` bytes and checks that its ids fit the model's vocabulary of `vocab`.
     pub fn from_bytes(bytes: &[u8], vocab: u32) -> Result<Self> {
         let text = json_text(bytes).map_err(PrimeError::Tokenizer)?;
+        // The syntax is checked here first: `tokenizers` panics (instead of failing) on some
+        // malformed JSON inside a nested object such as the decoder.
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| PrimeError::Tokenizer(format!("not valid JSON: {e}")))?;
         let inner = tokenizers::Tokenizer::from_str(text).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;
         let size = inner.get_vocab_size(true);
         if size > vocab as usize {

@@ -26,6 +26,10 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     /// Opens the device, printing the fallback notice if there is one.
     pub fn open(&self) -> anyhow::Result<ComputeDevice> {
+        anyhow::ensure!(
+            !(self.require_gpu && self.device == DeviceName::Cpu),
+            "--require-gpu asks for a GPU but --device cpu chooses the CPU; drop one of them"
+        );
         let choice = match self.device {
             DeviceName::Gpu => DeviceChoice::Gpu,
             DeviceName::Cpu => DeviceChoice::Cpu,

@@ -26,8 +26,8 @@ pub struct ForwardArgs {
 
 /// Reads `input_ids` (any integer dtype) as (rows, columns, values).
 fn read_ids(bytes: &[u8]) -> anyhow::Result<(usize, usize, Vec<i64>)> {
-    let file = SafeTensors::deserialize(bytes).context("input is not a valid safetensors file")?;
-    let view = file.tensor("input_ids").context("input has no tensor `input_ids`")?;
+    let file = SafeTensors::deserialize(bytes).context("not a valid safetensors file")?;
+    let view = file.tensor("input_ids").context("no tensor `input_ids`")?;
     let shape = view.shape();
     if shape.len() != 2 {
         bail!("`input_ids` must be 2-D (B, ℓ·L), has shape {shape:?}");
@@ -58,7 +58,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
     let bytes = std::fs::read(&args.input).with_context(|| format!("cannot read {}", args.input.display()))?;
-    let (batch, columns, ids) = read_ids(&bytes)?;
+    let (batch, columns, ids) = read_ids(&bytes).with_context(|| format!("input {}", args.input.display()))?;
     let config = model.config();
     if columns != config.sequence_subtokens() {
         bail!(

@@ -155,7 +155,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(trainer.step() as u64);
-    let budget = args.minutes.map(|m| Duration::from_secs_f64(m * 60.0));
+    let budget = match args.minutes {
+        Some(m) if !(m > 0.0 && m < 1e9) => bail!("--minutes must be a positive number of minutes, got {m}"),
+        m => m.map(|m| Duration::from_secs_f64(m * 60.0)),
+    };
     let started = Instant::now();
     let mut since_save = Instant::now();
     let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);

@@ -123,14 +123,15 @@ fn errors_are_one_line_and_never_panics() {
             "safetensors",
         ),
         (vec!["generate", "--model", config.to_str().unwrap(), "--device", "cpu"], "is a file"),
-        (vec!["generate", "--model", m, "--device", "cpu", "--steps", "1000000000"], "steps = 1000000000"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--steps", "1000000000"], "got 1000000000"),
         (
             vec!["generate", "--model", m, "--device", "cpu", "--steps", "1000000000", "--mode", "event-driven"],
-            "steps = 1000000000",
+            "got 1000000000",
         ),
         (vec!["bench", "--random", "--length", "0", "--device", "cpu"], "length must be positive"),
         (vec!["bench", "--random", "--length", "1000000000", "--device", "cpu"], "length = 1000000000"),
         (vec!["bench", "--model", m, "--length", "8", "--device", "cpu"], "--length applies only to --random"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--require-gpu"], "--require-gpu"),
     ];
     for (args, needle) in cases {
         let out = prime(&args);

@@ -6,6 +6,10 @@ use crate::codec::SubTokenCodec;
 use crate::config::{ModelClass, ModelConfig};
 use crate::error::{PrimeError, Result};
 
+/// The most loop steps T: 2²⁰. Steps beyond the number of masked sub-tokens (8192 for the
+/// largest official model) are mostly idle, and every step costs a kernel launch on a device.
+pub const MAX_STEPS: usize = 1 << 20;
+
 /// The most reveal draws (loop steps × masked sub-tokens) one generation may ask for: 2³²,
 /// a few minutes of one CPU core for the ancestral loop.
 pub const MAX_SAMPLER_DRAWS: u64 = 1 << 32;
@@ -68,8 +72,11 @@ impl Default for SamplerSettings {
 impl SamplerSettings {
     /// Rejects settings outside their domain.
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 || self.steps > u32::MAX as usize - 1 {
-            return Err(PrimeError::Input(format!("steps must be between 1 and {}, got {}", u32::MAX - 1, self.steps)));
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(PrimeError::Input(format!(
+                "steps must be between 1 and {MAX_STEPS} (more steps than sub-tokens only add idle steps), got {}",
+                self.steps
+            )));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(PrimeError::Input(format!("temperature must be positive, got {}", self.temperature)));

@@ -39,6 +39,37 @@ pub struct TrainSettings {
     pub seed: u64,
 }
 
+/// How many forward passes' worth of intermediates a training step keeps (the forward pass,
+/// its saved activations for the backward pass, and the gradients): a rough factor for the
+/// memory estimate of a batch.
+const TRAINING_MEMORY_FACTOR: usize = 4;
+
+impl TrainSettings {
+    /// Rejects settings outside their domain, and batches whose estimated memory (see
+    /// [`ModelConfig::footprint`]) exceeds the limit.
+    pub fn validate(&self, config: &ModelConfig) -> Result<()> {
+        let bad = |m: String| Err(PrimeError::Training(m));
+        if self.batch_size == 0 {
+            return bad("batch_size must be positive".into());
+        }
+        let rate = self.schedule.peak;
+        if !(rate > 0.0 && rate.is_finite()) {
+            return bad(format!("the learning rate must be a positive number, got {rate}"));
+        }
+        if self.schedule.total == 0 {
+            return bad("the planned number of steps must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return bad(format!("the EMA decay must be in [0, 1), got {}", self.ema_decay));
+        }
+        let rows = self.batch_size.saturating_mul(TRAINING_MEMORY_FACTOR);
+        config
+            .footprint()
+            .check(rows)
+            .map_err(|e| PrimeError::Training(format!("batch_size = {}: {e}", self.batch_size)))
+    }
+}
+
 /// What a checkpoint folder records beside the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointState {
@@ -74,9 +105,7 @@ impl Trainer {
     /// A fresh run on `device` (a plain device; autodiff is added here).
     pub fn new(config: ModelConfig, settings: TrainSettings, device: &Device) -> Result<Self> {
         config.validate()?;
-        if settings.batch_size == 0 {
-            return Err(PrimeError::Config("batch_size must be positive".into()));
-        }
+        settings.validate(&config)?;
         let model = Network::load(&config, &mut initial_weights(&config, settings.seed)?, &device.clone().autodiff())?;
         let ema = model.valid();
         let optimizer = optimizer(&settings);

@@ -209,8 +209,13 @@ fn absurd_step_counts_are_refused() {
         let request = GenerationRequest { settings, ..Default::default() };
         let Err(err) = request.start(&model) else { panic!("{mode:?}: a billion steps must be refused") };
         let text = err.to_string();
-        assert!(text.contains("steps = 1000000000") && text.contains("estimated"), "{text}");
+        assert!(text.contains("between 1 and 1048576") && text.contains("got 1000000000"), "{text}");
     }
+    // The largest official model (ℓ·L = 8192) at the most steps: the draw estimate refuses it.
+    let settings = SamplerSettings { steps: 1 << 20, ..Default::default() };
+    let text = settings.check_work(8192).unwrap_err().to_string();
+    assert!(text.contains("steps = 1048576") && text.contains("estimated 8.6e9 reveal draws"), "{text}");
+    assert!(settings.check_work(4096).is_ok());
     let settings = SamplerSettings { steps: 1_000_000, mode: SamplingMode::EventDriven, ..Default::default() };
     let request = GenerationRequest { settings, ..Default::default() };
     let mut run = request.start(&model).expect("a million event-driven steps are fine");
@@ -293,4 +298,16 @@ fn file_errors_name_the_file() {
     std::fs::remove_file(dir.join("config.json")).unwrap();
     let text = load_error(&dir).to_string();
     assert!(text.contains("config.json") && text.matches("os error 2").count() == 1, "{text}");
+}
+
+/// Malformed JSON inside the tokenizer's decoder made the `tokenizers` library panic (found by
+/// the fuzzer); it is now an error naming tokenizer.json.
+#[test]
+fn malformed_tokenizer_json_is_an_error() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/prime/tokenizer.json");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let broken = text.replacen(r#""decoder": {"type": "ByteLevel","#, r#""decoder": {"type": "ByteL"x,"#, 1);
+    assert_ne!(broken, text, "the shipped tokenizer has a ByteLevel decoder");
+    let err = prime_core::text::TextCodec::from_bytes(broken.as_bytes(), 4096).unwrap_err().to_string();
+    assert!(err.starts_with("tokenizer.json: not valid JSON"), "{err}");
 }

@@ -5,6 +5,7 @@
 mod bad_input;
 mod device_sampler;
 mod event_driven;
+mod fuzz_loaders;
 mod golden_parity;
 mod kernels;
 mod module_graph;

@@ -156,3 +156,27 @@ fn bad_training_inputs_are_errors() {
     std::fs::write(dir.path().join("trainer.json"), "{ not json").unwrap();
     assert!(Trainer::resume(dir.path(), &Device::flex()).is_err());
 }
+
+/// Training settings outside their domain, or a batch too large for memory, are refused before
+/// anything is allocated.
+#[test]
+fn bad_training_settings_are_refused() {
+    let config = config(ModelClass::PerceiverDIT, 2, 50);
+    type Edit = fn(&mut TrainSettings);
+    let cases: [(Edit, &str); 6] = [
+        (|s| s.batch_size = 0, "batch_size"),
+        (|s| s.batch_size = usize::MAX, "batch_size = 18446744073709551615"),
+        (|s| s.schedule.peak = f64::NAN, "learning rate"),
+        (|s| s.schedule.peak = -1.0, "learning rate"),
+        (|s| s.schedule.total = 0, "steps"),
+        (|s| s.ema_decay = 1.0, "EMA"),
+    ];
+    for (edit, needle) in cases {
+        let mut s = settings(4, 0);
+        edit(&mut s);
+        let err = s.validate(&config).expect_err(needle).to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(Trainer::new(config.clone(), s, &Device::flex()).is_err(), "{needle}");
+    }
+    settings(4, 0).validate(&config).expect("the test settings are valid");
+}
