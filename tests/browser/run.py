@@ -400,6 +400,16 @@ def replays_a_native_trajectory(browser, base):
     exported = browser.wait("window.primeExport", 30, "the export")
     again = [json.loads(line) for line in list(exported.values())[0].splitlines() if line.strip()]
     assert again == lines, "re-exported trajectory differs from the opened file"
+    # A file whose records do not fit its header is refused with a message, and the replay stays.
+    broken = [dict(line) for line in lines]
+    broken[3]["state"] = broken[3]["state"][:-1]
+    browser.js("window.prime.open(new File([arguments[0]], 'broken.jsonl'));",
+               "\n".join(json.dumps(line) for line in broken))
+    status = browser.wait("document.getElementById('status').className === 'bad' && "
+                          "document.getElementById('status').textContent", 30, "the error of a broken file")
+    print(f"      broken trajectory: {status}", flush=True)
+    assert "broken.jsonl: the record on line 4 does not fit" in status, status
+    assert browser.js("return window.prime.panels.length") == 1, "the open replay was lost"
 
 
 @test

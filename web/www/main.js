@@ -436,6 +436,21 @@ function parseTrajectory(text, name) {
   const steps = lines.slice(1, -1).map((l, n) => parse(l, n + 2));
   const ending = parse(lines[lines.length - 1], lines.length);
   if (!ending.outcome) throw new Error(`${name}: the last line is not the ending`);
+  // The records must fit the header's model before anything is drawn from them.
+  const { model, request } = header;
+  const positive = (x) => Number.isInteger(x) && x > 0;
+  if (!model || !positive(model.subtokens) || !positive(model.length) || !Number.isInteger(model.mask_id)
+      || !request?.settings) {
+    throw new Error(`${name}: the header lacks the model's shape (subtokens, length, mask_id) or the request`);
+  }
+  const digits = model.subtokens * model.length;
+  steps.forEach((s, i) => {
+    const arrays = ['state', 'guesses', 'revealed', 'candidates'].every((k) => Array.isArray(s[k]));
+    if (!arrays || s.state.length !== digits || s.guesses.length !== model.length || !Array.isArray(s.labels ?? [])) {
+      throw new Error(`${name}: the record on line ${i + 2} does not fit the header's model ` +
+        `(${digits} digit slots and ${model.length} guesses per step)`);
+    }
+  });
   return { header, steps, ending };
 }
 

@@ -6,7 +6,7 @@
 //! CI runs a fixed-seed round of a few seconds. A long run (the figures in the README):
 //!
 //! ```text
-//! PRIME_FUZZ_SECONDS=600 PRIME_FUZZ_SEED=7 cargo test --workspace --test suite fuzz_ -- --nocapture
+//! PRIME_FUZZ_SECONDS=300 PRIME_FUZZ_SEED=7 cargo test --workspace --test suite fuzz_ -- --nocapture
 //! ```
 //!
 //! A failing input is written to the system's temporary directory and its path printed.
