@@ -31,6 +31,9 @@ pub enum PrimeError {
     /// The weight file is not a readable safetensors file.
     #[error("model.safetensors: {0}")]
     Weights(String),
+    /// A training checkpoint (`.ckpt`) cannot be converted; the caller names the file.
+    #[error("{0}")]
+    Checkpoint(String),
     /// A tensor the network needs is absent from the weight file.
     #[error("model.safetensors lacks tensor `{0}`")]
     MissingTensor(String),

@@ -8,6 +8,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(not(target_family = "wasm"))]
+pub mod checkpoint;
 pub mod codec;
 pub mod config;
 pub mod denoiser;

@@ -12,7 +12,8 @@ pub struct TextCodec {
 }
 
 impl TextCodec {
-    /// Parses `tokenizer.json` bytes and checks that its ids fit the model's vocabulary of `vocab`.
+    /// Parses `tokenizer.json` bytes and checks that its vocabulary (without added tokens) fits
+    /// the model's vocabulary of `vocab`.
     pub fn from_bytes(bytes: &[u8], vocab: u32) -> Result<Self> {
         let text = json_text(bytes).map_err(PrimeError::Tokenizer)?;
         // The syntax is checked here first: `tokenizers` panics (instead of failing) on some
@@ -20,7 +21,10 @@ impl TextCodec {
         serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| PrimeError::Tokenizer(format!("not valid JSON: {e}")))?;
         let inner = tokenizers::Tokenizer::from_str(text).map_err(|e| PrimeError::Tokenizer(e.to_string()))?;
-        let size = inner.get_vocab_size(true);
+        // Added special tokens may lie beyond V (GPT-2 as the official code loads it has a
+        // `[PAD]` at 50257): they are never sampled, and a prompt that encodes to one is
+        // refused where token ids are checked.
+        let size = inner.get_vocab_size(false);
         if size > vocab as usize {
             return Err(PrimeError::Tokenizer(format!(
                 "tokenizer has {size} tokens, more than the model's vocabulary of {vocab}"

@@ -75,15 +75,28 @@ impl WeightFile {
     }
 }
 
-/// Serialises named f32 tensors as a safetensors file, in the given order.
+/// Serialises named f32 tensors as a safetensors file of f32 values, in the given order.
 pub fn to_safetensors(tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    to_safetensors_as(tensors, Dtype::F32)
+}
+
+/// Serialises named f32 tensors as a safetensors file, stored as `dtype` (F32, F16 or BF16),
+/// in the given order.
+pub fn to_safetensors_as(tensors: &[(String, HostTensor)], dtype: Dtype) -> Result<Vec<u8>> {
+    let encode = |t: &HostTensor| -> Result<Vec<u8>> {
+        Ok(match dtype {
+            Dtype::F32 => t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            Dtype::F16 => t.data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+            Dtype::BF16 => t.data.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+            other => return Err(PrimeError::Weights(format!("cannot store tensors as {other:?}"))),
+        })
+    };
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, t)| encode(t)).collect::<Result<_>>()?;
     let views = tensors
         .iter()
         .zip(&bytes)
         .map(|((name, t), b)| {
-            let view = safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), b)
+            let view = safetensors::tensor::TensorView::new(dtype, t.shape.clone(), b)
                 .map_err(|e| PrimeError::Weights(format!("tensor `{name}`: {e}")))?;
             Ok((name.as_str(), view))
         })

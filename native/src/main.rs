@@ -1,6 +1,8 @@
-//! `prime`: generate text with an MDM-Prime model, check parity, benchmark, inspect devices.
+//! `prime`: generate text with an MDM-Prime model, convert official checkpoints, check parity,
+//! benchmark, inspect devices.
 
 mod bench;
+mod convert;
 mod forward;
 mod generate;
 mod info;
@@ -23,6 +25,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run the network on `input_ids` from a safetensors file and write `logits`.
     Forward(forward::ForwardArgs),
+    /// Convert an official Lightning checkpoint (.ckpt) into a model folder.
+    Convert(convert::ConvertArgs),
     /// Time network calls and sampler steps; report NFE, idle steps and bytes read back.
     Bench(bench::BenchArgs),
     /// List GPU adapters and the backend that would be chosen.
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     prime_native::exit(match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Forward(args) => forward::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info(args) => info::run(args),
     })

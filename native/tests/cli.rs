@@ -323,3 +323,90 @@ fn generate_writes_a_trajectory_that_reads_back() {
     let plain = json_of(&prime(&args[..args.len() - 2]));
     assert_eq!(plain["tokens"], v["tokens"]);
 }
+
+/// The official Lightning checkpoint fixture converts into a model folder that reproduces the
+/// official network's EMA logits, with GPT-2's tokenizer recovered from the pickle.
+#[test]
+fn convert_official_checkpoint() {
+    let case = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/checkpoints/owt_prime_l2_co");
+    let dir = std::env::temp_dir().join(format!("prime-cli-convert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (checkpoint, cases) = (case.join("checkpoint.ckpt"), case.join("cases.safetensors"));
+    for dtype in ["f32", "f16"] {
+        let out = dir.join(dtype);
+        let args = ["convert", checkpoint.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let result = prime(&[&args[..], &["--dtype", dtype]].concat());
+        assert!(result.status.success(), "{}", stderr(&result));
+        let logits = dir.join(format!("{dtype}.safetensors"));
+        let args = [
+            "forward",
+            "--model",
+            out.to_str().unwrap(),
+            "--input",
+            cases.to_str().unwrap(),
+            "--output",
+            logits.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ];
+        let result = prime(&args);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let read = |p: &std::path::Path| -> Vec<f32> {
+            let bytes = std::fs::read(p).unwrap();
+            let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let v = file.tensor("logits").unwrap();
+            v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        };
+        let (got, want) = (read(&logits), read(&cases));
+        assert_eq!(got.len(), 3 * 32 * 50257);
+        let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        // f16 weights round each weight to 11 significant bits: measured 3.3e-3 on logits up to 2.6.
+        let bound = if dtype == "f32" { 5e-5 } else { 1e-2 };
+        assert!(d <= bound, "{dtype}: max |Δ| {d}");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(case.join("expected_config.json")).unwrap()).unwrap();
+        for key in [
+            "vocab_size",
+            "subtokens",
+            "base",
+            "hidden_size",
+            "n_blocks",
+            "n_heads",
+            "cond_dim",
+            "length",
+            "carry_over",
+        ] {
+            assert_eq!(config[key], expected[key], "{key}");
+        }
+        let tokenizer = std::fs::read(out.join("tokenizer.json")).unwrap();
+        let text = prime_core::text::TextCodec::from_bytes(&tokenizer, 50257).unwrap();
+        assert_eq!(text.encode("Hello world").unwrap(), vec![15496, 995]);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Files that are not official checkpoints get one clear line each.
+#[test]
+fn convert_refuses_other_files() {
+    let case = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/checkpoints/owt_prime_l2_co");
+    let dir = std::env::temp_dir().join(format!("prime-cli-convert-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(case.join("checkpoint.ckpt")).unwrap();
+    let truncated = dir.join("truncated.ckpt");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let weights = golden("prime_l2_tiny").join("model.safetensors");
+    for (file, needle) in [
+        (weights.to_str().unwrap(), "not a PyTorch checkpoint"),
+        (truncated.to_str().unwrap(), "not a PyTorch checkpoint"),
+        ("/nonexistent.ckpt", "cannot read /nonexistent.ckpt"),
+    ] {
+        let out = prime(&["convert", file, "--out", dir.join("out").to_str().unwrap()]);
+        let err = stderr(&out);
+        assert!(!out.status.success() && !err.contains("panicked"), "{file}: {err}");
+        let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+        assert!(line.contains(needle) && line.contains(file), "{file}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

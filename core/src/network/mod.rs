@@ -198,6 +198,47 @@ impl Network {
     }
 }
 
+/// Every trained parameter of the network `config` describes, under its official name with its
+/// PyTorch shape, in the official parameter order (the order of `model.parameters()`, which is
+/// the order of an EMA's `shadow_params`). The RoPE buffer `rotary_emb.inv_freq` is not a
+/// parameter and is not listed.
+pub fn parameter_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)>> {
+    config.validate()?;
+    let (d, c, f) = (config.hidden_size, config.cond_dim, config.frequency_embedding_size);
+    let mlp = config.mlp_ratio * d;
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("vocab_embed.embedding".into(), vec![config.embedding_rows()?, config.embedding_dim()]),
+        ("sigma_map.mlp.0.weight".into(), vec![c, f]),
+        ("sigma_map.mlp.0.bias".into(), vec![c]),
+        ("sigma_map.mlp.2.weight".into(), vec![c, c]),
+        ("sigma_map.mlp.2.bias".into(), vec![c]),
+    ];
+    for i in 0..config.n_blocks {
+        let p = |n: &str| format!("blocks.{i}.{n}");
+        shapes.extend([
+            (p("norm1.weight"), vec![d]),
+            (p("attn_qkv.weight"), vec![3 * d, d]),
+            (p("attn_out.weight"), vec![d, d]),
+            (p("norm2.weight"), vec![d]),
+            (p("mlp.0.weight"), vec![mlp, d]),
+            (p("mlp.0.bias"), vec![mlp]),
+            (p("mlp.2.weight"), vec![d, mlp]),
+            (p("mlp.2.bias"), vec![d]),
+            (p("adaLN_modulation.weight"), vec![6 * d, c]),
+            (p("adaLN_modulation.bias"), vec![6 * d]),
+        ]);
+    }
+    let out = config.output_width();
+    shapes.extend([
+        ("output_layer.norm_final.weight".into(), vec![d]),
+        ("output_layer.linear.weight".into(), vec![out, d]),
+        ("output_layer.linear.bias".into(), vec![out]),
+        ("output_layer.adaLN_modulation.weight".into(), vec![2 * d, c]),
+        ("output_layer.adaLN_modulation.bias".into(), vec![2 * d]),
+    ]);
+    Ok(shapes)
+}
+
 /// `1/base^(2k/Dh)` in f32, used only when a weight file lacks the stored buffer.
 fn default_inv_freq(head_dim: usize, base: f64) -> Vec<f32> {
     (0..head_dim / 2).map(|k| (1.0 / base.powf((2 * k) as f64 / head_dim as f64)) as f32).collect()

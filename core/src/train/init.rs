@@ -6,6 +6,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::network::parameter_shapes;
 use crate::rng::{CounterRng, Stream};
 use crate::weights::{HostTensor, WeightFile};
 
@@ -19,43 +20,32 @@ enum Init {
     Zeros,
 }
 
+/// The init of each parameter, from its name: norms at 1, adaLN modulations and the output
+/// layer at 0, the rest uniform with the fan-in of its layer (a bias takes its weight's).
+fn init_of(name: &str, shape: &[usize], layer_fan_in: &mut usize) -> Init {
+    if name.ends_with("norm1.weight") || name.ends_with("norm2.weight") || name.ends_with("norm_final.weight") {
+        return Init::Ones;
+    }
+    if name.contains("adaLN_modulation") || name.starts_with("output_layer.linear") {
+        return Init::Zeros;
+    }
+    if shape.len() == 2 {
+        *layer_fan_in = shape[1];
+    }
+    Init::Uniform { fan_in: *layer_fan_in }
+}
+
 /// Seeded initial weights for `config` (the RoPE buffer is left to the loader's default).
 /// The config is validated first, so that no absurd size is allocated.
 pub fn initial_weights(config: &ModelConfig, seed: u64) -> Result<WeightFile> {
-    config.validate()?;
-    let (d, c, f) = (config.hidden_size, config.cond_dim, config.frequency_embedding_size);
-    let mlp = config.mlp_ratio * d;
-    let e = config.embedding_dim();
-    let mut specs: Vec<(String, Vec<usize>, Init)> = vec![
-        ("vocab_embed.embedding".into(), vec![config.embedding_rows()?, e], Init::Uniform { fan_in: e }),
-        ("sigma_map.mlp.0.weight".into(), vec![c, f], Init::Uniform { fan_in: f }),
-        ("sigma_map.mlp.0.bias".into(), vec![c], Init::Uniform { fan_in: f }),
-        ("sigma_map.mlp.2.weight".into(), vec![c, c], Init::Uniform { fan_in: c }),
-        ("sigma_map.mlp.2.bias".into(), vec![c], Init::Uniform { fan_in: c }),
-    ];
-    for i in 0..config.n_blocks {
-        let p = |n: &str| format!("blocks.{i}.{n}");
-        specs.extend([
-            (p("norm1.weight"), vec![d], Init::Ones),
-            (p("attn_qkv.weight"), vec![3 * d, d], Init::Uniform { fan_in: d }),
-            (p("attn_out.weight"), vec![d, d], Init::Uniform { fan_in: d }),
-            (p("norm2.weight"), vec![d], Init::Ones),
-            (p("mlp.0.weight"), vec![mlp, d], Init::Uniform { fan_in: d }),
-            (p("mlp.0.bias"), vec![mlp], Init::Uniform { fan_in: d }),
-            (p("mlp.2.weight"), vec![d, mlp], Init::Uniform { fan_in: mlp }),
-            (p("mlp.2.bias"), vec![d], Init::Uniform { fan_in: mlp }),
-            (p("adaLN_modulation.weight"), vec![6 * d, c], Init::Zeros),
-            (p("adaLN_modulation.bias"), vec![6 * d], Init::Zeros),
-        ]);
-    }
-    let out = config.output_width();
-    specs.extend([
-        ("output_layer.norm_final.weight".into(), vec![d], Init::Ones),
-        ("output_layer.linear.weight".into(), vec![out, d], Init::Zeros),
-        ("output_layer.linear.bias".into(), vec![out], Init::Zeros),
-        ("output_layer.adaLN_modulation.weight".into(), vec![2 * d, c], Init::Zeros),
-        ("output_layer.adaLN_modulation.bias".into(), vec![2 * d], Init::Zeros),
-    ]);
+    let mut fan_in = 1;
+    let specs: Vec<(String, Vec<usize>, Init)> = parameter_shapes(config)?
+        .into_iter()
+        .map(|(name, shape)| {
+            let init = init_of(&name, &shape, &mut fan_in);
+            (name, shape, init)
+        })
+        .collect();
     let rng = CounterRng::new(seed);
     let tensors = specs.into_iter().enumerate().map(|(k, (name, shape, init))| {
         let n: usize = shape.iter().product();

@@ -1,0 +1,94 @@
+//! `prime convert`: an official MDM-Prime Lightning checkpoint → a model folder
+//! (`config.json`, `model.safetensors`, `tokenizer.json`), without Python.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use prime_core::checkpoint::{WeightSource, convert};
+use prime_core::model::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use prime_core::text::TextCodec;
+use prime_core::weights::to_safetensors_as;
+use safetensors::Dtype;
+
+/// Arguments of `prime convert`.
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The Lightning checkpoint (`.ckpt`) written by the official training code.
+    checkpoint: PathBuf,
+    /// The model folder to write (created; files in it are replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// How the weights are stored.
+    #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
+    dtype: StoredDtype,
+    /// A `tokenizer.json` to use instead of the one the checkpoint carries.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Convert the trained weights (`state_dict`) instead of the EMA weights the official
+    /// sampler uses (for checkpoints without an EMA).
+    #[arg(long)]
+    no_ema: bool,
+}
+
+/// Storage types `--dtype` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoredDtype {
+    /// 32-bit floats, as trained.
+    F32,
+    /// 16-bit floats: half the size (the loader expands them to f32).
+    F16,
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Runs the command.
+pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
+    let what = || format!("checkpoint {}", args.checkpoint.display());
+    let bytes =
+        std::fs::read(&args.checkpoint).with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
+    let source = if args.no_ema { WeightSource::StateDict } else { WeightSource::Ema };
+    let converted = convert(&bytes, source).with_context(what)?;
+    let tokenizer = match (&args.tokenizer, converted.tokenizer) {
+        (Some(path), _) => Some(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?),
+        (None, found) => found,
+    };
+    let config = converted.config;
+    if let Some(json) = &tokenizer {
+        TextCodec::from_bytes(json, config.vocab_size).context("the tokenizer does not fit the model")?;
+    }
+    if args.out.is_file() {
+        bail!("--out {} is a file; give a folder", args.out.display());
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let dtype = match args.dtype {
+        StoredDtype::F32 => Dtype::F32,
+        StoredDtype::F16 => Dtype::F16,
+    };
+    let weights = to_safetensors_as(&converted.tensors, dtype)?;
+    write(&args.out.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    write(&args.out.join(WEIGHTS_FILE), &weights)?;
+    let tokenizer_path = args.out.join(TOKENIZER_FILE);
+    match &tokenizer {
+        Some(json) => write(&tokenizer_path, json)?,
+        None => eprintln!(
+            "notice: the checkpoint carries no tokenizer; the folder works on token ids (or pass --tokenizer)"
+        ),
+    }
+    eprintln!(
+        "wrote {} ({:?} ℓ = {}, V = {}, L = {}, {} tensors, {:.1} MB, {} weights{}){}",
+        args.out.display(),
+        config.model_class,
+        config.subtokens,
+        config.vocab_size,
+        config.length,
+        converted.tensors.len(),
+        weights.len() as f64 / 1e6,
+        if args.no_ema { "trained" } else { "EMA" },
+        converted.global_step.map(|s| format!(" after {s} steps")).unwrap_or_default(),
+        if tokenizer.is_some() { ", with its tokenizer" } else { "" }
+    );
+    Ok(())
+}
