@@ -11,7 +11,8 @@ for both; a trajectory written by native `prime generate --trajectory` opens in 
 replays; an end-to-end drive of the page (partial states shown, timeline scrubbed, trajectory
 export equal to the page, screenshots saved to target/browser-artifacts/); readable messages
 for a missing WebGPU, a 404, truncated downloads and a bad config; a model name from the URL
-shown as text, never parsed as markup.
+shown as text, never parsed as markup; a model folder opened from local files generates the
+native tokens.
 """
 
 import base64
@@ -353,6 +354,31 @@ def webgpu_device_executor_equals_host_executor(browser, base):
 
 
 @test
+def opens_a_local_model_folder(browser, base):
+    """The page opens a model folder from local files (as `prime convert` writes it) without a
+    server, and generates with it: the tokens equal native `prime generate` on that folder."""
+    prompt, steps, seed = "It was", 8, 3
+    open_page(browser, base, "backend=cpu&models=models/prime/")
+    wait_ready(browser)
+    browser.js("""const names = ['config.json', 'model.safetensors', 'tokenizer.json'];
+        window.localFiles = null;
+        Promise.all(names.map((n) => fetch('models/prime/' + n).then((r) => r.blob())))
+          .then((blobs) => { window.localFiles = blobs.map((b, i) => new File([b], names[i])); });""")
+    browser.wait("window.localFiles", 60, "the model files")
+    browser.js("window.prime.openModel(window.localFiles.slice(0, 1));")
+    status = browser.js("return document.getElementById('status').textContent")
+    assert "missing: model.safetensors" in status, status
+    browser.js("window.prime.openModel(window.localFiles);")
+    info = wait_ready(browser)
+    name = browser.js(f"return {PANEL.format(i=0)}.el.querySelector('h2').textContent")
+    assert name == "local model (local)" and info["model"]["vocab_size"] == 4096, (name, info["model"])
+    run_generation(browser, prompt, steps, seed)
+    got, want = final_tokens(browser), native_tokens(prompt, steps, seed, "cpu")
+    print(f"      local folder: {sum(a == b for a, b in zip(got, want))}/{len(want)} tokens equal native", flush=True)
+    assert got == want, "the locally opened model's tokens differ from native"
+
+
+@test
 def untrusted_names_are_text(browser, base):
     """A model name from the ?models= query lands in the page as text: a URL cannot inject markup."""
     name = '<img src=x onerror="window.pwned=1">'
@@ -586,6 +612,7 @@ def main():
                 ("end_to_end", lambda: end_to_end(browser, BASE)),
                 ("readable_failures", lambda: readable_failures(browser, BASE)),
                 ("untrusted_names_are_text", lambda: untrusted_names_are_text(browser, BASE)),
+                ("opens_a_local_model_folder", lambda: opens_a_local_model_folder(browser, BASE)),
             ]
             for name, step in plan:
                 if not only or name in only:

@@ -37,7 +37,7 @@ class Panel {
     this.worker = spec.trajectory ? new Replayer(spec.trajectory) : new Worker('worker.js', { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.fail(`the worker failed to start: ${e.message ?? 'script error'}`);
-    this.worker.postMessage({ type: 'load', base: spec.path, backend });
+    this.worker.postMessage({ type: 'load', base: spec.path, files: spec.files, backend });
   }
 
   receive(msg) {
@@ -454,6 +454,32 @@ function parseTrajectory(text, name) {
   return { header, steps, ending };
 }
 
+// Opens a model folder from local files (config.json, model.safetensors, optional
+// tokenizer.json — e.g. written by `prime convert`) in place of the current panels: no server
+// is involved, the worker reads the files.
+function openModel(fileList) {
+  const byName = new Map([...fileList].map((f) => [f.name, f]));
+  const files = {
+    'config.json': byName.get('config.json'),
+    'model.safetensors': byName.get('model.safetensors'),
+    'tokenizer.json': byName.get('tokenizer.json'),
+  };
+  const missing = ['config.json', 'model.safetensors'].filter((n) => !files[n]);
+  if (missing.length) {
+    setStatus(`a model folder needs config.json and model.safetensors; missing: ${missing.join(', ')}`, 'bad');
+    return;
+  }
+  const first = fileList[0];
+  const folder = first.webkitRelativePath ? first.webkitRelativePath.split('/')[0] : 'local model';
+  for (const p of panels.splice(0)) p.worker.terminate();
+  $('panels').replaceChildren();
+  hovered = null;
+  shown = null;
+  setStatus(`opening ${folder} from local files`);
+  panels.push(new Panel({ name: `${folder} (local)`, path: folder, files }));
+  refresh();
+}
+
 // Opens a trajectory file in place of the live models and replays it.
 async function openTrajectory(file) {
   try {
@@ -498,10 +524,16 @@ function wire() {
     e.target.value = '';
   });
   document.addEventListener('dragover', (e) => e.preventDefault());
+  $('open-model').addEventListener('change', (e) => {
+    if (e.target.files.length) openModel(e.target.files);
+    e.target.value = '';
+  });
+  // A drop with a config.json is a model folder's files; otherwise a trajectory.
   document.addEventListener('drop', (e) => {
     e.preventDefault();
-    const file = e.dataTransfer?.files[0];
-    if (file) openTrajectory(file);
+    const files = e.dataTransfer?.files ?? [];
+    if ([...files].some((f) => f.name === 'config.json')) openModel(files);
+    else if (files[0]) openTrajectory(files[0]);
   });
   $('speed').addEventListener('input', () =>
     panels.forEach((p) => p.worker.postMessage({ type: 'speed', delayMs: Number($('speed').value) })));
@@ -547,6 +579,6 @@ async function main() {
 }
 
 // For scripted checks: the panels, their recorded steps, the timeline position, and opening a
-// trajectory as the file picker does.
-window.prime = { panels, show: (i) => { shown = i; refresh(); }, open: openTrajectory };
+// trajectory or a model folder as the file pickers do.
+window.prime = { panels, show: (i) => { shown = i; refresh(); }, open: openTrajectory, openModel };
 main();

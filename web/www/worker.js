@@ -1,5 +1,5 @@
 // The Web Worker that owns one model: it downloads the model folder (with progress, kept in
-// the Cache API), loads it into prime-web (WebGPU, or the CPU fallback), and steps
+// the Cache API) or reads it from local files, loads it into prime-web (WebGPU, or the CPU fallback), and steps
 // generations, posting every step's trajectory record to the page. Sampling itself happens in
 // Rust: on WebGPU the sampler's kernels run on the GPU and only a few numbers per step are read.
 
@@ -73,17 +73,31 @@ async function download(url, name, optional) {
   return bytes;
 }
 
-async function load({ base, backend }) {
-  const folder = new URL(base, self.location.href);
-  const config = new TextDecoder().decode(await download(new URL('config.json', folder).href, 'config.json', false));
+// Reads a local file (from the page's "Open model" picker or a drop), with progress.
+async function readLocal(file, name) {
+  if (!file) return null;
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    post('progress', { file: name, loaded: bytes.length, total: bytes.length });
+    return bytes;
+  } catch (e) {
+    throw new Error(`cannot read ${name} (${file.name}): ${message(e)}`);
+  }
+}
+
+// The model folder from a URL (downloaded, cached) or from local files.
+async function load({ base, files, backend }) {
+  const folder = files ? null : new URL(base, self.location.href);
+  const get = (name, optional) => (files ? readLocal(files[name], name) : download(new URL(name, folder).href, name, optional));
+  const config = new TextDecoder().decode(await get('config.json', false));
   check_config(config);
-  const weights = await download(new URL('model.safetensors', folder).href, 'model.safetensors', false);
-  const tokenizer = await download(new URL('tokenizer.json', folder).href, 'tokenizer.json', true);
+  const weights = await get('model.safetensors', false);
+  const tokenizer = await get('tokenizer.json', true);
   post('progress', { file: 'initialising the device', loaded: 0, total: 0 });
   try {
     engine = await Engine.load(config, weights, tokenizer ?? undefined, backend);
   } catch (e) {
-    throw new Error(`cannot load the model from ${folder.pathname}: ${message(e)}`);
+    throw new Error(`cannot load the model from ${folder ? folder.pathname : base}: ${message(e)}`);
   }
   return JSON.parse(engine.info());
 }
