@@ -1,6 +1,6 @@
 //! `prime-native`: the two command-line programs of the runtime, and what they share.
 //!
-//! - `prime` (`src/main.rs`): the runtime — `generate`, `convert`, `forward`, `bench`, `info`.
+//! - `prime` (`src/main.rs`): the runtime — `generate`, `convert`, `init`, `forward`, `bench`, `info`.
 //! - `prime-train` (`src/prime_train.rs`): the demo-model pipeline — `corpus`, `tokenizer`,
 //!   `train`, `words`.
 //!

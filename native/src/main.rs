@@ -6,6 +6,7 @@ mod convert;
 mod forward;
 mod generate;
 mod info;
+mod init;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,8 @@ enum Command {
     Forward(forward::ForwardArgs),
     /// Convert an official Lightning checkpoint (.ckpt) into a model folder.
     Convert(convert::ConvertArgs),
+    /// Write a randomly initialised model folder of an official shape (for benchmarks).
+    Init(init::InitArgs),
     /// Time network calls and sampler steps; report NFE, idle steps and bytes read back.
     Bench(bench::BenchArgs),
     /// List GPU adapters and the backend that would be chosen.
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Init(args) => init::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info(args) => info::run(args),
     })

@@ -132,6 +132,11 @@ fn errors_are_one_line_and_never_panics() {
         (vec!["bench", "--random", "--length", "1000000000", "--device", "cpu"], "length = 1000000000"),
         (vec!["bench", "--model", m, "--length", "8", "--device", "cpu"], "--length applies only to --random"),
         (vec!["generate", "--model", m, "--device", "cpu", "--require-gpu"], "--require-gpu"),
+        (vec!["init", "--preset", "owt-l2", "--out", config.to_str().unwrap()], "is a file"),
+        (
+            vec!["init", "--preset", "owt-l2", "--out", "/tmp/x", "--tokenizer", "/nonexistent.json"],
+            "/nonexistent.json",
+        ),
     ];
     for (args, needle) in cases {
         let out = prime(&args);

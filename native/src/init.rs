@@ -1,0 +1,114 @@
+//! `prime init`: a randomly initialised model folder of an official shape, for benchmarks and
+//! for trying the runtime at real size without a trained checkpoint.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use prime_core::model::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use prime_core::network::parameter_shapes;
+use prime_core::text::TextCodec;
+use prime_core::train::initial_weights;
+use prime_core::weights::to_safetensors;
+use prime_core::{ModelClass, ModelConfig};
+
+/// Arguments of `prime init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The official shape to make.
+    #[arg(long, value_enum)]
+    preset: Preset,
+    /// The model folder to write (created; files in it are replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// A `tokenizer.json` to copy into the folder (e.g. the GPT-2 one `prime convert` recovers).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+}
+
+/// The OpenWebText models of the paper (spec §7): GPT-2 vocabulary, L = 1024, hidden 768,
+/// 12 blocks, 12 heads, conditioning 128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// MDLM (ℓ = 1).
+    OwtL1,
+    /// MDM-Prime, ℓ = 2.
+    OwtL2,
+    /// MDM-Prime, ℓ = 4.
+    OwtL4,
+}
+
+impl Preset {
+    fn config(self) -> ModelConfig {
+        let subtokens = match self {
+            Self::OwtL1 => 1,
+            Self::OwtL2 => 2,
+            Self::OwtL4 => 4,
+        };
+        ModelConfig {
+            model_class: if subtokens == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT },
+            vocab_size: 50257,
+            subtokens,
+            base: None,
+            hidden_size: 768,
+            n_blocks: 12,
+            n_heads: 12,
+            cond_dim: 128,
+            length: 1024,
+            mlp_ratio: 4,
+            layer_norm_eps: 1e-5,
+            rope_base: 10000.0,
+            frequency_embedding_size: 256,
+            carry_over: true,
+        }
+    }
+}
+
+/// Runs the command.
+pub fn run(args: InitArgs) -> anyhow::Result<()> {
+    let config = args.preset.config();
+    if args.out.is_file() {
+        bail!("--out {} is a file; give a folder", args.out.display());
+    }
+    let tokenizer = match &args.tokenizer {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            TextCodec::from_bytes(&bytes, config.vocab_size).with_context(|| format!("{}", path.display()))?;
+            Some(bytes)
+        }
+        None => None,
+    };
+    // The init leaves the adaLN modulations and the output layer at zero (as the official
+    // init does), which makes every output uniform; the cost of a network call is the same.
+    let mut weights = initial_weights(&config, args.seed)?;
+    let tensors = parameter_shapes(&config)?
+        .into_iter()
+        .map(|(name, shape)| Ok((name.clone(), weights.take(&name, &shape)?)))
+        .collect::<prime_core::Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    let bytes = to_safetensors(&tensors)?;
+    write(CONFIG_FILE, serde_json::to_string_pretty(&config)?.as_bytes())?;
+    write(WEIGHTS_FILE, &bytes)?;
+    if let Some(json) = &tokenizer {
+        write(TOKENIZER_FILE, json)?;
+    }
+    eprintln!(
+        "wrote {} ({:?} ℓ = {}, V = {}, L = {}, D = {}, {} blocks; {:.0} MB of random f32 weights)",
+        args.out.display(),
+        config.model_class,
+        config.subtokens,
+        config.vocab_size,
+        config.length,
+        config.hidden_size,
+        config.n_blocks,
+        bytes.len() as f64 / 1e6
+    );
+    Ok(())
+}
