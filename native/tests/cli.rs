@@ -15,6 +15,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The f32 `logits` tensor of a safetensors file.
+fn read_logits(path: &std::path::Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let v = file.tensor("logits").unwrap();
+    v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 fn json_of(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", stderr(out));
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
@@ -68,13 +76,7 @@ fn forward_writes_official_logits() {
         "cpu",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let read = |p: &std::path::Path| -> Vec<f32> {
-        let bytes = std::fs::read(p).unwrap();
-        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let v = file.tensor("logits").unwrap();
-        v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    };
-    let (got, want) = (read(&output), read(&model.join("cases.safetensors")));
+    let (got, want) = (read_logits(&output), read_logits(&model.join("cases.safetensors")));
     let _ = std::fs::remove_file(&output);
     assert_eq!(got.len(), 3 * 32 * 1000);
     let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -356,13 +358,7 @@ fn convert_official_checkpoint() {
         ];
         let result = prime(&args);
         assert!(result.status.success(), "{}", stderr(&result));
-        let read = |p: &std::path::Path| -> Vec<f32> {
-            let bytes = std::fs::read(p).unwrap();
-            let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-            let v = file.tensor("logits").unwrap();
-            v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-        };
-        let (got, want) = (read(&logits), read(&cases));
+        let (got, want) = (read_logits(&logits), read_logits(&cases));
         assert_eq!(got.len(), 3 * 32 * 50257);
         let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         // f16 weights round each weight to 11 significant bits: measured 3.3e-3 on logits up to 2.6.
