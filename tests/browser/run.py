@@ -378,6 +378,72 @@ def opens_a_local_model_folder(browser, base):
     assert got == want, "the locally opened model's tokens differ from native"
 
 
+def synthetic_trajectory(length, subtokens, base, steps, seed=1):
+    """A `prime-trajectory` of official shape (no model needed): each step reveals a random
+    share of the remaining digits; guesses, labels and candidates as a recorded run has them."""
+    import random
+    rng = random.Random(seed)
+    vocab = min(base ** subtokens, 50257)
+    n = length * subtokens
+    final = [rng.randrange(vocab) for _ in range(length)]
+    digits = [(t // base ** (subtokens - 1 - j)) % base for t in final for j in range(subtokens)]
+    state = [base] * n
+    order = list(range(n))
+    rng.shuffle(order)
+    header = {"format": "prime-trajectory", "version": 1,
+              "model": {"model_class": "PerceiverDIT", "vocab_size": vocab, "subtokens": subtokens, "base": base,
+                        "mask_id": base, "length": length, "parameters": 0, "tokenizer": False},
+              "request": {"prompt": [], "suffix": [], "pins": [], "settings": {"steps": steps, "seed": seed},
+                          "executor": "host", "sync_states": False},
+              "executor": "host", "device": "synthetic", "fixed": [False] * length}
+    lines, labelled = [header], set()
+    for k in range(steps + 1):
+        share = order[k * n // (steps + 1):(k + 1) * n // (steps + 1)] if k < steps else order[k * n // (steps + 1):]
+        for slot in share:
+            state[slot] = digits[slot]
+        guesses = [final[i] if rng.random() < 0.5 else rng.randrange(vocab) for i in range(length)]
+        partly = [i for i in range(length) if 0 < sum(state[i * subtokens + j] != base for j in range(subtokens)) < subtokens]
+        candidates = [{"position": i, "count": rng.randrange(1, 200),
+                       "top": [[rng.randrange(vocab), 0.1] for _ in range(5)]} for i in partly]
+        new = sorted(set(guesses) - labelled)
+        labelled |= set(new)
+        lines.append({"step": k, "steps": steps, "t": 1 - k / steps, "is_final": k == steps, "state": list(state),
+                      "revealed": sorted(share), "guesses": guesses, "candidates": candidates, "idle": False,
+                      "network_called": True, "nfe": k + 1, "idle_steps": 0,
+                      "labels": [[t, f"tok{t}"] for t in new], "read_bytes": 0})
+    lines.append({"outcome": {"tokens": final, "steps": steps, "nfe": steps + 1, "idle_steps": 0,
+                              "masked_at_start": n}, "text": None})
+    return "\n".join(json.dumps(line) for line in lines)
+
+
+@test
+def draws_official_size_steps(browser, base):
+    """The page draws a step of an official-size sequence (L = 1024, ℓ = 4: 4096 digit slots):
+    the time to render each step is printed (a figure for the README, not a pass mark)."""
+    open_page(browser, base, "backend=cpu&models=models/prime/")
+    wait_ready(browser)
+    steps = 12
+    browser.js("window.prime.open(new File([arguments[0]], 'official-size.jsonl'));",
+               synthetic_trajectory(1024, 4, 15, steps))
+    p = PANEL.format(i=0)
+    browser.wait(f"{p}.spec.trajectory && {p}.phase === 'ready' || {p}.steps.length > 0", 60, "the replay")
+    browser.js("document.getElementById('speed').value = 0;")
+    browser.wait(f"{p}.phase === 'done'", 120, "the replay to finish")
+    times = browser.js(f"""const out = [];
+        for (let i = 0; i <= {steps}; i += 1) {{
+          const t0 = performance.now();
+          window.prime.show(i);
+          document.body.offsetHeight; // layout included
+          out.push(performance.now() - t0);
+        }}
+        return [out, {p}.el.querySelectorAll('.cell').length];""")
+    ms, cells = times
+    browser.screenshot("page-official-size.png")
+    print(f"      L = 1024, ℓ = 4: {cells} cells; draw one step: mean {sum(ms) / len(ms):.1f} ms, "
+          f"max {max(ms):.1f} ms (headless Chromium, 2-core machine)", flush=True)
+    assert cells == 1024, f"{cells} cells drawn"
+
+
 @test
 def untrusted_names_are_text(browser, base):
     """A model name from the ?models= query lands in the page as text: a URL cannot inject markup."""
@@ -613,6 +679,7 @@ def main():
                 ("readable_failures", lambda: readable_failures(browser, BASE)),
                 ("untrusted_names_are_text", lambda: untrusted_names_are_text(browser, BASE)),
                 ("opens_a_local_model_folder", lambda: opens_a_local_model_folder(browser, BASE)),
+                ("draws_official_size_steps", lambda: draws_official_size_steps(browser, BASE)),
             ]
             for name, step in plan:
                 if not only or name in only:

@@ -167,9 +167,7 @@ class Panel {
       item.append(Object.assign(document.createElement('b'), { textContent: v }), ` ${k}`);
       stats.append(item);
     }
-    const cells = this.q('.cells');
-    cells.replaceChildren();
-    this.cells(view).forEach((cell, i) => cells.append(renderCell(cell, i, l, view.revealed)));
+    drawCells(this.q('.cells'), this.cells(view), l, view.revealed);
     this.q('.final-text').textContent = view.ending?.text ?? '';
     this.drawStrip(index ?? this.steps.length - 1);
   }
@@ -220,27 +218,52 @@ class Panel {
   }
 }
 
-function renderCell(cell, i, l, revealed) {
+// Draws the cells of a record into `container`, reusing the elements of the previous draw and
+// writing only what changed: a step of 1024 tokens × ℓ digit slots stays cheap to draw.
+function drawCells(container, cells, l, revealed) {
+  const fresh = new Set(revealed);
+  const shape = container.firstElementChild?.firstElementChild?.children.length;
+  if (container.children.length !== cells.length || (cells.length && shape !== l)) {
+    container.replaceChildren(...cells.map((_, i) => newCell(i, l)));
+  }
+  cells.forEach((cell, i) => updateCell(container.children[i], cell, i, l, fresh));
+}
+
+function newCell(i, l) {
   const div = document.createElement('div');
-  div.className = 'cell' + (cell.fixed ? ' fixed' : '') + (cell.token == null && cell.guess != null ? ' guessing' : '');
   div.dataset.index = i;
-  div.dataset.known = cell.known;
-  if (cell.token != null) div.dataset.token = cell.token;
-  div.style.setProperty('--frac', cell.known / l);
   const digits = document.createElement('div');
   digits.className = 'digits';
-  cell.digits.forEach((d, j) => {
-    const slot = document.createElement('span');
-    slot.className = d == null ? 'slot mask' : 'slot';
-    if (revealed.includes(i * l + j)) slot.classList.add('new');
-    slot.textContent = d == null ? '?' : d;
-    digits.append(slot);
-  });
+  for (let j = 0; j < l; j += 1) digits.append(document.createElement('span'));
   const label = document.createElement('div');
   label.className = 'label';
-  label.textContent = visible(cell.label) || '\u00a0';
   div.append(digits, label);
   return div;
+}
+
+// Sets a property only when it changes (an unchanged write still invalidates style).
+const assign = (el, key, value) => {
+  if (el[key] !== value) el[key] = value;
+};
+
+function updateCell(div, cell, i, l, fresh) {
+  assign(div, 'className', 'cell' + (cell.fixed ? ' fixed' : '') + (cell.token == null && cell.guess != null ? ' guessing' : ''));
+  const known = String(cell.known);
+  if (div.dataset.known !== known) {
+    div.dataset.known = known;
+    div.style.setProperty('--frac', cell.known / l);
+  }
+  if (cell.token != null) {
+    if (div.dataset.token !== String(cell.token)) div.dataset.token = cell.token;
+  } else if ('token' in div.dataset) {
+    delete div.dataset.token;
+  }
+  const slots = div.firstElementChild.children;
+  cell.digits.forEach((d, j) => {
+    assign(slots[j], 'className', (d == null ? 'slot mask' : 'slot') + (fresh.has(i * l + j) ? ' new' : ''));
+    assign(slots[j], 'textContent', d == null ? '?' : String(d));
+  });
+  assign(div.lastElementChild, 'textContent', visible(cell.label) || '\u00a0');
 }
 
 function tooltipFor(panel, i) {
