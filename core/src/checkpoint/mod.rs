@@ -133,6 +133,11 @@ fn config_int(p: &Pickle, config: &Value, path: &[&str]) -> Result<usize> {
     }
 }
 
+/// The pickle (`data.pkl`) of a `torch.save` archive, unparsed: for inspection and tests.
+pub fn data_pickle(bytes: &[u8]) -> Result<Vec<u8>> {
+    Archive::open(std::io::Cursor::new(bytes))?.record("data.pkl")
+}
+
 /// Reads a checkpoint (the bytes of a `.ckpt` file).
 pub fn convert(bytes: &[u8], source: WeightSource) -> Result<Converted> {
     let mut archive = Archive::open(std::io::Cursor::new(bytes))?;

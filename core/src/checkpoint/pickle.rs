@@ -106,7 +106,13 @@ impl Pickle {
         match value {
             Value::Node(id) => match self.node(*id) {
                 Node::Dict(items) => items.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v),
-                Node::Object { state: Some(state), .. } => self.get(state, key),
+                // Only a dict state is looked into: a state that is itself an object (even the
+                // same one, in a hostile file) would make this recurse without end.
+                Node::Object { state: Some(state @ Value::Node(sid)), .. }
+                    if matches!(self.node(*sid), Node::Dict(_)) =>
+                {
+                    self.get(state, key)
+                }
                 _ => None,
             },
             _ => None,

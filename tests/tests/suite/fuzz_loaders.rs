@@ -1,7 +1,8 @@
 //! Mutation fuzzing of everything a user hands the runtime: config.json, model.safetensors,
-//! tokenizer.json, network inputs and generation requests. Each input is a valid one, mutated
-//! at random (bit flips, interesting bytes and numbers, cuts, repeats); every call must return
-//! `Ok` or a one-line error naming its file, never panic, abort or hang.
+//! tokenizer.json, network inputs, generation requests and the pickle of a training checkpoint.
+//! Each input is a valid one, mutated at random (bit flips, interesting bytes and numbers, cuts,
+//! repeats); every call must return `Ok` or a one-line error naming its file, never panic, abort
+//! or hang.
 //!
 //! CI runs a fixed-seed round of a few seconds. A long run (the figures in the README):
 //!
@@ -266,5 +267,25 @@ fn fuzz_forward_inputs_and_requests() {
             Ok(mut run) => judge(run.run(&model, |_| std::ops::ControlFlow::Continue(())), ""),
             Err(e) => judge(Err::<(), _>(e), ""),
         }
+    });
+}
+
+/// The pickle reader of `prime convert` on mutations of the official checkpoint's `data.pkl`
+/// (the zip container checks CRCs, so mutating the archive itself would stop there).
+#[test]
+fn fuzz_checkpoint_pickle() {
+    use prime_core::checkpoint::pickle::Pickle;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("checkpoints/owt_prime_l2_co/checkpoint.ckpt");
+    let pickle = prime_core::checkpoint::data_pickle(&read(&path)).expect("the fixture's pickle");
+    // The first 64 kB hold the structure; the rest is mostly the tokenizer's JSON text.
+    fuzz("pickle", &pickle, Focus::Prefix(64 << 10), 60, |case| match Pickle::parse(case) {
+        Ok(p) => {
+            // Walk what the converter reads: a cyclic graph must not loop.
+            let hyper = p.get(&p.root, "hyper_parameters");
+            let _ = hyper.and_then(|h| p.get(h, "config")).and_then(|c| p.get(c, "_content"));
+            let _ = p.get(&p.root, "ema").and_then(|e| p.get(e, "shadow_params")).and_then(|s| p.items(s));
+            Ok(true)
+        }
+        Err(e) => judge(Err::<(), _>(e), "pickle"),
     });
 }
