@@ -145,7 +145,9 @@ fn diagnose(bytes: &[u8], error: &safetensors::SafeTensorError) -> String {
     format!("corrupt: {error}")
 }
 
-fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+/// Little-endian values of `dtype` (F32, F64, F16 or BF16) as f32; `name` names the tensor in
+/// the error for another dtype.
+pub(crate) fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
     let words = |n: usize| bytes.chunks_exact(n);
     Ok(match dtype {
         Dtype::F32 => words(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),

@@ -10,10 +10,12 @@ pub mod pickle;
 
 use std::io::Read;
 
+use safetensors::Dtype;
+
 use crate::config::{ModelClass, ModelConfig};
 use crate::error::{PrimeError, Result};
 use crate::network::parameter_shapes;
-use crate::weights::HostTensor;
+use crate::weights::{HostTensor, to_f32};
 use pickle::{Pickle, TensorRef, Value};
 
 /// Which weights to take from a checkpoint.
@@ -75,40 +77,40 @@ impl<R: std::io::Read + std::io::Seek> Archive<R> {
 
     /// A contiguous float tensor, converted to f32.
     fn tensor(&mut self, t: &TensorRef, what: &str) -> Result<HostTensor> {
-        let width = match t.storage.class.as_str() {
-            "FloatStorage" => 4,
-            "DoubleStorage" => 8,
-            "HalfStorage" | "BFloat16Storage" => 2,
+        let dtype = match t.storage.class.as_str() {
+            "FloatStorage" => Dtype::F32,
+            "DoubleStorage" => Dtype::F64,
+            "HalfStorage" => Dtype::F16,
+            "BFloat16Storage" => Dtype::BF16,
             other => return Err(bad(format!("{what} is a {other}, not a float tensor"))),
         };
-        let mut expected = 1u64;
+        let mut count = 1u64;
         for (dim, stride) in t.shape.iter().zip(&t.stride).rev() {
-            if *dim > 1 && *stride != expected {
+            if *dim > 1 && *stride != count {
                 return Err(bad(format!("{what} is not contiguous (shape {:?}, stride {:?})", t.shape, t.stride)));
             }
-            expected = expected.saturating_mul(*dim);
+            count = count.saturating_mul(*dim);
         }
-        let count = expected;
         if t.offset.saturating_add(count) > t.storage.numel {
             return Err(bad(format!("{what} reaches past its storage `{}`", t.storage.key)));
         }
         let bytes = self.record(&format!("data/{}", t.storage.key))?;
-        let start = (t.offset * width) as usize;
-        let end = start + (count * width) as usize;
-        let raw = bytes.get(start..end).ok_or_else(|| {
-            bad(format!("storage `{}` of {what} holds {} bytes, {end} needed (truncated?)", t.storage.key, bytes.len()))
+        // Offsets come from the file: checked, so that a hostile one is an error, not an overflow.
+        let width = dtype.bitsize() as u64 / 8;
+        let span = t.offset.checked_mul(width).zip(count.checked_mul(width));
+        let range = span.and_then(|(start, len)| {
+            Some(usize::try_from(start).ok()?..usize::try_from(start.checked_add(len)?).ok()?)
+        });
+        let raw = range.and_then(|r| bytes.get(r)).ok_or_else(|| {
+            bad(format!(
+                "storage `{}` of {what} holds {} bytes, fewer than {count} values at offset {} need (truncated?)",
+                t.storage.key,
+                bytes.len(),
+                t.offset
+            ))
         })?;
-        let data = match t.storage.class.as_str() {
-            "FloatStorage" => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            "DoubleStorage" => raw
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-                .collect(),
-            "HalfStorage" => raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            _ => raw.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        };
         let shape = t.shape.iter().map(|&d| d as usize).collect();
-        Ok(HostTensor { shape, data })
+        Ok(HostTensor { shape, data: to_f32(what, dtype, raw)? })
     }
 }
 
