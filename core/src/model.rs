@@ -36,6 +36,21 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|error| PrimeError::io(path, error))
 }
 
+/// Writes a model folder (created if missing): `config.json`, `model.safetensors` (the bytes of
+/// a safetensors file) and, if given, `tokenizer.json` — what [`Model::load_dir`] reads.
+pub fn write_dir(dir: &Path, config: &ModelConfig, weights: &[u8], tokenizer: Option<&[u8]>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| PrimeError::io(dir, e))?;
+    let config = serde_json::to_vec_pretty(config).map_err(|e| PrimeError::Config(e.to_string()))?;
+    let files = [(CONFIG_FILE, Some(config.as_slice())), (WEIGHTS_FILE, Some(weights)), (TOKENIZER_FILE, tokenizer)];
+    for (name, bytes) in files {
+        if let Some(bytes) = bytes {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| PrimeError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Tensors the network did not take: blocks beyond `n_blocks` mean the config and the weights
 /// disagree (an error); anything else is reported as a warning and ignored.
 fn check_leftovers(config: &ModelConfig, extra: &[String]) -> Result<()> {

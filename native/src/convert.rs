@@ -1,12 +1,12 @@
 //! `prime convert`: an official MDM-Prime Lightning checkpoint → a model folder
 //! (`config.json`, `model.safetensors`, `tokenizer.json`), without Python.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use prime_core::checkpoint::{WeightSource, convert};
-use prime_core::model::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use prime_core::model::write_dir;
 use prime_core::text::TextCodec;
 use prime_core::weights::to_safetensors_as;
 use safetensors::Dtype;
@@ -40,10 +40,6 @@ pub enum StoredDtype {
     F16,
 }
 
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Runs the command.
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     let what = || format!("checkpoint {}", args.checkpoint.display());
@@ -62,20 +58,14 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     if args.out.is_file() {
         bail!("--out {} is a file; give a folder", args.out.display());
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let dtype = match args.dtype {
         StoredDtype::F32 => Dtype::F32,
         StoredDtype::F16 => Dtype::F16,
     };
     let weights = to_safetensors_as(&converted.tensors, dtype)?;
-    write(&args.out.join(CONFIG_FILE), serde_json::to_string_pretty(&config)?.as_bytes())?;
-    write(&args.out.join(WEIGHTS_FILE), &weights)?;
-    let tokenizer_path = args.out.join(TOKENIZER_FILE);
-    match &tokenizer {
-        Some(json) => write(&tokenizer_path, json)?,
-        None => eprintln!(
-            "notice: the checkpoint carries no tokenizer; the folder works on token ids (or pass --tokenizer)"
-        ),
+    write_dir(&args.out, &config, &weights, tokenizer.as_deref())?;
+    if tokenizer.is_none() {
+        eprintln!("notice: the checkpoint carries no tokenizer; the folder works on token ids (or pass --tokenizer)");
     }
     eprintln!(
         "wrote {} ({:?} ℓ = {}, V = {}, L = {}, {} tensors, {:.1} MB, {} weights{}){}",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use prime_core::model::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use prime_core::model::write_dir;
 use prime_core::network::parameter_shapes;
 use prime_core::text::TextCodec;
 use prime_core::train::initial_weights;
@@ -88,17 +88,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|(name, shape)| Ok((name.clone(), weights.take(&name, &shape)?)))
         .collect::<prime_core::Result<Vec<_>>>()?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
     let bytes = to_safetensors(&tensors)?;
-    write(CONFIG_FILE, serde_json::to_string_pretty(&config)?.as_bytes())?;
-    write(WEIGHTS_FILE, &bytes)?;
-    if let Some(json) = &tokenizer {
-        write(TOKENIZER_FILE, json)?;
-    }
+    write_dir(&args.out, &config, &bytes, tokenizer.as_deref())?;
     eprintln!(
         "wrote {} ({:?} ℓ = {}, V = {}, L = {}, D = {}, {} blocks; {:.0} MB of random f32 weights)",
         args.out.display(),

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use prime_core::model::{CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use prime_core::model::write_dir;
 use prime_core::text::TextCodec;
 use prime_core::train::{BoundEstimate, LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, validation_bound};
 use prime_core::weights::to_safetensors;
@@ -267,17 +267,9 @@ fn load_split(text: &TextCodec, path: &Path, config: &ModelConfig) -> Result<Tok
 }
 
 fn export(trainer: &Trainer, tokenizer: &[u8], report: &TrainingReport, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let weights = to_safetensors(&trainer.ema().export()?)?;
-    let files: [(&str, Vec<u8>); 4] = [
-        (CONFIG_FILE, serde_json::to_vec_pretty(trainer.config())?),
-        (WEIGHTS_FILE, weights),
-        (TOKENIZER_FILE, tokenizer.to_vec()),
-        ("training.json", serde_json::to_vec_pretty(report)?),
-    ];
-    for (name, bytes) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    write_dir(dir, trainer.config(), &weights, Some(tokenizer))?;
+    let path = dir.join("training.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
