@@ -53,10 +53,14 @@ pub struct ModelConfig {
     pub carry_over: bool,
 }
 
-/// Text of a JSON file, without a UTF-8 byte-order mark (editors on Windows write one).
+/// JSON text without a leading UTF-8 byte-order mark (editors on Windows write one).
+fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// Text of a JSON file, without a byte-order mark.
 pub(crate) fn json_text(bytes: &[u8]) -> std::result::Result<&str, String> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    std::str::from_utf8(bytes).map_err(|e| format!("is not UTF-8 text ({e})"))
+    std::str::from_utf8(bytes).map(without_bom).map_err(|e| format!("is not UTF-8 text ({e})"))
 }
 
 /// The most memory a model may need (weights plus one call's intermediates, estimated by
@@ -139,7 +143,7 @@ fn default_carry_over() -> bool {
 impl ModelConfig {
     /// Parses and validates `config.json` text.
     pub fn from_json(text: &str) -> Result<Self> {
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let text = without_bom(text);
         let mut de = serde_json::Deserializer::from_str(text);
         let config: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
