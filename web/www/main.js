@@ -477,6 +477,14 @@ function parseTrajectory(text, name) {
   return { header, steps, ending };
 }
 
+// Ends every panel's worker and removes the panels, before something else takes their place.
+function clearPanels() {
+  for (const p of panels.splice(0)) p.worker.terminate();
+  $('panels').replaceChildren();
+  hovered = null;
+  shown = null;
+}
+
 // Opens a model folder from local files (config.json, model.safetensors, optional
 // tokenizer.json — e.g. written by `prime convert`) in place of the current panels: no server
 // is involved, the worker reads the files.
@@ -494,10 +502,7 @@ function openModel(fileList) {
   }
   const first = fileList[0];
   const folder = first.webkitRelativePath ? first.webkitRelativePath.split('/')[0] : 'local model';
-  for (const p of panels.splice(0)) p.worker.terminate();
-  $('panels').replaceChildren();
-  hovered = null;
-  shown = null;
+  clearPanels();
   setStatus(`opening ${folder} from local files`);
   panels.push(new Panel({ name: `${folder} (local)`, path: folder, files }));
   refresh();
@@ -507,10 +512,7 @@ function openModel(fileList) {
 async function openTrajectory(file) {
   try {
     const trajectory = parseTrajectory(await file.text(), file.name);
-    for (const p of panels.splice(0)) p.worker.terminate();
-    $('panels').replaceChildren();
-    hovered = null;
-    shown = null;
+    clearPanels();
     const { request } = trajectory.header;
     if (typeof request.prompt === 'string') $('prompt').value = request.prompt;
     $('steps').value = request.settings.steps;

@@ -1,7 +1,8 @@
 // The Web Worker that owns one model: it downloads the model folder (with progress, kept in
-// the Cache API) or reads it from local files, loads it into prime-web (WebGPU, or the CPU fallback), and steps
-// generations, posting every step's trajectory record to the page. Sampling itself happens in
-// Rust: on WebGPU the sampler's kernels run on the GPU and only a few numbers per step are read.
+// the Cache API) or reads it from local files, loads it into prime-web (WebGPU, or the CPU
+// fallback), and steps generations, posting every step's trajectory record to the page.
+// Sampling itself happens in Rust: on WebGPU the sampler's kernels run on the GPU and only a
+// few numbers per step are read.
 
 import init, { Engine, check_config } from './pkg/prime_web.js';
 
