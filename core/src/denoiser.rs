@@ -13,4 +13,9 @@ pub trait Denoiser {
     fn device(&self) -> &Device;
     /// Logits (L × V_out) of a sub-token state (ℓ·L ids in `[0, b]`).
     fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>>;
+    /// Logits of several states, in order. A network overrides this to run them as one batch
+    /// (one call, B sequences); the default calls [`Denoiser::logits`] for each.
+    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Tensor<2>>> {
+        states.into_iter().map(|s| self.logits(s)).collect()
+    }
 }

@@ -97,6 +97,22 @@ impl GenerationRequest {
         }
     }
 
+    /// Starts `count` generations of this request, the i-th with seed `seed + i` (each draws what
+    /// a single run with that seed draws); [`crate::sampler::run_together`] batches their network
+    /// calls.
+    pub fn start_seeds(&self, model: &Model, count: usize) -> Result<Vec<Run>> {
+        (0..count)
+            .map(|i| {
+                let seed = u64::try_from(i).ok().and_then(|i| self.settings.seed.checked_add(i)).ok_or_else(|| {
+                    PrimeError::Input(format!("seed {} + sample {i} overflows a 64-bit seed", self.settings.seed))
+                })?;
+                let mut request = self.clone();
+                request.settings.seed = seed;
+                request.start(model)
+            })
+            .collect()
+    }
+
     /// Checks the request against `model` and starts the generation. The carry-over filter is
     /// used only where the model was trained for it.
     pub fn start(&self, model: &Model) -> Result<Run> {

@@ -203,12 +203,23 @@ impl Denoiser for Model {
     }
 
     fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        let mut logits = self.logits_batch(vec![state])?;
+        logits.pop().ok_or_else(|| PrimeError::Input("the network returned no logits".into()))
+    }
+
+    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Tensor<2>>> {
         let n = self.config.sequence_subtokens();
-        if state.dims()[0] != n {
-            return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", state.dims()[0])));
+        if let Some(bad) = states.iter().find(|s| s.dims()[0] != n) {
+            return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", bad.dims()[0])));
         }
-        let logits = self.network.forward(&self.constants, state.reshape([1, n]), None);
+        let batch = states.len();
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        self.config.footprint().check(batch).map_err(PrimeError::Input)?;
+        let ids = Tensor::cat(states, 0).reshape([batch, n]);
+        let logits = self.network.forward(&self.constants, ids, None);
         let [_, length, width] = logits.dims();
-        Ok(logits.reshape([length, width]))
+        Ok(logits.chunk(batch, 0).into_iter().map(|row| row.reshape([length, width])).collect())
     }
 }

@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use prime_core::device::{ComputeDevice, ModelSource};
 use prime_core::kernels::KernelPath;
+use prime_core::sampler::run_together;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
 use prime_core::train::initial_weights;
 use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Model, ModelClass, ModelConfig, SamplerSettings};
@@ -45,6 +46,10 @@ pub struct BenchArgs {
     /// Paths to time, comma-separated (default: all the device supports).
     #[arg(long, value_enum, value_delimiter = ',')]
     paths: Vec<BenchPath>,
+    /// Batch sizes B to time, comma-separated: the network call with B sequences and B
+    /// generations run together (seeds 0..B, the default executor), reported as samples/s.
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch: Vec<u32>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -88,6 +93,18 @@ struct Row {
     idle_step_ratio: f64,
     readbacks_per_step: f64,
     bytes_read_per_step: f64,
+    samples_per_second: f64,
+}
+
+/// Figures of one batch size B.
+#[derive(Debug, Serialize)]
+struct BatchRow {
+    batch: usize,
+    ms_per_network_call: f64,
+    ms_per_sequence: f64,
+    samples_per_second: f64,
+    nfe: f64,
+    idle_step_ratio: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +121,7 @@ struct Figures {
     expected_nfe: f64,
     expected_idle_step_ratio: f64,
     rows: Vec<Row>,
+    batches: Vec<BatchRow>,
 }
 
 /// The random model of `--random`.
@@ -145,21 +163,46 @@ impl Denoiser for Fixed {
     }
 }
 
-/// Milliseconds of one network pass on the device, synchronised by a one-number readback;
-/// also returns the all-masked state's logits.
-fn network_pass(model: &Model) -> Result<(f64, Tensor<2>)> {
+/// Milliseconds of one network call with `batch` all-masked sequences, synchronised by a
+/// one-number readback per sequence; also returns the first sequence's logits.
+fn network_pass(model: &Model, batch: usize) -> Result<(f64, Tensor<2>)> {
     let n = model.config().sequence_subtokens();
     let mask = model.codec().mask_id() as i32;
     let ids = || Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device());
-    let sync = |t: Tensor<2>| t.sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"));
-    let logits = model.logits(ids())?;
-    sync(logits.clone())?; // warm-up: compiles kernels
+    let call = || -> Result<Vec<Tensor<2>>> {
+        let logits = model.logits_batch((0..batch).map(|_| ids()).collect())?;
+        for t in &logits {
+            t.clone().sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"))?;
+        }
+        Ok(logits)
+    };
+    let first = call()?.into_iter().next().context("the network returned no logits")?; // warm-up: compiles kernels
     let passes = 3;
     let start = Instant::now();
     for _ in 0..passes {
-        sync(model.logits(ids())?)?;
+        call()?;
     }
-    Ok((start.elapsed().as_secs_f64() * 1e3 / f64::from(passes), logits))
+    Ok((start.elapsed().as_secs_f64() * 1e3 / f64::from(passes), first))
+}
+
+/// Times `batch` generations (seeds 0..batch) run together, their network calls batched.
+fn batch_row(model: &Model, args: &BenchArgs, batch: usize) -> Result<BatchRow> {
+    let (call_ms, _) = network_pass(model, batch)?;
+    let settings = SamplerSettings { steps: args.steps, ..Default::default() };
+    let request = GenerationRequest { settings, ..GenerationRequest::default() };
+    let mut runs = request.start_seeds(model, batch)?;
+    let start = Instant::now();
+    let outcomes = run_together(&mut runs, model, |_, _, _| ControlFlow::Continue(()))?.context("benchmark aborted")?;
+    let seconds = start.elapsed().as_secs_f64();
+    let b = batch as f64;
+    Ok(BatchRow {
+        batch,
+        ms_per_network_call: call_ms,
+        ms_per_sequence: call_ms / b,
+        samples_per_second: b / seconds,
+        nfe: outcomes.iter().map(|o| o.nfe as f64).sum::<f64>() / b,
+        idle_step_ratio: outcomes.iter().map(|o| o.idle_steps as f64).sum::<f64>() / (b * args.steps as f64),
+    })
 }
 
 /// Runs `prime bench`.
@@ -183,9 +226,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         args.paths.clone()
     };
-    let (call_ms, logits) = network_pass(&model).context("timing the network")?;
+    let (call_ms, logits) = network_pass(&model, 1).context("timing the network")?;
     let fixed = Fixed { device: logits.device(), logits };
-    let bar = ProgressBar::new(args.runs * paths.len() as u64);
+    let bar = ProgressBar::new(args.runs * paths.len() as u64 + args.batch.len() as u64);
     let mut rows = Vec::new();
     let mut masked = 0;
     for &path in &paths {
@@ -221,7 +264,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             idle_step_ratio: idle as f64 / (runs * args.steps as f64),
             readbacks_per_step: readbacks as f64 / steps,
             bytes_read_per_step: bytes as f64 / steps,
+            samples_per_second: runs * 1e3 / ms.max(f64::MIN_POSITIVE),
         });
+    }
+    let mut batches = Vec::new();
+    for &b in &args.batch {
+        batches.push(batch_row(&model, &args, b as usize).with_context(|| format!("timing batch size {b}"))?);
+        bar.inc(1);
     }
     bar.finish_and_clear();
     let figures = Figures {
@@ -237,6 +286,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         expected_nfe: expected_nfe(args.steps, masked),
         expected_idle_step_ratio: expected_idle_ratio(args.steps, masked),
         rows,
+        batches,
     };
     if args.json {
         println!("{}", serde_json::to_string(&figures)?);
@@ -254,20 +304,45 @@ pub fn run(args: BenchArgs) -> Result<()> {
         figures.expected_nfe, figures.expected_idle_step_ratio
     );
     println!(
-        "{:<13} {:>10} {:>16} {:>9} {:>8} {:>7} {:>15} {:>13}",
-        "path", "ms/step", "sampler ms/step", "% step", "NFE", "idle", "readbacks/step", "kB read/step"
+        "{:<13} {:>10} {:>16} {:>9} {:>10} {:>8} {:>7} {:>15} {:>13}",
+        "path", "ms/step", "sampler ms/step", "% step", "samples/s", "NFE", "idle", "readbacks/step", "kB read/step"
     );
     for r in &figures.rows {
         println!(
-            "{:<13} {:>10.3} {:>16.3} {:>8.1}% {:>8.1} {:>7.3} {:>15.2} {:>13.1}",
+            "{:<13} {:>10.3} {:>16.3} {:>8.1}% {:>10.4} {:>8.1} {:>7.3} {:>15.2} {:>13.1}",
             format!("{:?}", r.path).to_lowercase(),
             r.ms_per_step,
             r.sampler_ms_per_step,
             100.0 * r.sampler_share_of_step,
+            r.samples_per_second,
             r.nfe,
             r.idle_step_ratio,
             r.readbacks_per_step,
             r.bytes_read_per_step / 1e3
+        );
+    }
+    let (base_batch, base) = figures.batches.first().map_or((1, 0.0), |r| (r.batch, r.samples_per_second));
+    println!();
+    println!(
+        "{:<6} {:>12} {:>15} {:>10} {:>11} {:>8} {:>7}",
+        "B",
+        "ms/call",
+        "ms/sequence",
+        "samples/s",
+        format!("vs B = {base_batch}"),
+        "NFE",
+        "idle"
+    );
+    for r in &figures.batches {
+        println!(
+            "{:<6} {:>12.3} {:>15.3} {:>10.4} {:>10.2}× {:>8.1} {:>7.3}",
+            r.batch,
+            r.ms_per_network_call,
+            r.ms_per_sequence,
+            r.samples_per_second,
+            r.samples_per_second / base.max(f64::MIN_POSITIVE),
+            r.nfe,
+            r.idle_step_ratio
         );
     }
     Ok(())

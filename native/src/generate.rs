@@ -1,12 +1,14 @@
 //! `prime generate`: sample a sequence, print its text (or ids) and the sampling figures.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use prime_core::sampler::run_together;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::trajectory::{Ending, Header, Recorder};
 use prime_core::{GenerationRequest, SamplerSettings, Tokens};
@@ -15,6 +17,11 @@ use serde::Serialize;
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
 use prime_native::sampler_args::SamplerArgs;
+
+/// Most samples one command draws.
+const MAX_SAMPLES: u32 = 4096;
+/// Default sequences per network call when --batch is not given.
+const DEFAULT_BATCH: u32 = 8;
 
 /// Arguments of `prime generate`.
 #[derive(Args, Debug)]
@@ -57,7 +64,15 @@ pub struct GenerateArgs {
     no_carry_over: bool,
     #[command(flatten)]
     sampler: SamplerArgs,
-    /// Print one JSON object instead of text.
+    /// Number of samples; sample i uses seed --seed + i and draws what a single run with that
+    /// seed draws.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_SAMPLES as i64))]
+    samples: u32,
+    /// Sequences per network call (default: all samples, at most 8). Larger batches use the
+    /// cores (or the GPU) better and hold B sequences' activations at once.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_SAMPLES as i64))]
+    batch: Option<u32>,
+    /// Print one JSON object per sample (one line each) instead of text.
     #[arg(long)]
     json: bool,
     /// Write the trajectory (the `prime-trajectory` JSON Lines format, see the README) to this
@@ -77,6 +92,7 @@ fn parse_pin(s: &str) -> Result<(usize, u32), String> {
 
 #[derive(Serialize)]
 struct Report {
+    seed: u64,
     text: String,
     tokens: Vec<u32>,
     steps: usize,
@@ -88,6 +104,7 @@ struct Report {
     backend: String,
     sampler: &'static str,
     bytes_read: usize,
+    batch: usize,
 }
 
 fn tokens(text: &Option<String>, ids: &[u32]) -> Tokens {
@@ -122,6 +139,11 @@ impl TrajectoryFile {
 
 /// Runs the command.
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let samples = args.samples as usize;
+    let batch = args.batch.unwrap_or(args.samples.min(DEFAULT_BATCH)) as usize;
+    if args.trajectory.is_some() && samples > 1 {
+        anyhow::bail!("--trajectory records one sample; leave out --samples or set it to 1");
+    }
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
     let request = GenerationRequest {
@@ -142,69 +164,100 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         sync_states: false,
     };
     let executor = request.resolve_executor(&model)?.name();
-    let mut run = request.start(&model)?;
-    let masked = run.sampler().masked_at_start();
+    let backend = DeviceArgs::describe(&device);
     let mut trajectory = match &args.trajectory {
-        Some(path) => {
-            let mut file = TrajectoryFile::create(path)?;
-            file.line(&Header::new(&model, &request, &run, executor, &DeviceArgs::describe(&device)))?;
-            Some(file)
-        }
+        Some(path) => Some(TrajectoryFile::create(path)?),
         None => None,
     };
-    let bar = ProgressBar::new(args.steps as u64 + 1);
+    let bar = ProgressBar::new((samples * (args.steps + 1)) as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} steps {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    while !run.is_done() {
-        let event = run.step(&model)?;
-        bar.set_position(event.step as u64 + 1);
-        bar.set_message(format!("NFE {} · idle {}", event.nfe, event.idle_steps));
+    let mut done = 0;
+    let mut reports = Vec::with_capacity(samples);
+    for first in (0..samples).step_by(batch) {
+        let count = batch.min(samples - first);
+        let mut group = request.clone();
+        group.settings.seed = request.settings.seed.checked_add(first as u64).context("the seeds overflow")?;
+        let mut runs = group.start_seeds(&model, count)?;
         if let Some(file) = trajectory.as_mut() {
-            let record = file.recorder.record(&model, &event, run.stats().last_step_bytes);
-            file.line(&record)?;
+            file.line(&Header::new(&model, &group, &runs[0], executor, &backend))?;
+        }
+        let group_started = Instant::now();
+        let mut failed = None;
+        run_together(&mut runs, &model, |_, run, event| {
+            done += 1;
+            bar.set_position(done);
+            bar.set_message(format!("NFE {} · idle {}", event.nfe, event.idle_steps));
+            if let Some(file) = trajectory.as_mut() {
+                let record = file.recorder.record(&model, event, run.stats().last_step_bytes);
+                if let Err(e) = file.line(&record) {
+                    failed = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let seconds = group_started.elapsed().as_secs_f64();
+        for (i, run) in runs.iter().enumerate() {
+            let ending = Ending::of(&model, run)?;
+            if let Some(file) = trajectory.take() {
+                let mut file = file;
+                file.line(&ending)?;
+                file.finish()?;
+            }
+            let masked = run.sampler().masked_at_start();
+            let Ending { outcome, text } = ending;
+            let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+            reports.push(Report {
+                seed: group.settings.seed + i as u64,
+                text,
+                idle_ratio: outcome.idle_steps as f64 / outcome.steps as f64,
+                expected_idle_ratio: expected_idle_ratio(outcome.steps, masked),
+                tokens: outcome.tokens,
+                steps: outcome.steps,
+                nfe: outcome.nfe,
+                idle_steps: outcome.idle_steps,
+                seconds,
+                backend: backend.clone(),
+                sampler: executor,
+                bytes_read: run.stats().bytes_read,
+                batch: count,
+            });
         }
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let ending = Ending::of(&model, &run)?;
-    if let Some(mut file) = trajectory {
-        file.line(&ending)?;
-        file.finish()?;
-    }
-    let Ending { outcome, text } = ending;
-    let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
-    let stats = run.stats();
-    if args.json {
-        let report = Report {
-            text,
-            idle_ratio: outcome.idle_steps as f64 / outcome.steps as f64,
-            expected_idle_ratio: expected_idle_ratio(outcome.steps, masked),
-            tokens: outcome.tokens,
-            steps: outcome.steps,
-            nfe: outcome.nfe,
-            idle_steps: outcome.idle_steps,
-            seconds,
-            backend: DeviceArgs::describe(&device),
-            sampler: executor,
-            bytes_read: stats.bytes_read,
-        };
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("{text}");
+    for r in &reports {
+        if args.json {
+            println!("{}", serde_json::to_string(r)?);
+            continue;
+        }
+        if samples > 1 {
+            println!("# sample seed {}", r.seed);
+        }
+        println!("{}", r.text);
         eprintln!(
-            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {:.2} s on {} ({} executor, {:.1} kB read back)",
-            outcome.steps,
-            outcome.nfe,
-            outcome.idle_steps,
-            100.0 * outcome.idle_steps as f64 / outcome.steps as f64,
-            100.0 * expected_idle_ratio(outcome.steps, masked),
-            seconds,
-            DeviceArgs::describe(&device),
-            executor,
-            stats.bytes_read as f64 / 1e3
+            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {} executor, {:.1} kB read back",
+            r.steps,
+            r.nfe,
+            r.idle_steps,
+            100.0 * r.idle_ratio,
+            100.0 * r.expected_idle_ratio,
+            r.sampler,
+            r.bytes_read as f64 / 1e3
+        );
+    }
+    if !args.json {
+        eprintln!(
+            "{samples} sample{} in {seconds:.2} s on {backend} ({:.3} samples/s, {batch} per network call)",
+            if samples == 1 { "" } else { "s" },
+            samples as f64 / seconds
         );
     }
     Ok(())

@@ -14,8 +14,25 @@ pub mod sampler_args;
 /// Sets up the process before anything else runs: quiet GPU probing, then logging.
 pub fn init() {
     quiet_headless_vulkan();
+    keep_freed_memory();
     init_logging();
 }
+
+/// glibc serves every allocation above its mmap threshold (32 MiB at most) with a fresh
+/// mapping and unmaps it when freed, so each CPU network call page-faults its large temporaries
+/// (the logits, L × V floats) in anew: 11 % of a forward's time. With mmap off and trimming
+/// raised, freed blocks stay in the heap and the next call reuses them.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; called first in `main`.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
 
 /// Without a display, Mesa's Vulkan device-selection layer tries to reach one and prints
 /// "XDG_RUNTIME_DIR is invalid" to stderr at every start. It only orders GPUs by the display

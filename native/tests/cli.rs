@@ -134,6 +134,10 @@ fn errors_are_one_line_and_never_panics() {
         (vec!["bench", "--random", "--length", "1000000000", "--device", "cpu"], "length = 1000000000"),
         (vec!["bench", "--model", m, "--length", "8", "--device", "cpu"], "--length applies only to --random"),
         (vec!["generate", "--model", m, "--device", "cpu", "--require-gpu"], "--require-gpu"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--samples", "0"], "--samples"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--batch", "0"], "--batch"),
+        (vec!["generate", "--model", m, "--device", "cpu", "--samples", "2", "--trajectory", "/tmp/x"], "one sample"),
+        (vec!["bench", "--model", m, "--device", "cpu", "--batch", "0"], "--batch"),
         (vec!["init", "--preset", "owt-l2", "--out", config.to_str().unwrap()], "is a file"),
         (
             vec!["init", "--preset", "owt-l2", "--out", "/tmp/x", "--tokenizer", "/nonexistent.json"],
@@ -222,6 +226,48 @@ fn bench_reports_its_figures() {
     assert_eq!(rows[0]["bytes_read_per_step"].as_f64(), Some(nfe * 16.0 * width * 4.0 / 17.0), "{v}");
     assert_eq!(rows[1]["readbacks_per_step"].as_f64(), Some(1.0 / 17.0), "{v}");
     assert_eq!(rows[1]["bytes_read_per_step"].as_f64(), Some(32.0 * 4.0 / 17.0), "{v}");
+}
+
+/// `--samples N --batch B`: sample i is the single run with seed s + i, whatever B is.
+#[test]
+fn batched_samples_are_the_single_runs_with_consecutive_seeds() {
+    let model = golden("prime_l4_small");
+    let m = model.to_str().unwrap();
+    let base = ["generate", "--model", m, "--steps", "24", "--json", "--device", "cpu", "--prompt-ids", "5"];
+    let lines = |out: &Output| -> Vec<serde_json::Value> {
+        assert!(out.status.success(), "{}", stderr(out));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    };
+    let batched = lines(&prime(&[&base[..], &["--seed", "7", "--samples", "5", "--batch", "2"]].concat()));
+    assert_eq!(batched.len(), 5);
+    for (i, sample) in batched.iter().enumerate() {
+        let seed = (7 + i).to_string();
+        let alone = lines(&prime(&[&base[..], &["--seed", &seed]].concat()));
+        assert_eq!(alone.len(), 1);
+        assert_eq!(sample["seed"].as_u64(), Some(7 + i as u64));
+        assert_eq!(sample["batch"].as_u64(), Some(if i < 4 { 2 } else { 1 }), "{sample}");
+        for key in ["tokens", "nfe", "idle_steps"] {
+            assert_eq!(sample[key], alone[0][key], "sample {i}: {key}");
+        }
+    }
+    assert_ne!(batched[0]["tokens"], batched[1]["tokens"]);
+}
+
+#[test]
+fn bench_reports_samples_per_second_per_batch_size() {
+    let model = golden("prime_l2_tiny");
+    let m = model.to_str().unwrap();
+    let args = ["bench", "--model", m, "--steps", "8", "--runs", "1", "--paths", "host", "--batch", "1,3", "--json"];
+    let v = json_of(&prime(&[&args[..], &["--device", "cpu"]].concat()));
+    let batches = v["batches"].as_array().expect("batches");
+    assert_eq!(batches.iter().map(|b| b["batch"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3], "{v}");
+    for b in batches {
+        for key in ["ms_per_network_call", "ms_per_sequence", "samples_per_second"] {
+            assert!(b[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {b}");
+        }
+        assert!((2.0..=9.0).contains(&b["nfe"].as_f64().unwrap()), "{b}");
+    }
+    assert!(v["rows"][0]["samples_per_second"].as_f64().is_some_and(|x| x > 0.0), "{v}");
 }
 
 #[test]

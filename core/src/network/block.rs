@@ -1,7 +1,9 @@
 //! One DDiT block: adaLN-modulated attention with RoPE, then an adaLN-modulated GELU MLP.
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, activation::softmax};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Tensor};
 
 use super::layers::{Linear, export_linear, gelu_tanh, layer_norm, modulate, vector, vector_to_host};
 use super::rope::RopeTables;
@@ -128,8 +130,11 @@ impl Block {
                 [&q, &k, &v].iter().map(|x| (*x).clone().swap_dims(1, 2).unsqueeze_dim::<5>(2)).collect();
             t.record(&format!("block_{i}_qkv_rope"), Tensor::cat(stacked, 2));
         }
-        let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (dh as f64).sqrt());
-        let attn = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([rows, d]);
+        // Burn's attention op: softmax(q·kᵀ / √dh)·v. With the default options (scale 1/√dh, no
+        // mask, bias or softcap) backends use their fused kernel; burn-flex tiles long sequences
+        // with an online softmax, so the H·L² score matrix is never held whole.
+        let attn = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let attn = attn.swap_dims(1, 2).reshape([rows, d]);
         if let Some((t, i)) = trace.as_mut() {
             t.record(&format!("block_{i}_attn"), attn.clone().reshape([batch, length, d]));
         }

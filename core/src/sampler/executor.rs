@@ -1,6 +1,6 @@
 //! What an executor is: the code that carries out the steps a [`super::Sampler`] plans.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Int, Tensor};
 
 use super::{PositionCandidates, Sampler, StepPlan};
 use crate::denoiser::Denoiser;
@@ -48,4 +48,8 @@ pub trait Executor: std::fmt::Debug {
         denoiser: &dyn Denoiser,
         values: Option<HostValues>,
     ) -> Result<Progress>;
+
+    /// The state the next network call is fed (ℓ·L ids on `device`), so that a driver can run
+    /// several sequences' calls as one batch before their steps.
+    fn network_input(&self, device: &Device) -> Tensor<1, Int>;
 }

@@ -160,6 +160,10 @@ impl HostExecutor {
 }
 
 impl Executor for HostExecutor {
+    fn network_input(&self, device: &Device) -> Tensor<1, Int> {
+        state_tensor(&self.state, device)
+    }
+
     fn advance(
         &mut self,
         sampler: &Sampler,

@@ -13,6 +13,7 @@
 //! reveal decisions use index = digit slot, x0 draws use Gumbel noise with index = token id, so
 //! both executors take the same steps.
 
+mod batch;
 mod candidates;
 mod device;
 mod events;
@@ -22,6 +23,7 @@ mod run;
 mod settings;
 mod truncation;
 
+pub use batch::run_together;
 pub use candidates::{Candidates, top_consistent, top_consistent_on_device};
 pub use device::DeviceExecutor;
 pub use events::{Outcome, PositionCandidates, StepEvent};

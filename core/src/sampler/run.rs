@@ -4,7 +4,7 @@ use std::future::Future;
 use std::ops::ControlFlow;
 use std::task::{Context, Poll, Waker};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Int, Tensor};
 use serde::Serialize;
 
 use super::{DeviceExecutor, Executor, HostExecutor, Outcome, Progress, Sampler, StepEvent};
@@ -68,6 +68,16 @@ impl Run {
     /// Whether the final step has been taken.
     pub fn is_done(&self) -> bool {
         self.sampler.is_done()
+    }
+
+    /// Whether the next step calls the network. Fails once sampling is over.
+    pub fn next_calls_network(&mut self) -> Result<bool> {
+        Ok(self.sampler.plan()?.call_network)
+    }
+
+    /// The state the next network call is fed, on `device` (see [`super::run_together`]).
+    pub fn network_input(&self, device: &Device) -> Tensor<1, Int> {
+        self.executor.network_input(device)
     }
 
     /// The result, once the final step has been taken.

@@ -3,6 +3,7 @@
 //! two cores, and several GB of disk in CI). Run one group with `cargo test -p prime-tests kernels::`.
 
 mod bad_input;
+mod batch;
 mod device_sampler;
 mod event_driven;
 mod fuzz_loaders;

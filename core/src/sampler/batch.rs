@@ -1,0 +1,73 @@
+//! Several generations driven together, so that their network calls run as one batch: B
+//! sequences per call instead of B calls. Each generation keeps its own sampler, executor and
+//! seed, so what it draws is what it would draw alone.
+
+use std::ops::ControlFlow;
+
+use burn::tensor::{Device, Int, Tensor};
+
+use super::{Outcome, Run, StepEvent};
+use crate::denoiser::Denoiser;
+use crate::error::{PrimeError, Result};
+
+/// One sequence's share of a batched network call, handed to its executor as its denoiser.
+struct Prefetched<'a> {
+    device: &'a Device,
+    /// The logits computed for this step; `None` for a step that calls no network.
+    logits: Option<Tensor<2>>,
+}
+
+impl Denoiser for Prefetched<'_> {
+    fn device(&self) -> &Device {
+        self.device
+    }
+
+    fn logits(&self, _state: Tensor<1, Int>) -> Result<Tensor<2>> {
+        self.logits.clone().ok_or_else(|| PrimeError::Input("a step called the network outside its batch".into()))
+    }
+}
+
+/// Runs `runs` to the end together. Each round, every unfinished run first takes the steps that
+/// need no network call (cached outputs, idle steps); then the runs that need one get their
+/// logits from a single [`Denoiser::logits_batch`] call and take that step. `on_event` sees
+/// every step as (run index, run, event); returns `Ok(None)` if it breaks (abort).
+pub fn run_together(
+    runs: &mut [Run],
+    denoiser: &dyn Denoiser,
+    mut on_event: impl FnMut(usize, &Run, &StepEvent) -> ControlFlow<()>,
+) -> Result<Option<Vec<Outcome>>> {
+    let device = denoiser.device().clone();
+    loop {
+        let mut waiting = Vec::new();
+        for (i, run) in runs.iter_mut().enumerate() {
+            while !run.is_done() {
+                if run.next_calls_network()? {
+                    waiting.push(i);
+                    break;
+                }
+                let event = run.step(&Prefetched { device: &device, logits: None })?;
+                if on_event(i, run, &event).is_break() {
+                    return Ok(None);
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return runs.iter().map(Run::outcome).collect::<Result<Vec<_>>>().map(Some);
+        }
+        let inputs = waiting.iter().map(|&i| runs[i].network_input(&device)).collect();
+        let outputs = denoiser.logits_batch(inputs)?;
+        if outputs.len() != waiting.len() {
+            return Err(PrimeError::Input(format!(
+                "the network answered {} of {} sequences in a batch",
+                outputs.len(),
+                waiting.len()
+            )));
+        }
+        for (&i, logits) in waiting.iter().zip(outputs) {
+            let event = runs[i].step(&Prefetched { device: &device, logits: Some(logits) })?;
+            if on_event(i, &runs[i], &event).is_break() {
+                return Ok(None);
+            }
+        }
+    }
+}
