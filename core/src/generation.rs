@@ -2,6 +2,8 @@
 //! pins as text or ids, sampler settings, executor), checked against a model once, and started
 //! as a [`Run`].
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PrimeError, Result};
@@ -97,11 +99,11 @@ impl GenerationRequest {
         }
     }
 
-    /// Starts `count` generations of this request, the i-th with seed `seed + i` (each draws what
-    /// a single run with that seed draws); [`crate::sampler::run_together`] batches their network
-    /// calls.
-    pub fn start_seeds(&self, model: &Model, count: usize) -> Result<Vec<Run>> {
-        (0..count)
+    /// Starts one generation of this request per offset i in `offsets`, with seed `seed + i`
+    /// (each draws what a single run with that seed draws); [`crate::sampler::run_together`]
+    /// batches their network calls.
+    pub fn start_seeds(&self, model: &Model, offsets: Range<usize>) -> Result<Vec<Run>> {
+        offsets
             .map(|i| {
                 let seed = u64::try_from(i).ok().and_then(|i| self.settings.seed.checked_add(i)).ok_or_else(|| {
                     PrimeError::Input(format!("seed {} + sample {i} overflows a 64-bit seed", self.settings.seed))

@@ -190,7 +190,7 @@ fn batch_row(model: &Model, args: &BenchArgs, batch: usize) -> Result<BatchRow> 
     let (call_ms, _) = network_pass(model, batch)?;
     let settings = SamplerSettings { steps: args.steps, ..Default::default() };
     let request = GenerationRequest { settings, ..GenerationRequest::default() };
-    let mut runs = request.start_seeds(model, batch)?;
+    let mut runs = request.start_seeds(model, 0..batch)?;
     let start = Instant::now();
     let outcomes = run_together(&mut runs, model, |_, _, _| ControlFlow::Continue(()))?.context("benchmark aborted")?;
     let seconds = start.elapsed().as_secs_f64();

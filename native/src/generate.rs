@@ -178,12 +178,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let mut done = 0;
     let mut reports = Vec::with_capacity(samples);
     for first in (0..samples).step_by(batch) {
-        let count = batch.min(samples - first);
-        let mut group = request.clone();
-        group.settings.seed = request.settings.seed.checked_add(first as u64).context("the seeds overflow")?;
-        let mut runs = group.start_seeds(&model, count)?;
+        let offsets = first..(first + batch).min(samples);
+        let count = offsets.len();
+        let mut runs = request.start_seeds(&model, offsets)?;
         if let Some(file) = trajectory.as_mut() {
-            file.line(&Header::new(&model, &group, &runs[0], executor, &backend))?;
+            // A trajectory records one sample (checked above): the request's own seed.
+            file.line(&Header::new(&model, &request, &runs[0], executor, &backend))?;
         }
         let group_started = Instant::now();
         let mut failed = None;
@@ -204,10 +204,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             return Err(e);
         }
         let seconds = group_started.elapsed().as_secs_f64();
-        for (i, run) in runs.iter().enumerate() {
+        for run in &runs {
             let ending = Ending::of(&model, run)?;
-            if let Some(file) = trajectory.take() {
-                let mut file = file;
+            if let Some(mut file) = trajectory.take() {
                 file.line(&ending)?;
                 file.finish()?;
             }
@@ -215,7 +214,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             let Ending { outcome, text } = ending;
             let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
             reports.push(Report {
-                seed: group.settings.seed + i as u64,
+                seed: run.sampler().settings().seed,
                 text,
                 idle_ratio: outcome.idle_steps as f64 / outcome.steps as f64,
                 expected_idle_ratio: expected_idle_ratio(outcome.steps, masked),

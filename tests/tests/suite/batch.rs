@@ -57,7 +57,7 @@ fn batched_samples_equal_single_runs() {
                         ..GenerationRequest::default()
                     };
                     let counting = Counting { model: &model, calls: Cell::new(0), sequences: Cell::new(0) };
-                    let mut runs = request.start_seeds(&model, SAMPLES).expect("start");
+                    let mut runs = request.start_seeds(&model, 0..SAMPLES).expect("start");
                     let mut events = [0; SAMPLES];
                     let batched = run_together(&mut runs, &counting, |i, _, _| {
                         events[i] += 1;
@@ -97,7 +97,7 @@ fn seeds_that_overflow_are_refused() {
         settings: SamplerSettings { steps: 4, seed: u64::MAX, ..Default::default() },
         ..GenerationRequest::default()
     };
-    assert!(request.start_seeds(&model, 1).is_ok());
-    let err = request.start_seeds(&model, 2).expect_err("seed u64::MAX + 1").to_string();
+    assert!(request.start_seeds(&model, 0..1).is_ok());
+    let err = request.start_seeds(&model, 0..2).expect_err("seed u64::MAX + 1").to_string();
     assert!(err.contains("overflows"), "{err}");
 }
