@@ -50,6 +50,8 @@ fn main(
     let row = position * params[P_WIDTH];
     let step = params[P_STEP];
     let stream = params[P_STREAM];
+    // The noise is keyed on the sequence position, which is offset when logits come in blocks.
+    let key_position = position + params[P_FIRST];
 
     var best_s = 0.0;
     var best_v = NONE;
@@ -73,7 +75,7 @@ fn main(
             if (noise) {
                 if ((v >> 2u) != block_id) {
                     block_id = v >> 2u;
-                    block = threefry(vec4<u32>(step, position, block_id, 0u), vec4<u32>(params[P_SEED_LO], params[P_SEED_HI], stream, 0u));
+                    block = threefry(vec4<u32>(step, key_position, block_id, 0u), vec4<u32>(params[P_SEED_LO], params[P_SEED_HI], stream, 0u));
                 }
                 let u = word_to_uniform(block[v & 3u]);
                 score = s + (-log(-log(u)));

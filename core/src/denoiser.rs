@@ -3,6 +3,7 @@
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::error::Result;
+use crate::logits::Logits;
 
 /// A network that maps one sequence's sub-token state to its logits, on one device.
 ///
@@ -11,11 +12,11 @@ use crate::error::Result;
 pub trait Denoiser {
     /// The device the state and the logits live on.
     fn device(&self) -> &Device;
-    /// Logits (L × V_out) of a sub-token state (ℓ·L ids in `[0, b]`).
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>>;
+    /// Logits (L × V_out, in row blocks) of a sub-token state (ℓ·L ids in `[0, b]`).
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits>;
     /// Logits of several states, in order. A network overrides this to run them as one batch
     /// (one call, B sequences); the default calls [`Denoiser::logits`] for each.
-    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Tensor<2>>> {
+    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Logits>> {
         states.into_iter().map(|s| self.logits(s)).collect()
     }
 }

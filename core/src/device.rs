@@ -9,10 +9,9 @@ use burn::tensor::wgpu::wgpu;
 use burn::tensor::wgpu::{WgpuBackend, WgpuSetup};
 use serde::Serialize;
 
-use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
 use crate::model::Model;
-use crate::weights::WeightFile;
+pub use crate::model::ModelSource;
 
 /// Which backend a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,24 +87,6 @@ pub struct ComputeDevice {
     pub notice: Option<String>,
 }
 
-/// Where a model comes from.
-#[derive(Debug)]
-pub enum ModelSource<'a> {
-    /// A model folder: `config.json`, `model.safetensors`, optional `tokenizer.json`.
-    Dir(&'a std::path::Path),
-    /// The contents of those files (as a browser fetches them, or as embedded in a binary).
-    Parts {
-        /// `config.json`.
-        config: &'a str,
-        /// `model.safetensors`.
-        weights: &'a [u8],
-        /// `tokenizer.json`, if any.
-        tokenizer: Option<&'a [u8]>,
-    },
-    /// A config and in-memory weights (e.g. freshly initialised ones), without a tokenizer.
-    Weights(ModelConfig, WeightFile),
-}
-
 /// The process-wide wgpu device: a wgpu runtime can be initialised once per process.
 #[cfg(not(target_family = "wasm"))]
 static WGPU: OnceLock<std::result::Result<(Device, AdapterReport), String>> = OnceLock::new();
@@ -147,36 +128,16 @@ impl ComputeDevice {
         }
     }
 
-    /// Loads a model onto this device, and checks that it runs here: one sequence's logits
-    /// (L × V_out f32) must fit in a storage binding of the adapter, since the network writes
-    /// them as one buffer.
+    /// Loads a model onto this device, cutting its large tensors to the adapter's largest
+    /// storage binding (see [`crate::binding::Blocking`]).
     pub fn load(&self, source: ModelSource<'_>) -> Result<Model> {
-        let model = match source {
-            ModelSource::Dir(dir) => Model::load_dir(dir, &self.device)?,
-            ModelSource::Parts { config, weights, tokenizer } => {
-                Model::from_parts(config, weights, tokenizer, &self.device)?
-            }
-            ModelSource::Weights(config, weights) => Model::from_weights(config, weights, &self.device)?,
-        };
-        self.check_logits_fit(model.config())?;
-        Ok(model)
+        Model::load(source, &self.device, self.max_binding())
     }
 
-    fn check_logits_fit(&self, config: &ModelConfig) -> Result<()> {
-        let Some(adapter) = &self.adapter else { return Ok(()) };
-        let bytes = (config.length * config.output_width() * 4) as u64;
-        let limit = adapter.limits.iter().find(|(name, _)| name == "max_storage_buffer_binding_size").map(|(_, v)| *v);
-        match limit {
-            Some(limit) if bytes > limit => Err(PrimeError::Device(format!(
-                "this model's logits ({} × {} f32 = {:.0} MB) exceed the adapter's largest storage binding ({:.0} MB); \
-                 use --device cpu or a shorter sequence",
-                config.length,
-                config.output_width(),
-                bytes as f64 / 1e6,
-                limit as f64 / 1e6
-            ))),
-            _ => Ok(()),
-        }
+    /// The adapter's largest storage binding in bytes; `None` on the CPU.
+    pub fn max_binding(&self) -> Option<u64> {
+        let adapter = self.adapter.as_ref()?;
+        adapter.limits.iter().find(|(name, _)| name == "max_storage_buffer_binding_size").map(|(_, v)| *v)
     }
 
     /// The burn-flex CPU device.

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod binding;
 #[cfg(not(target_family = "wasm"))]
 pub mod checkpoint;
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod distribution;
 pub mod error;
 pub mod generation;
 pub mod kernels;
+pub mod logits;
 pub mod model;
 pub mod network;
 pub mod readback;
@@ -35,5 +37,6 @@ pub use config::{ModelClass, ModelConfig};
 pub use denoiser::Denoiser;
 pub use error::{PrimeError, Result};
 pub use generation::{ExecutorChoice, GenerationRequest, Tokens};
+pub use logits::Logits;
 pub use model::Model;
 pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};

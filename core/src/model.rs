@@ -5,10 +5,12 @@ use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::binding::Blocking;
 use crate::codec::SubTokenCodec;
 use crate::config::{ModelConfig, json_text};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
+use crate::logits::Logits;
 use crate::network::{Network, NetworkConstants, Trace};
 use crate::readback::{read_f32, read_f32_async};
 use crate::text::TextCodec;
@@ -21,6 +23,24 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Optional tokenizer file name.
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
+/// Where a model comes from.
+#[derive(Debug)]
+pub enum ModelSource<'a> {
+    /// A model folder: `config.json`, `model.safetensors`, optional `tokenizer.json`.
+    Dir(&'a std::path::Path),
+    /// The contents of those files (as a browser fetches them, or as embedded in a binary).
+    Parts {
+        /// `config.json`.
+        config: &'a str,
+        /// `model.safetensors`.
+        weights: &'a [u8],
+        /// `tokenizer.json`, if any.
+        tokenizer: Option<&'a [u8]>,
+    },
+    /// A config and in-memory weights (e.g. freshly initialised ones), without a tokenizer.
+    Weights(ModelConfig, WeightFile),
+}
+
 /// A network ready to run on one device, with its codec and optional tokenizer.
 #[derive(Debug)]
 pub struct Model {
@@ -30,10 +50,37 @@ pub struct Model {
     constants: NetworkConstants,
     device: Device,
     text: Option<TextCodec>,
+    blocking: Blocking,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|error| PrimeError::io(path, error))
+}
+
+/// The bytes of a model folder's files.
+struct FolderBytes {
+    config: Vec<u8>,
+    weights: Vec<u8>,
+    tokenizer: Option<Vec<u8>>,
+}
+
+/// Reads a model folder's config, weights and optional tokenizer.
+fn read_dir(dir: &Path) -> Result<FolderBytes> {
+    let not_a_folder = |what: &str| {
+        let what = format!("{what}; a model is a folder holding config.json and model.safetensors");
+        PrimeError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, what))
+    };
+    if dir.is_file() {
+        return Err(not_a_folder("this is a file"));
+    }
+    if !dir.is_dir() {
+        return Err(not_a_folder("no such folder"));
+    }
+    let config = read(&dir.join(CONFIG_FILE))?;
+    let weights = read(&dir.join(WEIGHTS_FILE))?;
+    let tokenizer_path = dir.join(TOKENIZER_FILE);
+    let tokenizer = if tokenizer_path.exists() { Some(read(&tokenizer_path)?) } else { None };
+    Ok(FolderBytes { config, weights, tokenizer })
 }
 
 /// Writes a model folder (created if missing): `config.json`, `model.safetensors` (the bytes of
@@ -71,45 +118,58 @@ fn check_leftovers(config: &ModelConfig, extra: &[String]) -> Result<()> {
 }
 
 impl Model {
+    /// Loads a model from `source` onto `device`, whose largest storage binding is
+    /// `max_binding` bytes (`None`: no limit, as on the CPU). Large tensors are cut to fit
+    /// (see [`Blocking`]); a model that cannot fit is refused with the tensor named.
+    pub fn load(source: ModelSource<'_>, device: &Device, max_binding: Option<u64>) -> Result<Self> {
+        match source {
+            ModelSource::Dir(dir) => {
+                let files = read_dir(dir)?;
+                let in_folder = |error| PrimeError::Folder { dir: dir.to_path_buf(), error: Box::new(error) };
+                let config = json_text(&files.config).map_err(|e| in_folder(PrimeError::Config(e)))?;
+                let parts =
+                    ModelSource::Parts { config, weights: &files.weights, tokenizer: files.tokenizer.as_deref() };
+                Self::load(parts, device, max_binding).map_err(in_folder)
+            }
+            ModelSource::Parts { config, weights, tokenizer } => {
+                let config = ModelConfig::from_json(config)?;
+                let text = tokenizer.map(|t| TextCodec::from_bytes(t, config.vocab_size)).transpose()?;
+                let weights = ModelSource::Weights(config, WeightFile::from_bytes(weights)?);
+                let mut model = Self::load(weights, device, max_binding)?;
+                model.text = text;
+                Ok(model)
+            }
+            ModelSource::Weights(config, mut file) => {
+                config.validate()?;
+                let codec = config.codec()?;
+                let blocking = Blocking::new(&config, max_binding)?;
+                let network = Network::load(&config, &mut file, device, blocking.head_rows)?;
+                check_leftovers(&config, &file.remaining())?;
+                let constants = network.constants();
+                Ok(Self { config, codec, network, constants, device: device.clone(), text: None, blocking })
+            }
+        }
+    }
+
     /// Loads a model folder onto `device`. Errors name the folder and the file.
     pub fn load_dir(dir: &Path, device: &Device) -> Result<Self> {
-        let not_a_folder = |what: &str| {
-            let what = format!("{what}; a model is a folder holding config.json and model.safetensors");
-            PrimeError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, what))
-        };
-        if dir.is_file() {
-            return Err(not_a_folder("this is a file"));
-        }
-        if !dir.is_dir() {
-            return Err(not_a_folder("no such folder"));
-        }
-        let config = read(&dir.join(CONFIG_FILE))?;
-        let weights = read(&dir.join(WEIGHTS_FILE))?;
-        let tokenizer_path = dir.join(TOKENIZER_FILE);
-        let tokenizer = if tokenizer_path.exists() { Some(read(&tokenizer_path)?) } else { None };
-        let in_folder = |error| PrimeError::Folder { dir: dir.to_path_buf(), error: Box::new(error) };
-        let config = json_text(&config).map_err(|e| in_folder(PrimeError::Config(e)))?;
-        Self::from_parts(config, &weights, tokenizer.as_deref(), device).map_err(in_folder)
+        Self::load(ModelSource::Dir(dir), device, None)
     }
 
     /// Builds a model from the contents of the three files (as fetched by a browser).
     pub fn from_parts(config: &str, weights: &[u8], tokenizer: Option<&[u8]>, device: &Device) -> Result<Self> {
-        let config = ModelConfig::from_json(config)?;
-        let text = tokenizer.map(|t| TextCodec::from_bytes(t, config.vocab_size)).transpose()?;
-        let mut model = Self::from_weights(config, WeightFile::from_bytes(weights)?, device)?;
-        model.text = text;
-        Ok(model)
+        Self::load(ModelSource::Parts { config, weights, tokenizer }, device, None)
     }
 
     /// Builds a model without a tokenizer from a config and in-memory weights (for example
     /// freshly initialised ones).
-    pub fn from_weights(config: ModelConfig, mut file: WeightFile, device: &Device) -> Result<Self> {
-        config.validate()?;
-        let codec = config.codec()?;
-        let network = Network::load(&config, &mut file, device)?;
-        check_leftovers(&config, &file.remaining())?;
-        let constants = network.constants();
-        Ok(Self { config, codec, network, constants, device: device.clone(), text: None })
+    pub fn from_weights(config: ModelConfig, file: WeightFile, device: &Device) -> Result<Self> {
+        Self::load(ModelSource::Weights(config, file), device, None)
+    }
+
+    /// How the model's large tensors are cut for its device.
+    pub fn blocking(&self) -> Blocking {
+        self.blocking
     }
 
     /// The hyper-parameters.
@@ -161,6 +221,7 @@ impl Model {
 
     fn run(&self, ids: &[i64], batch: usize, trace: Option<&mut Trace>) -> Result<Tensor<3>> {
         self.check_inputs(ids, batch)?;
+        self.blocking.check_whole_logits(&self.config, batch)?;
         let ids: Vec<i32> = ids.iter().map(|&v| v as i32).collect();
         let n = self.config.sequence_subtokens();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, n]), &self.device);
@@ -202,12 +263,12 @@ impl Denoiser for Model {
         &self.device
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits> {
         let mut logits = self.logits_batch(vec![state])?;
         logits.pop().ok_or_else(|| PrimeError::Input("the network returned no logits".into()))
     }
 
-    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Tensor<2>>> {
+    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Logits>> {
         let n = self.config.sequence_subtokens();
         if let Some(bad) = states.iter().find(|s| s.dims()[0] != n) {
             return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", bad.dims()[0])));
@@ -217,9 +278,26 @@ impl Denoiser for Model {
             return Ok(Vec::new());
         }
         self.config.footprint().check(batch).map_err(PrimeError::Input)?;
+        self.blocking.check_batch(&self.config, batch)?;
         let ids = Tensor::cat(states, 0).reshape([batch, n]);
-        let logits = self.network.forward(&self.constants, ids, None);
-        let [_, length, width] = logits.dims();
-        Ok(logits.chunk(batch, 0).into_iter().map(|row| row.reshape([length, width])).collect())
+        let hidden = self.network.hidden(&self.constants, ids, None);
+        let length = self.config.length;
+        if self.blocking.logits_rows >= length {
+            // One block per sequence: the head runs once on every row.
+            let logits = self.network.head(hidden);
+            return Ok(logits.chunk(batch, 0).into_iter().map(Logits::whole).collect());
+        }
+        (0..batch)
+            .map(|b| {
+                let blocks = (0..length)
+                    .step_by(self.blocking.logits_rows)
+                    .map(|first| {
+                        let end = (first + self.blocking.logits_rows).min(length);
+                        self.network.head(hidden.clone().slice(b * length + first..b * length + end))
+                    })
+                    .collect();
+                Logits::from_blocks(blocks)
+            })
+            .collect()
     }
 }

@@ -41,14 +41,16 @@ fn host_i32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: 
         .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
 }
 
-/// What a step must read back before it can go on: at most one integer and one float vector
-/// (an executor concatenates what it needs into them, so a step costs one read of each).
+/// What a step must read back before it can go on: at most one integer vector and the float
+/// vectors, read in order into one (an executor concatenates what it needs, so a step costs
+/// one read of each; floats come in several vectors only where one would exceed the device's
+/// largest binding, as an official-size model's logits do).
 #[derive(Debug, Default)]
 pub struct Readback {
     /// Integer values to read.
     pub ints: Option<Tensor<1, Int>>,
-    /// Float values to read.
-    pub floats: Option<Tensor<1>>,
+    /// Float values to read, concatenated in order.
+    pub floats: Vec<Tensor<1>>,
 }
 
 /// The values of a [`Readback`], on the host.
@@ -72,7 +74,12 @@ impl Readback {
     pub fn read(self) -> Result<HostValues> {
         Ok(HostValues {
             ints: self.ints.map(|t| read_i32(t, "sampler integers")).transpose()?.unwrap_or_default(),
-            floats: self.floats.map(|t| read_f32(t, "sampler floats")).transpose()?.unwrap_or_default(),
+            floats: self
+                .floats
+                .into_iter()
+                .map(|t| read_f32(t, "sampler floats"))
+                .collect::<Result<Vec<_>>>()?
+                .concat(),
         })
     }
 
@@ -82,10 +89,10 @@ impl Readback {
             Some(t) => read_i32_async(t, "sampler integers").await?,
             None => Vec::new(),
         };
-        let floats = match self.floats {
-            Some(t) => read_f32_async(t, "sampler floats").await?,
-            None => Vec::new(),
-        };
+        let mut floats = Vec::new();
+        for t in self.floats {
+            floats.extend(read_f32_async(t, "sampler floats").await?);
+        }
         Ok(HostValues { ints, floats })
     }
 }

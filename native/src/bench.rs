@@ -16,7 +16,9 @@ use prime_core::kernels::KernelPath;
 use prime_core::sampler::run_together;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
 use prime_core::train::initial_weights;
-use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Model, ModelClass, ModelConfig, SamplerSettings};
+use prime_core::{
+    Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, SamplerSettings,
+};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
@@ -149,7 +151,7 @@ fn random_model(length: usize, device: &ComputeDevice) -> Result<Model> {
 /// A stand-in network that returns one logits tensor kept on the device, so that a run times
 /// the sampler's own work.
 struct Fixed {
-    logits: Tensor<2>,
+    logits: Logits,
     device: burn::tensor::Device,
 }
 
@@ -158,21 +160,21 @@ impl Denoiser for Fixed {
         &self.device
     }
 
-    fn logits(&self, _state: Tensor<1, Int>) -> prime_core::Result<Tensor<2>> {
+    fn logits(&self, _state: Tensor<1, Int>) -> prime_core::Result<Logits> {
         Ok(self.logits.clone())
     }
 }
 
 /// Milliseconds of one network call with `batch` all-masked sequences, synchronised by a
 /// one-number readback per sequence; also returns the first sequence's logits.
-fn network_pass(model: &Model, batch: usize) -> Result<(f64, Tensor<2>)> {
+fn network_pass(model: &Model, batch: usize) -> Result<(f64, Logits)> {
     let n = model.config().sequence_subtokens();
     let mask = model.codec().mask_id() as i32;
     let ids = || Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device());
-    let call = || -> Result<Vec<Tensor<2>>> {
+    let call = || -> Result<Vec<Logits>> {
         let logits = model.logits_batch((0..batch).map(|_| ids()).collect())?;
-        for t in &logits {
-            t.clone().sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"))?;
+        for block in logits.iter().flat_map(Logits::blocks) {
+            block.rows.sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"))?;
         }
         Ok(logits)
     };
@@ -227,7 +229,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.paths.clone()
     };
     let (call_ms, logits) = network_pass(&model, 1).context("timing the network")?;
-    let fixed = Fixed { device: logits.device(), logits };
+    let fixed = Fixed { device: model.device().clone(), logits };
     let bar = ProgressBar::new(args.runs * paths.len() as u64 + args.batch.len() as u64);
     let mut rows = Vec::new();
     let mut masked = 0;

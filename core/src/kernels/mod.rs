@@ -68,6 +68,13 @@ pub struct Cutoffs {
     pub token: Tensor<1, Int>,
 }
 
+impl Cutoffs {
+    /// The cutoffs of the positions in `range`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
+        Self { score: self.score.clone().slice(range.clone()), token: self.token.clone().slice(range) }
+    }
+}
+
 /// What a draw needs besides logits and state.
 #[derive(Debug, Clone)]
 pub struct DrawRequest {
@@ -83,6 +90,9 @@ pub struct DrawRequest {
     pub active: Tensor<1, Int>,
     /// Optional truncation.
     pub cutoffs: Option<Cutoffs>,
+    /// Sequence position of the first logits row: the noise of row r is keyed on position
+    /// `first_position + r` (0 unless the logits come in row blocks).
+    pub first_position: u32,
 }
 
 /// Which masked slots a reveal uncovers.
@@ -184,6 +194,7 @@ impl SubTokenKernels {
             inv_temperature: request.inv_temperature,
             noise: request.noise,
             cutoff: request.cutoffs.is_some(),
+            first_position: request.first_position,
             ..Launch::default()
         });
         match self.path {

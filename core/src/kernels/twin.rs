@@ -102,11 +102,11 @@ pub fn normaliser(
     Normaliser { max: max.reshape([n]), log_normaliser, count: to_i32(mask.int().sum_dim(1).reshape([n])) }
 }
 
-/// Uniforms of (stream, step) for every (position, index < width), row-major.
-fn uniform_table(seed: u64, stream: Stream, step: u32, rows: usize, width: usize) -> Vec<f32> {
+/// Uniforms of (stream, step) for every (position in `positions`, index < width), row-major.
+fn uniform_table(seed: u64, stream: Stream, step: u32, positions: std::ops::Range<u32>, width: usize) -> Vec<f32> {
     let rng = CounterRng::new(seed);
-    let mut out = Vec::with_capacity(rows * width);
-    for i in 0..rows as u32 {
+    let mut out = Vec::with_capacity(positions.len() * width);
+    for i in positions {
         for block in 0..(width as u32).div_ceil(4) {
             let words = rng.block(stream, step, i, block);
             let take = (width - 4 * block as usize).min(4);
@@ -136,7 +136,12 @@ pub fn draw(
         keep = keep.bool_and(inside);
     }
     let score = if request.noise {
-        let u = floats(uniform_table(request.seed, Stream::Token, request.step, n, v), [n, v], &device);
+        let first = request.first_position;
+        let u = floats(
+            uniform_table(request.seed, Stream::Token, request.step, first..first + n as u32, v),
+            [n, v],
+            &device,
+        );
         s.add(u.log().neg().log().neg())
     } else {
         s
@@ -161,7 +166,7 @@ pub fn reveal(
     let device = state.device();
     let chosen = match plan {
         Some(plan) => plan.equal_elem(step as i32),
-        None => floats(uniform_table(seed, Stream::Reveal, step, n, l), [n * l], &device).lower_elem(prob),
+        None => floats(uniform_table(seed, Stream::Reveal, step, 0..n as u32, l), [n * l], &device).lower_elem(prob),
     };
     let digits = token_digits(p, x0.clone().clamp_min(0));
     let drawn = x0.reshape([n, 1]).expand([n, l]).greater_equal_elem(0).reshape([n * l]);

@@ -33,7 +33,9 @@ pub struct Network {
     sigma_out: Linear,
     blocks: Vec<Block>,
     norm_final: Param<Tensor<1>>,
-    output: Linear,
+    /// The output head in vocabulary blocks (consecutive output rows), so that no weight
+    /// exceeds a device's largest binding; one block where there is no such limit.
+    output: Vec<Linear>,
     output_ada_ln: Linear,
     /// Stored `rotary_emb.inv_freq` (Dh/2 values).
     inv_freq: Vec<f32>,
@@ -57,8 +59,9 @@ pub struct NetworkConstants {
 }
 
 impl Network {
-    /// Reads every tensor the config implies from `weights`, checking names and shapes.
-    pub fn load(config: &ModelConfig, weights: &mut WeightFile, device: &Device) -> Result<Self> {
+    /// Reads every tensor the config implies from `weights`, checking names and shapes. The
+    /// output head is split into blocks of at most `head_rows` vocabulary rows.
+    pub fn load(config: &ModelConfig, weights: &mut WeightFile, device: &Device, head_rows: usize) -> Result<Self> {
         let d = config.hidden_size;
         let c = config.cond_dim;
         let f = config.frequency_embedding_size;
@@ -85,11 +88,18 @@ impl Network {
         let blocks =
             (0..config.n_blocks).map(|i| Block::load(weights, i, shape, device)).collect::<Result<Vec<_>>>()?;
         let norm_final = vector(weights.take("output_layer.norm_final.weight", &[d])?, device);
-        let output = Linear::from_host(
-            weights.take("output_layer.linear.weight", &[config.output_width(), d])?,
-            Some(weights.take("output_layer.linear.bias", &[config.output_width()])?),
-            device,
-        );
+        let output_weight = weights.take("output_layer.linear.weight", &[config.output_width(), d])?;
+        let output_bias = weights.take("output_layer.linear.bias", &[config.output_width()])?;
+        let head_rows = head_rows.max(1);
+        let output = output_weight
+            .data
+            .chunks(head_rows.saturating_mul(d))
+            .zip(output_bias.data.chunks(head_rows))
+            .map(|(w, b)| {
+                let weight = HostTensor { shape: vec![b.len(), d], data: w.to_vec() };
+                Linear::from_host(weight, Some(HostTensor { shape: vec![b.len()], data: b.to_vec() }), device)
+            })
+            .collect();
         let output_ada_ln = Linear::from_host(
             weights.take("output_layer.adaLN_modulation.weight", &[2 * d, c])?,
             Some(weights.take("output_layer.adaLN_modulation.bias", &[2 * d])?),
@@ -146,7 +156,19 @@ impl Network {
             block.export(i, &mut out)?;
         }
         out.push(("output_layer.norm_final.weight".to_string(), vector_to_host(&self.norm_final)?));
-        export_linear(&mut out, "output_layer.linear", &self.output)?;
+        let mut head = Vec::new();
+        for part in &self.output {
+            let (w, b) = part.to_host()?;
+            head.push((w, b.ok_or_else(|| PrimeError::Input("the output head has no bias".into()))?));
+        }
+        let width = head.iter().map(|(w, _)| w.shape[0]).sum();
+        let d = head.first().map_or(0, |(w, _)| w.shape[1]);
+        let (weights, biases): (Vec<_>, Vec<_>) = head.into_iter().map(|(w, b)| (w.data, b.data)).unzip();
+        out.push((
+            "output_layer.linear.weight".to_string(),
+            HostTensor { shape: vec![width, d], data: weights.concat() },
+        ));
+        out.push(("output_layer.linear.bias".to_string(), HostTensor { shape: vec![width], data: biases.concat() }));
         export_linear(&mut out, "output_layer.adaLN_modulation", &self.output_ada_ln)?;
         let half = self.inv_freq.len();
         out.push(("rotary_emb.inv_freq".to_string(), HostTensor { shape: vec![half], data: self.inv_freq.clone() }));
@@ -167,7 +189,24 @@ impl Network {
     ///
     /// Ids must already be validated (in `[0, b]`). With `trace`, intermediates are recorded
     /// under the golden files' names.
-    pub fn forward(&self, k: &NetworkConstants, ids: Tensor<2, Int>, mut trace: Option<&mut Trace>) -> Tensor<3> {
+    pub fn forward(&self, k: &NetworkConstants, ids: Tensor<2, Int>, trace: Option<&mut Trace>) -> Tensor<3> {
+        let [batch, n] = ids.dims();
+        let logits = self.head(self.hidden(k, ids, trace));
+        let width = logits.dims()[1];
+        logits.reshape([batch, n / self.subtokens, width])
+    }
+
+    /// The output head on rows of [`Network::hidden`]: logits (rows, V_out).
+    pub fn head(&self, x: Tensor<2>) -> Tensor<2> {
+        match &self.output[..] {
+            [whole] => whole.forward(x),
+            parts => Tensor::cat(parts.iter().map(|p| p.forward(x.clone())).collect(), 1),
+        }
+    }
+
+    /// Runs the network up to the output head: the final layer's normalised, modulated hidden
+    /// state (B·L, D) of sub-token ids (B, ℓ·L). See [`Network::forward`].
+    pub fn hidden(&self, k: &NetworkConstants, ids: Tensor<2, Int>, mut trace: Option<&mut Trace>) -> Tensor<2> {
         let [batch, n] = ids.dims();
         let length = n / self.subtokens;
         let emb = self.embedding.val().select(0, ids.reshape([batch * n]));
@@ -191,10 +230,7 @@ impl Network {
         }
         let parts = k.final_modulation.clone().chunk(2, 1);
         let (shift, scale) = (&parts[0], &parts[1]);
-        let x = modulate(layer_norm(x, &self.norm_final, self.eps), shift, scale);
-        let logits = self.output.forward(x);
-        let width = logits.dims()[1];
-        logits.reshape([batch, length, width])
+        modulate(layer_norm(x, &self.norm_final, self.eps), shift, scale)
     }
 }
 

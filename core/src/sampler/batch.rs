@@ -9,12 +9,13 @@ use burn::tensor::{Device, Int, Tensor};
 use super::{Outcome, Run, StepEvent};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
+use crate::logits::Logits;
 
 /// One sequence's share of a batched network call, handed to its executor as its denoiser.
 struct Prefetched<'a> {
     device: &'a Device,
     /// The logits computed for this step; `None` for a step that calls no network.
-    logits: Option<Tensor<2>>,
+    logits: Option<Logits>,
 }
 
 impl Denoiser for Prefetched<'_> {
@@ -22,7 +23,7 @@ impl Denoiser for Prefetched<'_> {
         self.device
     }
 
-    fn logits(&self, _state: Tensor<1, Int>) -> Result<Tensor<2>> {
+    fn logits(&self, _state: Tensor<1, Int>) -> Result<Logits> {
         self.logits.clone().ok_or_else(|| PrimeError::Input("a step called the network outside its batch".into()))
     }
 }

@@ -10,6 +10,7 @@ use super::host::int_tensor;
 use crate::codec::SubTokenCodec;
 use crate::distribution::consistent_tokens;
 use crate::kernels::{self, to_i32};
+use crate::logits::Logits;
 
 /// What a position can still become: how many tokens agree with its revealed digits, and the
 /// most likely of them.
@@ -83,9 +84,44 @@ impl DeviceCandidates {
 }
 
 /// [`top_consistent`] for the rows `positions` (ascending, non-empty) of device logits (L ×
-/// V_out) under a device state (ℓ·L), on the device: only P·(2k + 1) numbers are left to read.
-/// Ties in probability may be ordered differently from the host form.
+/// V_out, in row blocks) under a device state (ℓ·L), on the device: only P·(2k + 1) numbers
+/// are left to read. Ties in probability may be ordered differently from the host form.
 pub fn top_consistent_on_device(
+    codec: &SubTokenCodec,
+    logits: &Logits,
+    state: Tensor<1, Int>,
+    positions: &[u32],
+    temperature: f32,
+    k: usize,
+) -> DeviceCandidates {
+    let l = codec.digits();
+    let k = k.min(codec.vocab() as usize);
+    let mut parts = Vec::new();
+    for block in logits.blocks() {
+        let end = block.first + block.rows.dims()[0];
+        let inside: Vec<u32> = positions
+            .iter()
+            .filter(|&&i| (block.first..end).contains(&(i as usize)))
+            .map(|&i| i - block.first as u32)
+            .collect();
+        if !inside.is_empty() {
+            let state = state.clone().slice(block.first * l..end * l);
+            parts.push((block.first as u32, block_candidates(codec, block.rows, state, &inside, temperature, k)));
+        }
+    }
+    let cat_ints =
+        |pick: fn(&DeviceCandidates) -> Tensor<1, Int>| Tensor::cat(parts.iter().map(|(_, c)| pick(c)).collect(), 0);
+    DeviceCandidates {
+        positions: parts.iter().flat_map(|(first, c)| c.positions.iter().map(move |&i| i + first)).collect(),
+        k,
+        tokens: cat_ints(|c| c.tokens.clone()),
+        probs: Tensor::cat(parts.iter().map(|(_, c)| c.probs.clone()).collect(), 0),
+        counts: cat_ints(|c| c.counts.clone()),
+    }
+}
+
+/// [`top_consistent_on_device`] within one block of rows (positions relative to the block).
+fn block_candidates(
     codec: &SubTokenCodec,
     logits: Tensor<2>,
     state: Tensor<1, Int>,
@@ -103,7 +139,6 @@ pub fn top_consistent_on_device(
     let scores = scaled.mask_fill(mask.clone().bool_not(), f32::NEG_INFINITY);
     let max = scores.clone().max_dim(1);
     let log_normaliser = max.clone().add(scores.clone().sub(max).exp().sum_dim(1).log());
-    let k = k.min(v);
     let (top, tokens) = scores.topk_with_indices(k, 1);
     let probs = top.sub(log_normaliser.expand([p, k])).exp();
     DeviceCandidates {

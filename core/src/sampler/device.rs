@@ -14,6 +14,7 @@ use super::{Cutoff, Executor, Progress, Sampler, StepPlan, StepResult, top_consi
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
+use crate::logits::Logits;
 use crate::readback::{HostValues, Readback};
 
 /// Cutoff that keeps every candidate (for positions with nothing left to draw).
@@ -26,7 +27,7 @@ enum Stage {
     #[default]
     Start,
     /// The fresh logits were sent to the host for the truncation cutoffs.
-    Cutoffs(Box<Tensor<2>>),
+    Cutoffs(Box<Logits>),
     /// The draw and reveal ran; what was sent to the host.
     Finish(Box<Layout>),
 }
@@ -54,7 +55,7 @@ pub struct DeviceExecutor {
     host_state: Option<Vec<u32>>,
     /// Event-driven mode: each slot's planned step (−1: the final step).
     planned: Option<Tensor<1, Int>>,
-    cache: Option<(Tensor<2>, Option<Cutoffs>)>,
+    cache: Option<(Logits, Option<Cutoffs>)>,
     sync_states: bool,
     stage: Stage,
 }
@@ -106,6 +107,34 @@ impl DeviceExecutor {
         })
     }
 
+    /// The draw of `request` (over the whole sequence) from every row block of `logits`:
+    /// each block draws its rows with its slices of the state, the active flags and the
+    /// cutoffs, its noise keyed on its first position, so the blocks draw what one would.
+    fn draw(&self, sampler: &Sampler, logits: &Logits, request: &DrawRequest) -> Result<Tensor<1, Int>> {
+        let shape = sampler.shape();
+        let l = shape.codec.digits();
+        let carry_over = sampler.settings().carry_over;
+        let mut drawn = Vec::with_capacity(logits.block_count());
+        for block in logits.blocks() {
+            let rows = block.rows.dims()[0];
+            let span = block.first..block.first + rows;
+            let kernels = if rows == shape.length {
+                self.kernels.clone()
+            } else {
+                SubTokenKernels::new(&shape.codec, rows, shape.output_width, self.kernels.path(), &self.device)?
+            };
+            let part = DrawRequest {
+                active: request.active.clone().slice(span.clone()),
+                cutoffs: request.cutoffs.as_ref().map(|c| c.slice(span.clone())),
+                first_position: span.start as u32,
+                ..request.clone()
+            };
+            let state = self.state.clone().slice(span.start * l..span.end * l);
+            drawn.push(kernels.draw(block.rows, state, &part, carry_over)?);
+        }
+        Ok(Tensor::cat(drawn, 0))
+    }
+
     /// Draws and reveals on the device, then asks for what the step must report.
     fn work(&mut self, sampler: &Sampler, plan: &StepPlan) -> Result<Progress> {
         let settings = sampler.settings();
@@ -124,8 +153,9 @@ impl DeviceExecutor {
                 noise: plan.noise,
                 active: int_tensor(active, &self.device),
                 cutoffs: if plan.truncate { cutoffs.clone() } else { None },
+                first_position: 0,
             };
-            let drawn = self.kernels.draw(logits.clone(), self.state.clone(), &request, settings.carry_over)?;
+            let drawn = self.draw(sampler, logits, &request)?;
             if !plan.reveals.is_empty() {
                 let rule = match (&self.planned, plan.is_final) {
                     (_, true) => RevealRule::Probability(1.0),
@@ -142,7 +172,7 @@ impl DeviceExecutor {
         let candidates = match (&self.cache, plan.partly_revealed.is_empty()) {
             (Some((logits, _)), false) => Some(top_consistent_on_device(
                 &sampler.shape().codec,
-                logits.clone(),
+                logits,
                 self.state.clone(),
                 &plan.partly_revealed,
                 settings.temperature,
@@ -170,12 +200,12 @@ impl DeviceExecutor {
         if let (true, Some(x0)) = (layout.x0, x0) {
             ints.push(x0);
         }
-        let mut floats = None;
+        let mut floats = Vec::new();
         if let Some(c) = &layout.candidates {
             ints.extend([c.tokens.clone(), c.counts.clone()]);
-            floats = Some(c.probs.clone());
+            floats.push(c.probs.clone());
         }
-        if ints.is_empty() && floats.is_none() {
+        if ints.is_empty() && floats.is_empty() {
             return self.finish(sampler, plan, layout, HostValues::default());
         }
         let ints = (!ints.is_empty()).then(|| Tensor::cat(ints, 0));
@@ -243,7 +273,7 @@ impl Executor for DeviceExecutor {
                     let logits = denoiser.logits(self.state.clone())?;
                     if plan.truncate {
                         self.stage = Stage::Cutoffs(Box::new(logits.clone()));
-                        return Ok(Progress::read_logits(logits));
+                        return Ok(Progress::read_logits(&logits));
                     }
                     self.cache = Some((logits, None));
                 }

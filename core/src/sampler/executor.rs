@@ -5,6 +5,7 @@ use burn::tensor::{Device, Int, Tensor};
 use super::{PositionCandidates, Sampler, StepPlan};
 use crate::denoiser::Denoiser;
 use crate::error::Result;
+use crate::logits::Logits;
 use crate::readback::{HostValues, Readback};
 
 /// What an executor reports for one step.
@@ -30,9 +31,8 @@ pub enum Progress {
 
 impl Progress {
     /// Asks for a network output (L × V_out) on the host.
-    pub fn read_logits(logits: Tensor<2>) -> Self {
-        let [rows, width] = logits.dims();
-        Self::Read(Box::new(Readback { ints: None, floats: Some(logits.reshape([rows * width])) }))
+    pub fn read_logits(logits: &Logits) -> Self {
+        Self::Read(Box::new(Readback { ints: None, floats: logits.flat_blocks() }))
     }
 }
 

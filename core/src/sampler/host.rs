@@ -175,7 +175,7 @@ impl Executor for HostExecutor {
             match values {
                 None => {
                     let logits = denoiser.logits(state_tensor(&self.state, denoiser.device()))?;
-                    return Ok(Progress::read_logits(logits));
+                    return Ok(Progress::read_logits(&logits));
                 }
                 Some(v) => self.cache = Some(self.cache_output(sampler, plan, v.floats)?),
             }

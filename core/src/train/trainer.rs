@@ -106,7 +106,12 @@ impl Trainer {
     pub fn new(config: ModelConfig, settings: TrainSettings, device: &Device) -> Result<Self> {
         config.validate()?;
         settings.validate(&config)?;
-        let model = Network::load(&config, &mut initial_weights(&config, settings.seed)?, &device.clone().autodiff())?;
+        let model = Network::load(
+            &config,
+            &mut initial_weights(&config, settings.seed)?,
+            &device.clone().autodiff(),
+            usize::MAX,
+        )?;
         let ema = model.valid();
         let optimizer = optimizer(&settings);
         let objective = Objective::new(&config, &device.clone().autodiff())?;

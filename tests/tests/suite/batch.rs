@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use burn::tensor::{Device, Int, Tensor};
 use prime_core::sampler::{SamplingMode, run_together};
-use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Model, SamplerSettings, Tokens};
+use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, SamplerSettings, Tokens};
 use prime_tests::{backends, case_dir};
 
 /// Counts the network calls and the sequences they carried.
@@ -22,12 +22,12 @@ impl Denoiser for Counting<'_> {
         self.model.device()
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> prime_core::Result<Tensor<2>> {
+    fn logits(&self, state: Tensor<1, Int>) -> prime_core::Result<Logits> {
         let mut out = self.logits_batch(vec![state])?;
         Ok(out.remove(0))
     }
 
-    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> prime_core::Result<Vec<Tensor<2>>> {
+    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> prime_core::Result<Vec<Logits>> {
         self.calls.set(self.calls.get() + 1);
         self.sequences.set(self.sequences.get() + states.len());
         self.model.logits_batch(states)

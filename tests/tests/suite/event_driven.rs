@@ -8,7 +8,7 @@ use prime_core::readback::read_i32;
 use prime_core::sampler::SamplingMode;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::{
-    Conditioning, Denoiser, ModelClass, ModelConfig, Result, Run, Sampler, SamplerSettings, SamplerShape,
+    Conditioning, Denoiser, Logits, ModelClass, ModelConfig, Result, Run, Sampler, SamplerSettings, SamplerShape,
 };
 
 /// A toy network whose logits depend on the whole sub-token state, so that the order in which
@@ -25,7 +25,7 @@ impl Denoiser for Toy {
         &self.device
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits> {
         self.calls.set(self.calls.get() + 1);
         let state = read_i32(state, "the toy's state")?;
         let key: u32 = state.iter().enumerate().map(|(s, &d)| (s as u32 + 1) * (d as u32 + 1)).sum();
@@ -35,7 +35,7 @@ impl Denoiser for Toy {
                 (((key * 7 + i * 3 + v * 5 + v * v * key) % 11) as f32) * 0.35
             })
             .collect();
-        Ok(Tensor::from_data(TensorData::new(values, [self.length, self.vocab]), &self.device))
+        Ok(Logits::whole(Tensor::from_data(TensorData::new(values, [self.length, self.vocab]), &self.device)))
     }
 }
 

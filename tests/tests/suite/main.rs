@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod batch;
+mod blocks;
 mod device_sampler;
 mod event_driven;
 mod fuzz_loaders;

@@ -6,7 +6,9 @@ use std::ops::ControlFlow;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prime_core::sampler::FinalRule;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
-use prime_core::{Conditioning, Denoiser, Model, Result, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};
+use prime_core::{
+    Conditioning, Denoiser, Logits, Model, Result, Run, Sampler, SamplerSettings, SamplerShape, StepEvent,
+};
 use prime_tests::{backends, case_dir};
 
 /// Fixed logits held on a device, counting the calls.
@@ -28,9 +30,9 @@ impl Denoiser for FixedLogits {
         &self.device
     }
 
-    fn logits(&self, _state: Tensor<1, Int>) -> Result<Tensor<2>> {
+    fn logits(&self, _state: Tensor<1, Int>) -> Result<Logits> {
         self.calls.set(self.calls.get() + 1);
-        Ok(self.logits.clone())
+        Ok(Logits::whole(self.logits.clone()))
     }
 }
 
@@ -45,7 +47,7 @@ impl Denoiser for Counted<'_> {
         self.model.device()
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Tensor<2>> {
+    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits> {
         self.calls.set(self.calls.get() + 1);
         self.model.logits(state)
     }

@@ -1,0 +1,182 @@
+//! Models cut to a binding limit (what lets an official-size model run where one storage
+//! binding holds at most 128 MiB): the output head in vocabulary blocks and the logits in row
+//! blocks give the logits of the whole model, and a generation draws exactly what it draws
+//! unblocked, on every backend, with both executors, in both modes, truncated and recorded.
+//! Models that cannot fit are refused with the tensor named.
+
+use std::ops::ControlFlow;
+
+use burn::tensor::{Int, Tensor, TensorData};
+use prime_core::device::ModelSource;
+use prime_core::network::parameter_shapes;
+use prime_core::readback::read_f32;
+use prime_core::sampler::SamplingMode;
+use prime_core::weights::{HostTensor, WeightFile};
+use prime_core::{
+    Denoiser, ExecutorChoice, GenerationRequest, Model, ModelClass, ModelConfig, SamplerSettings, StepEvent, Tokens,
+};
+use prime_tests::backends;
+
+/// A small model with a large vocabulary, so that a small limit cuts its head and logits.
+fn config(class: ModelClass, subtokens: usize, length: usize) -> ModelConfig {
+    ModelConfig {
+        model_class: class,
+        vocab_size: 1000,
+        subtokens,
+        base: None,
+        hidden_size: 16,
+        n_blocks: 1,
+        n_heads: 2,
+        cond_dim: 16,
+        length,
+        mlp_ratio: 2,
+        layer_norm_eps: 1e-5,
+        rope_base: 10000.0,
+        frequency_embedding_size: 32,
+        carry_over: true,
+    }
+}
+
+/// (name, config, limit): ℓ = 2 with 8 KB (head in 8 blocks, logits in rows of 2), MDLM with
+/// 70 KB (its (V + 1)-row embedding fits; logits in rows of 17).
+fn cases() -> Vec<(&'static str, ModelConfig, u64)> {
+    vec![("prime-l2", config(ModelClass::PerceiverDIT, 2, 16), 8192), ("mdlm", config(ModelClass::DIT, 1, 64), 70_000)]
+}
+
+/// Weights with every tensor filled (an initialised model's output layer is zero, which would
+/// make every logit equal and hide a misplaced head block).
+fn weights(config: &ModelConfig) -> WeightFile {
+    let mut k: u64 = 5;
+    let tensors = parameter_shapes(config).expect("shapes").into_iter().map(|(name, shape)| {
+        let data = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((k >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.8
+            })
+            .collect();
+        (name, HostTensor { shape, data })
+    });
+    WeightFile::from_tensors(tensors)
+}
+
+fn load(config: &ModelConfig, device: &burn::tensor::Device, limit: Option<u64>) -> prime_core::Result<Model> {
+    Model::load(ModelSource::Weights(config.clone(), weights(config)), device, limit)
+}
+
+#[test]
+fn blocked_logits_equal_the_whole_logits() {
+    for (name, config, limit) in cases() {
+        for (backend, device) in backends() {
+            let whole = load(&config, &device, None).expect("whole");
+            let blocked = load(&config, &device, Some(limit)).expect("blocked");
+            let b = blocked.blocking();
+            assert!(b.logits_rows < config.length, "{name}: the limit cuts the logits");
+            if name == "prime-l2" {
+                assert!(b.head_rows < config.output_width(), "{name}: the limit cuts the head");
+            }
+            let n = config.sequence_subtokens();
+            let mask = i64::from(whole.codec().mask_id());
+            let ids: Vec<i64> = (0..n as i64).map(|i| if i % 3 == 0 { mask } else { i % mask }).collect();
+            let want = whole.forward(&ids, 1).expect("whole forward");
+            let state = Tensor::<1, Int>::from_data(
+                TensorData::new(ids.iter().map(|&v| v as i32).collect::<Vec<_>>(), [n]),
+                &device,
+            );
+            let logits = blocked.logits(state).expect("blocked logits");
+            assert!(logits.block_count() > 1, "{name}/{backend}");
+            assert_eq!(logits.rows(), config.length);
+            let got: Vec<f32> =
+                logits.flat_blocks().into_iter().flat_map(|t| read_f32(t, "logits").expect("read")).collect();
+            assert_eq!(got.len(), want.len());
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5, "{name}/{backend}: blocked logits differ by {worst}");
+        }
+    }
+}
+
+fn events(model: &Model, request: &GenerationRequest) -> Vec<StepEvent> {
+    let mut run = request.start(model).expect("start");
+    let mut events = Vec::new();
+    run.run(model, |e| {
+        events.push(e.clone());
+        ControlFlow::Continue(())
+    })
+    .expect("run")
+    .expect("done");
+    events
+}
+
+/// The events are equal, but for the recorded probabilities, which may differ in the last
+/// bits: a head cut into blocks runs other matrix-product kernels (on burn-flex, 2.4e-7 here).
+fn assert_same_events(got: &[StepEvent], want: &[StepEvent], tag: &str) {
+    assert_eq!(got.len(), want.len(), "{tag}");
+    for (g, w) in got.iter().zip(want) {
+        let step = format!("{tag}: step {}", w.step);
+        let strip = |e: &StepEvent| StepEvent { candidates: Vec::new(), ..e.clone() };
+        assert_eq!(strip(g), strip(w), "{step}");
+        assert_eq!(g.candidates.len(), w.candidates.len(), "{step}");
+        for (a, b) in g.candidates.iter().zip(&w.candidates) {
+            assert_eq!((a.position, a.count, a.top.len()), (b.position, b.count, b.top.len()), "{step}");
+            for ((ta, pa), (tb, pb)) in a.top.iter().zip(&b.top) {
+                assert!(ta == tb && (pa - pb).abs() <= 1e-6, "{step}: candidate {ta} {pa} vs {tb} {pb}");
+            }
+        }
+    }
+}
+
+#[test]
+fn blocked_generations_draw_what_whole_ones_draw() {
+    for (name, config, limit) in cases() {
+        for (backend, device) in backends() {
+            let whole = load(&config, &device, None).expect("whole");
+            let blocked = load(&config, &device, Some(limit)).expect("blocked");
+            for executor in [ExecutorChoice::Host, ExecutorChoice::Auto] {
+                for mode in [SamplingMode::Ancestral, SamplingMode::EventDriven] {
+                    for (top_k, record_guesses) in [(None, true), (Some(40), false)] {
+                        let request = GenerationRequest {
+                            prompt: Tokens::Ids(vec![7, 900]),
+                            settings: SamplerSettings {
+                                steps: 12,
+                                seed: 3,
+                                mode,
+                                top_k,
+                                record_guesses,
+                                temperature: 0.8,
+                                ..Default::default()
+                            },
+                            executor,
+                            ..GenerationRequest::default()
+                        };
+                        let tag = format!("{name}/{backend}/{executor:?}/{mode:?}/top_k {top_k:?}");
+                        let want = events(&whole, &request);
+                        let got = events(&blocked, &request);
+                        assert_same_events(&got, &want, &tag);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn models_that_cannot_fit_the_binding_are_refused() {
+    let (_, device) = backends().into_iter().next().expect("a backend");
+    let message = |r: prime_core::Result<Model>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    // MDLM's embedding has V + 1 rows and is not cut.
+    let refused = message(load(&config(ModelClass::DIT, 1, 16), &device, Some(8192)));
+    assert!(refused.contains("vocab_embed.embedding"), "{refused}");
+    // Not even one row of the head (D floats) fits.
+    let refused = message(load(&config(ModelClass::PerceiverDIT, 2, 16), &device, Some(32)));
+    assert!(refused.contains("largest storage binding"), "{refused}");
+    // A blocked model refuses a batch whose activations exceed the limit, and a whole forward.
+    let prime = config(ModelClass::PerceiverDIT, 2, 16);
+    let model = load(&prime, &device, Some(8192)).expect("blocked");
+    let n = prime.sequence_subtokens();
+    let state = || Tensor::<1, Int>::from_data(TensorData::new(vec![32i32; n], [n]), &device);
+    let refused =
+        model.logits_batch((0..5).map(|_| state()).collect()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("5 sequences at once"), "{refused}");
+    assert!(model.logits_batch((0..2).map(|_| state()).collect()).is_ok());
+    let refused = model.forward(&vec![32; n], 1).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("whole forward pass"), "{refused}");
+}
