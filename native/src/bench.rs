@@ -34,8 +34,8 @@ pub struct BenchArgs {
     /// V = 50257, L = --length) with a small network (hidden 64, one block) instead.
     #[arg(long, conflicts_with = "model")]
     random: bool,
-    /// Sequence length of the --random model. Its logits take L × 50257 × 4 bytes in one
-    /// buffer: L = 1024 needs a 206 MB storage binding, more than lavapipe's 128 MiB.
+    /// Sequence length of the --random model. Its logits take L × 50257 × 4 bytes (206 MB
+    /// at L = 1024), written in row blocks where the adapter binds less (lavapipe: 128 MiB).
     /// [default: 1024]
     #[arg(long)]
     length: Option<usize>,

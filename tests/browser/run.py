@@ -434,9 +434,10 @@ def draws_official_size_steps(browser, base):
           const t0 = performance.now();
           window.prime.show(i);
           document.body.offsetHeight; // layout included
+          {p}.grid.canvas.getContext('2d').getImageData(0, 0, 1, 1); // and the canvas painted
           out.push(performance.now() - t0);
         }}
-        return [out, {p}.el.querySelectorAll('.cell').length];""")
+        return [out, {p}.grid.cells.length];""")
     ms, cells = times
     browser.screenshot("page-official-size.png")
     print(f"      L = 1024, ℓ = 4: {cells} cells; draw one step: mean {sum(ms) / len(ms):.1f} ms, "
@@ -478,7 +479,7 @@ def replays_a_native_trajectory(browser, base):
     pause_and_step(browser, p)
     browser.js("document.getElementById('speed').value = 0; document.getElementById('pause').click();")
     browser.wait(f"{p}.phase === 'done'", 60, "the replay to finish")
-    shown = browser.js(f"return [...{p}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
+    shown = browser.js(f"return {p}.grid.cells.map(c => c.token);")
     assert shown == ending["outcome"]["tokens"], "the replay's final cells differ from the file"
     text = browser.js(f"return {p}.el.querySelector('.final-text').textContent")
     assert text == ending["text"], f"{text[:60]!r}"
@@ -566,19 +567,40 @@ def end_to_end(browser, base):
     browser.js(
         """const t = document.getElementById('timeline'); t.value = arguments[0];
         t.dispatchEvent(new Event('input'));""", partial)
+    # What the canvas shows: the cells it drew, and its pixels at a masked and at a known slot of
+    # a partly revealed cell (a masked slot is never outlined as fresh; 1 px inside its corner no
+    # glyph reaches).
     shown = browser.js(
-        f"""const cells = [...{PANEL.format(i=0)}.el.querySelectorAll('.cell')];
-        return {{label: document.getElementById('timeline-label').textContent,
-                partial: cells.filter(c => Number(c.dataset.known) > 0 && Number(c.dataset.known) < {l}).length,
-                masks: {PANEL.format(i=0)}.el.querySelectorAll('.slot.mask').length}};""")
+        f"""const p = {PANEL.format(i=0)}, cells = p.grid.cells;
+        const i = cells.findIndex(c => c.known > 0 && c.known < {l});
+        // Only rows near the viewport are painted: scroll the cell into view first.
+        if (i >= 0) {{
+          window.scrollBy(0, p.grid.rectOf(i).top - 100);
+          window.dispatchEvent(new Event('scroll'));
+        }}
+        const pixel = (j) => {{
+          const b = p.grid.slotBox(i, j), dpr = p.grid.geometry.dpr;
+          const d = p.grid.canvas.getContext('2d').getImageData(Math.round((b.x + 1.5) * dpr), Math.round((b.y + 1.5) * dpr), 1, 1).data;
+          return [d[0], d[1], d[2]];
+        }};
+        const digits = i >= 0 ? cells[i].digits : [];
+        const fresh = new Set(p.viewAt({partial}).revealed);
+        const known = digits.findIndex((d, j) => d != null && !fresh.has(i * {l} + j));
+        return {{label: document.getElementById('timeline-label').textContent, index: i,
+                partial: cells.filter(c => c.known > 0 && c.known < {l}).length,
+                masks: cells.reduce((a, c) => a + c.digits.filter(d => d == null).length, 0),
+                masked_pixel: i >= 0 ? pixel(digits.findIndex(d => d == null)) : null,
+                known_pixel: known >= 0 ? pixel(known) : null}};""")
     assert shown["label"].startswith(str(partial)), f"timeline shows {shown['label']}, not step {partial}"
     assert shown["partial"] > 0 and shown["masks"] > 0, f"scrubbed page shows no partial token: {shown}"
+    assert shown["masked_pixel"] == [0xe4, 0xe4, 0xe4], f"a masked slot is painted {shown['masked_pixel']}"
+    assert shown["known_pixel"] in (None, [255, 255, 255]), f"a known slot is painted {shown['known_pixel']}"
     # Hover a partly revealed cell: the tooltip lists its consistent set.
     tip = browser.js(
-        f"""const c = [...{PANEL.format(i=0)}.el.querySelectorAll('.cell')]
-              .find(c => Number(c.dataset.known) > 0 && Number(c.dataset.known) < {l});
-        c.dispatchEvent(new MouseEvent('mouseover', {{bubbles: true}}));
-        return document.getElementById('tooltip').textContent;""")
+        f"""const p = {PANEL.format(i=0)}, r = p.grid.rectOf(arguments[0]);
+        p.grid.canvas.dispatchEvent(new MouseEvent('mousemove',
+          {{bubbles: true, clientX: (r.left + r.right) / 2, clientY: (r.top + r.bottom) / 2}}));
+        return document.getElementById('tooltip').textContent;""", shown["index"])
     assert "consistent with the revealed digits" in tip, f"tooltip: {tip!r}"
     browser.screenshot("page-partial-step.png")
     browser.js(f"{PANEL.format(i=0)}.el.closest('#panels').dispatchEvent(new MouseEvent('mouseleave'));")
@@ -592,8 +614,7 @@ def end_to_end(browser, base):
         lines = [json.loads(line) for line in exported[name].splitlines() if line.strip()]
         header, steps, ending = lines[0], lines[1:-1], lines[-1]
         assert header["format"] == "prime-trajectory" and header["version"] == 1, header
-        shown_tokens = browser.js(
-            f"return [...{PANEL.format(i=i)}.el.querySelectorAll('.cell')].map(c => Number(c.dataset.token));")
+        shown_tokens = browser.js(f"return {PANEL.format(i=i)}.grid.cells.map(c => c.token);")
         want = ending["outcome"]["tokens"]
         first = next((k for k, (a, b) in enumerate(zip(want, shown_tokens)) if a != b), None)
         assert want == shown_tokens, (f"{name}: export differs from the page at position {first}: "
