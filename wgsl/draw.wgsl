@@ -1,8 +1,10 @@
 // Categorical draw by Gumbel-max over each position's consistent tokens:
 // x0_i = argmax_v (logit_v / temperature + G(seed, step, i, v)), ties to the lowest id,
-// with G = −ln(−ln u) from the counter-based stream (index = token id). Without the noise flag
-// it is the plain argmax (MDLM's final rule). With the cutoff flag, only tokens inside the
-// position's truncation prefix (score > c, or score = c and id ≤ c's id) compete.
+// with G = −ln(−ln u) from the counter-based stream (index = token id), keyed on the row's
+// sequence position from `key_positions` (the logits may hold only some positions' rows).
+// Without the noise flag it is the plain argmax (MDLM's final rule). With the cutoff flag, only
+// tokens inside the position's truncation prefix (score > c, or score = c and id ≤ c's id)
+// compete.
 // Positions whose `draw_mask` entry is 0 are skipped and get −1; so does a position with no
 // candidate (the host reports it as an error).
 // Each thread walks 4 consecutive codes at a time, so one Threefry block serves 4 tokens.
@@ -50,8 +52,8 @@ fn main(
     let row = position * params[P_WIDTH];
     let step = params[P_STEP];
     let stream = params[P_STREAM];
-    // The noise is keyed on the sequence position, which is offset when logits come in blocks.
-    let key_position = position + params[P_FIRST];
+    // The noise is keyed on the row's sequence position (the logits may hold only some rows).
+    let key_position = u32(key_positions[position]);
 
     var best_s = 0.0;
     var best_v = NONE;

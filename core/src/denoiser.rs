@@ -1,9 +1,9 @@
 //! The one network interface: what the sampler's executors call to get a network output.
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 
 use crate::error::Result;
-use crate::logits::Logits;
+use crate::logits::{Logits, NetworkInput};
 
 /// A network that maps one sequence's sub-token state to its logits, on one device.
 ///
@@ -12,11 +12,12 @@ use crate::logits::Logits;
 pub trait Denoiser {
     /// The device the state and the logits live on.
     fn device(&self) -> &Device;
-    /// Logits (L × V_out, in row blocks) of a sub-token state (ℓ·L ids in `[0, b]`).
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits>;
-    /// Logits of several states, in order. A network overrides this to run them as one batch
+    /// Logits (row blocks of V_out entries, covering at least `input.rows`) of a sub-token
+    /// state (ℓ·L ids in `[0, b]`).
+    fn logits(&self, input: NetworkInput) -> Result<Logits>;
+    /// Logits of several inputs, in order. A network overrides this to run them as one batch
     /// (one call, B sequences); the default calls [`Denoiser::logits`] for each.
-    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Logits>> {
-        states.into_iter().map(|s| self.logits(s)).collect()
+    fn logits_batch(&self, inputs: Vec<NetworkInput>) -> Result<Vec<Logits>> {
+        inputs.into_iter().map(|i| self.logits(i)).collect()
     }
 }

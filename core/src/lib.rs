@@ -37,6 +37,6 @@ pub use config::{ModelClass, ModelConfig};
 pub use denoiser::Denoiser;
 pub use error::{PrimeError, Result};
 pub use generation::{ExecutorChoice, GenerationRequest, Tokens};
-pub use logits::Logits;
+pub use logits::{Logits, NetworkInput};
 pub use model::Model;
 pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};

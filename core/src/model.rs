@@ -10,7 +10,7 @@ use crate::codec::SubTokenCodec;
 use crate::config::{ModelConfig, json_text};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
-use crate::logits::Logits;
+use crate::logits::{Logits, LogitsBlock, NetworkInput};
 use crate::network::{Network, NetworkConstants, Trace};
 use crate::readback::{read_f32, read_f32_async};
 use crate::text::TextCodec;
@@ -263,37 +263,58 @@ impl Denoiser for Model {
         &self.device
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits> {
-        let mut logits = self.logits_batch(vec![state])?;
+    fn logits(&self, input: NetworkInput) -> Result<Logits> {
+        let mut logits = self.logits_batch(vec![input])?;
         logits.pop().ok_or_else(|| PrimeError::Input("the network returned no logits".into()))
     }
 
-    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> Result<Vec<Logits>> {
+    fn logits_batch(&self, inputs: Vec<NetworkInput>) -> Result<Vec<Logits>> {
         let n = self.config.sequence_subtokens();
-        if let Some(bad) = states.iter().find(|s| s.dims()[0] != n) {
-            return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", bad.dims()[0])));
+        let length = self.config.length;
+        for input in &inputs {
+            if input.state.dims()[0] != n {
+                return Err(PrimeError::Input(format!("state has {} sub-tokens, expected {n}", input.state.dims()[0])));
+            }
+            if input.rows.windows(2).any(|w| w[0] >= w[1]) || input.rows.last().is_some_and(|&i| i as usize >= length) {
+                return Err(PrimeError::Input(format!(
+                    "rows asked of the network are not ascending positions below {length}"
+                )));
+            }
         }
-        let batch = states.len();
+        let batch = inputs.len();
         if batch == 0 {
             return Ok(Vec::new());
         }
         self.config.footprint().check(batch).map_err(PrimeError::Input)?;
         self.blocking.check_batch(&self.config, batch)?;
-        let ids = Tensor::cat(states, 0).reshape([batch, n]);
-        let hidden = self.network.hidden(&self.constants, ids, None);
-        let length = self.config.length;
-        if self.blocking.logits_rows >= length {
+        let every_row = inputs.iter().all(|i| i.rows.len() == length);
+        let (states, rows): (Vec<_>, Vec<_>) = inputs.into_iter().map(|i| (i.state, i.rows)).unzip();
+        let hidden = self.network.hidden(&self.constants, Tensor::cat(states, 0).reshape([batch, n]), None);
+        if every_row && self.blocking.logits_rows >= length {
             // One block per sequence: the head runs once on every row.
             let logits = self.network.head(hidden);
             return Ok(logits.chunk(batch, 0).into_iter().map(Logits::whole).collect());
         }
-        (0..batch)
-            .map(|b| {
-                let blocks = (0..length)
-                    .step_by(self.blocking.logits_rows)
-                    .map(|first| {
-                        let end = (first + self.blocking.logits_rows).min(length);
-                        self.network.head(hidden.clone().slice(b * length + first..b * length + end))
+        // The head only on the rows asked for (gathered into one product; at least one row, so
+        // that an output is never empty), in blocks within the binding limit.
+        rows.into_iter()
+            .enumerate()
+            .map(|(b, rows)| {
+                let rows = if rows.is_empty() { vec![0] } else { rows };
+                let x = hidden.clone().slice(b * length..(b + 1) * length);
+                let x = if rows.len() == length {
+                    x
+                } else {
+                    let index: Vec<i32> = rows.iter().map(|&i| i as i32).collect();
+                    x.select(0, Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &self.device))
+                };
+                let mut first = 0;
+                let blocks = rows
+                    .chunks(self.blocking.logits_rows)
+                    .map(|positions| {
+                        let block = self.network.head(x.clone().slice(first..first + positions.len()));
+                        first += positions.len();
+                        LogitsBlock { positions: positions.to_vec(), rows: block }
                     })
                     .collect();
                 Logits::from_blocks(blocks)

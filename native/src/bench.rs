@@ -17,7 +17,7 @@ use prime_core::sampler::run_together;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
 use prime_core::train::initial_weights;
 use prime_core::{
-    Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, SamplerSettings,
+    Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, NetworkInput, SamplerSettings,
 };
 use serde::Serialize;
 
@@ -160,7 +160,7 @@ impl Denoiser for Fixed {
         &self.device
     }
 
-    fn logits(&self, _state: Tensor<1, Int>) -> prime_core::Result<Logits> {
+    fn logits(&self, _input: NetworkInput) -> prime_core::Result<Logits> {
         Ok(self.logits.clone())
     }
 }
@@ -170,11 +170,15 @@ impl Denoiser for Fixed {
 fn network_pass(model: &Model, batch: usize) -> Result<(f64, Logits)> {
     let n = model.config().sequence_subtokens();
     let mask = model.codec().mask_id() as i32;
-    let ids = || Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device());
+    let rows: Vec<u32> = (0..model.config().length as u32).collect();
+    let ids = || NetworkInput {
+        state: Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device()),
+        rows: rows.clone(),
+    };
     let call = || -> Result<Vec<Logits>> {
         let logits = model.logits_batch((0..batch).map(|_| ids()).collect())?;
         for block in logits.iter().flat_map(Logits::blocks) {
-            block.rows.sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"))?;
+            block.rows.clone().sum().try_into_data().map_err(|e| anyhow::anyhow!("the network pass failed: {e:?}"))?;
         }
         Ok(logits)
     };

@@ -96,8 +96,15 @@ async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device:
     let decoded = k.decode(state.clone())?;
     let norm = k.normaliser(logits.clone(), state.clone(), 1.25, true)?;
     let active = Tensor::<1, Int>::from_data(TensorData::new(vec![1i32; length], [length]), device);
-    let request =
-        DrawRequest { seed: 11, step: 3, inv_temperature: 1.25, noise: true, active, cutoffs: None, first_position: 0 };
+    let request = DrawRequest {
+        seed: 11,
+        step: 3,
+        inv_temperature: 1.25,
+        noise: true,
+        active,
+        cutoffs: None,
+        positions: Vec::new(),
+    };
     let drawn = k.draw(logits, state.clone(), &request, true)?;
     let revealed = k.reveal(state, drawn.clone(), 11, 3, RevealRule::Probability(0.5))?;
     Ok(Outputs {

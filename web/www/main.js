@@ -138,6 +138,10 @@ class Panel {
     this.labels = new Map();
     this.q('.error').hidden = true;
     this.q('.final-text').textContent = '';
+    // Running from now, not from the worker's answer: until then the panel would still read
+    // 'done' from the previous run, and a script waiting for 'done' would read an empty run.
+    this.phase = 'running';
+    this.el.dataset.phase = this.phase;
     this.worker.postMessage({ type: 'start', request, delayMs });
   }
 

@@ -69,9 +69,9 @@ pub struct Cutoffs {
 }
 
 impl Cutoffs {
-    /// The cutoffs of the positions in `range`.
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Self {
-        Self { score: self.score.clone().slice(range.clone()), token: self.token.clone().slice(range) }
+    /// The cutoffs of the positions `index` (as a device tensor), in its order.
+    pub fn select(&self, index: Tensor<1, Int>) -> Self {
+        Self { score: self.score.clone().select(0, index.clone()), token: self.token.clone().select(0, index) }
     }
 }
 
@@ -90,9 +90,9 @@ pub struct DrawRequest {
     pub active: Tensor<1, Int>,
     /// Optional truncation.
     pub cutoffs: Option<Cutoffs>,
-    /// Sequence position of the first logits row: the noise of row r is keyed on position
-    /// `first_position + r` (0 unless the logits come in row blocks).
-    pub first_position: u32,
+    /// Sequence position of each row, which keys its noise (the logits may hold only some
+    /// positions' rows); empty: row r is position r.
+    pub positions: Vec<u32>,
 }
 
 /// Which masked slots a reveal uncovers.
@@ -187,6 +187,9 @@ impl SubTokenKernels {
     ) -> Result<Tensor<1, Int>> {
         self.check_inputs(&logits, &state)?;
         self.params.check_len(request.active.dims()[0], 1, "active")?;
+        if !request.positions.is_empty() {
+            self.params.check_len(request.positions.len(), 1, "positions")?;
+        }
         let words = self.params.words(&Launch {
             carry_over,
             seed: request.seed,
@@ -194,7 +197,6 @@ impl SubTokenKernels {
             inv_temperature: request.inv_temperature,
             noise: request.noise,
             cutoff: request.cutoffs.is_some(),
-            first_position: request.first_position,
             ..Launch::default()
         });
         match self.path {

@@ -10,7 +10,7 @@ use crate::error::{PrimeError, Result};
 use crate::rng::Stream;
 
 /// Words before the powers `b^(ℓ−1−j)` (which start at `P_POWERS`).
-const HEADER_WORDS: usize = 13;
+const HEADER_WORDS: usize = 12;
 /// Flag bits of the `P_FLAGS` word.
 const FLAG_CARRY_OVER: u32 = 1;
 const FLAG_NOISE: u32 = 2;
@@ -65,9 +65,6 @@ pub struct Launch {
     pub cutoff: bool,
     /// Reveal the slots planned for this step instead of drawing reveal decisions.
     pub planned: bool,
-    /// Sequence position of the launch's first row (keys the draw's noise when the logits
-    /// come in row blocks).
-    pub first_position: u32,
 }
 
 impl Default for Launch {
@@ -82,7 +79,6 @@ impl Default for Launch {
             noise: false,
             cutoff: false,
             planned: false,
-            first_position: 0,
         }
     }
 }
@@ -167,18 +163,8 @@ impl KernelParams {
         width: u32,
         launch: &Launch,
     ) -> [(&'static str, u32); HEADER_WORDS] {
-        let Launch {
-            carry_over,
-            seed,
-            step,
-            stream,
-            inv_temperature,
-            reveal_probability,
-            noise,
-            cutoff,
-            planned,
-            first_position,
-        } = *launch;
+        let Launch { carry_over, seed, step, stream, inv_temperature, reveal_probability, noise, cutoff, planned } =
+            *launch;
         let flags =
             [(carry_over, FLAG_CARRY_OVER), (noise, FLAG_NOISE), (cutoff, FLAG_CUTOFF), (planned, FLAG_PLANNED)]
                 .iter()
@@ -197,7 +183,6 @@ impl KernelParams {
             ("P_REVEAL_P", reveal_probability.to_bits()),
             ("P_FLAGS", flags),
             ("P_STREAM", stream as u32),
-            ("P_FIRST", first_position),
         ]
     }
 

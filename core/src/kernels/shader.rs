@@ -8,7 +8,7 @@
 use burn::backend::wgpu::{
     CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
 };
-use burn::tensor::{DType, Device, Int, Shape, Tensor};
+use burn::tensor::{DType, Device, Int, Shape, Tensor, TensorData};
 use cubecl::CubeCount;
 use cubecl::prelude::KernelId;
 use cubecl::server::KernelArguments;
@@ -71,6 +71,7 @@ const DRAW_BINDINGS: &[Binding] = &[
     ("draw_mask", Elem::Int),
     ("cut_score", Elem::F32),
     ("cut_token", Elem::Int),
+    ("key_positions", Elem::Int),
     ("out", Elem::Int),
 ];
 const REVEAL_BINDINGS: &[Binding] = &[
@@ -263,6 +264,13 @@ pub fn draw(
         // Unread without the cutoff flag, but every binding needs a buffer.
         None => (new_output(&logits, p.length(), DType::F32), new_output(&logits, p.length(), DType::I32)),
     };
+    let positions: Vec<i32> = if request.positions.is_empty() {
+        (0..p.length() as i32).collect()
+    } else {
+        request.positions.iter().map(|&i| i as i32).collect()
+    };
+    let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [p.length()]), &request.active.device());
+    let positions = int_primitive(positions)?;
     let out = new_output(&logits, p.length(), DType::I32);
     let kernel = Wgsl { name: "draw", body: DRAW, consistent: true, workgroup: REDUCE_WG, bindings: DRAW_BINDINGS };
     let buffers = [
@@ -271,6 +279,7 @@ pub fn draw(
         ("draw_mask", &active),
         ("cut_score", &score),
         ("cut_token", &token),
+        ("key_positions", &positions),
         ("out", &out),
     ];
     launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;

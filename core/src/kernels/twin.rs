@@ -103,7 +103,13 @@ pub fn normaliser(
 }
 
 /// Uniforms of (stream, step) for every (position in `positions`, index < width), row-major.
-fn uniform_table(seed: u64, stream: Stream, step: u32, positions: std::ops::Range<u32>, width: usize) -> Vec<f32> {
+fn uniform_table(
+    seed: u64,
+    stream: Stream,
+    step: u32,
+    positions: impl ExactSizeIterator<Item = u32>,
+    width: usize,
+) -> Vec<f32> {
     let rng = CounterRng::new(seed);
     let mut out = Vec::with_capacity(positions.len() * width);
     for i in positions {
@@ -136,12 +142,12 @@ pub fn draw(
         keep = keep.bool_and(inside);
     }
     let score = if request.noise {
-        let first = request.first_position;
-        let u = floats(
-            uniform_table(request.seed, Stream::Token, request.step, first..first + n as u32, v),
-            [n, v],
-            &device,
-        );
+        let u = if request.positions.is_empty() {
+            uniform_table(request.seed, Stream::Token, request.step, 0..n as u32, v)
+        } else {
+            uniform_table(request.seed, Stream::Token, request.step, request.positions.iter().copied(), v)
+        };
+        let u = floats(u, [n, v], &device);
         s.add(u.log().neg().log().neg())
     } else {
         s

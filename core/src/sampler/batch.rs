@@ -4,12 +4,12 @@
 
 use std::ops::ControlFlow;
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 
 use super::{Outcome, Run, StepEvent};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
-use crate::logits::Logits;
+use crate::logits::{Logits, NetworkInput};
 
 /// One sequence's share of a batched network call, handed to its executor as its denoiser.
 struct Prefetched<'a> {
@@ -23,7 +23,7 @@ impl Denoiser for Prefetched<'_> {
         self.device
     }
 
-    fn logits(&self, _state: Tensor<1, Int>) -> Result<Logits> {
+    fn logits(&self, _input: NetworkInput) -> Result<Logits> {
         self.logits.clone().ok_or_else(|| PrimeError::Input("a step called the network outside its batch".into()))
     }
 }

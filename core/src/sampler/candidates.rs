@@ -94,46 +94,44 @@ pub fn top_consistent_on_device(
     temperature: f32,
     k: usize,
 ) -> DeviceCandidates {
-    let l = codec.digits();
     let k = k.min(codec.vocab() as usize);
     let mut parts = Vec::new();
     for block in logits.blocks() {
-        let end = block.first + block.rows.dims()[0];
-        let inside: Vec<u32> = positions
+        // (position, row in the block) of the asked positions this block holds.
+        let inside: Vec<(u32, u32)> = positions
             .iter()
-            .filter(|&&i| (block.first..end).contains(&(i as usize)))
-            .map(|&i| i - block.first as u32)
+            .filter_map(|&i| block.positions.binary_search(&i).ok().map(|row| (i, row as u32)))
             .collect();
         if !inside.is_empty() {
-            let state = state.clone().slice(block.first * l..end * l);
-            parts.push((block.first as u32, block_candidates(codec, block.rows, state, &inside, temperature, k)));
+            parts.push(block_candidates(codec, block.rows.clone(), state.clone(), &inside, temperature, k));
         }
     }
-    let cat_ints =
-        |pick: fn(&DeviceCandidates) -> Tensor<1, Int>| Tensor::cat(parts.iter().map(|(_, c)| pick(c)).collect(), 0);
+    let cat_ints = |pick: fn(&DeviceCandidates) -> Tensor<1, Int>| Tensor::cat(parts.iter().map(pick).collect(), 0);
     DeviceCandidates {
-        positions: parts.iter().flat_map(|(first, c)| c.positions.iter().map(move |&i| i + first)).collect(),
+        positions: parts.iter().flat_map(|c| c.positions.iter().copied()).collect(),
         k,
         tokens: cat_ints(|c| c.tokens.clone()),
-        probs: Tensor::cat(parts.iter().map(|(_, c)| c.probs.clone()).collect(), 0),
+        probs: Tensor::cat(parts.iter().map(|c| c.probs.clone()).collect(), 0),
         counts: cat_ints(|c| c.counts.clone()),
     }
 }
 
-/// [`top_consistent_on_device`] within one block of rows (positions relative to the block).
+/// [`top_consistent_on_device`] within one block of rows, for (position, row) pairs.
 fn block_candidates(
     codec: &SubTokenCodec,
     logits: Tensor<2>,
     state: Tensor<1, Int>,
-    positions: &[u32],
+    inside: &[(u32, u32)],
     temperature: f32,
     k: usize,
 ) -> DeviceCandidates {
-    let (p, l, v) = (positions.len(), codec.digits(), codec.vocab() as usize);
+    let (p, l, v) = (inside.len(), codec.digits(), codec.vocab() as usize);
     let device = logits.device();
-    let rows_of = int_tensor(positions.iter().map(|&i| i as i32).collect(), &device);
+    let positions: Vec<u32> = inside.iter().map(|&(i, _)| i).collect();
+    let at = int_tensor(positions.iter().map(|&i| i as i32).collect(), &device);
+    let rows_of = int_tensor(inside.iter().map(|&(_, r)| r as i32).collect(), &device);
     let length = state.dims()[0] / l;
-    let patterns = state.reshape([length, l]).select(0, rows_of.clone());
+    let patterns = state.reshape([length, l]).select(0, at);
     let mask = kernels::consistent_tokens(codec, patterns);
     let scaled = logits.select(0, rows_of).slice([0..p, 0..v]).div_scalar(temperature);
     let scores = scaled.mask_fill(mask.clone().bool_not(), f32::NEG_INFINITY);
@@ -142,7 +140,7 @@ fn block_candidates(
     let (top, tokens) = scores.topk_with_indices(k, 1);
     let probs = top.sub(log_normaliser.expand([p, k])).exp();
     DeviceCandidates {
-        positions: positions.to_vec(),
+        positions,
         k,
         tokens: to_i32(tokens.reshape([p * k])),
         probs: probs.reshape([p * k]),

@@ -14,7 +14,7 @@ use super::{Cutoff, Executor, Progress, Sampler, StepPlan, StepResult, top_consi
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
-use crate::logits::Logits;
+use crate::logits::{HostLogits, Logits};
 use crate::readback::{HostValues, Readback};
 
 /// Cutoff that keeps every candidate (for positions with nothing left to draw).
@@ -83,7 +83,7 @@ impl DeviceExecutor {
 
     /// Per-position truncation cutoffs of host logits, uploaded (positions without a mask keep
     /// everything).
-    fn cutoffs(&self, sampler: &Sampler, logits: &[f32]) -> Result<Cutoffs> {
+    fn cutoffs(&self, sampler: &Sampler, logits: &HostLogits) -> Result<Cutoffs> {
         let state = self
             .host_state
             .as_ref()
@@ -108,31 +108,47 @@ impl DeviceExecutor {
     }
 
     /// The draw of `request` (over the whole sequence) from every row block of `logits`:
-    /// each block draws its rows with its slices of the state, the active flags and the
-    /// cutoffs, its noise keyed on its first position, so the blocks draw what one would.
+    /// each block draws its rows with the state, active flags and cutoffs of its positions,
+    /// its noise keyed on them, so the blocks draw what one whole output would. Positions
+    /// without a row (their logits were not computed: nothing is drawn there) get −1, as
+    /// inactive ones do.
     fn draw(&self, sampler: &Sampler, logits: &Logits, request: &DrawRequest) -> Result<Tensor<1, Int>> {
         let shape = sampler.shape();
-        let l = shape.codec.digits();
+        let (l, length) = (shape.codec.digits(), shape.length);
         let carry_over = sampler.settings().carry_over;
-        let mut drawn = Vec::with_capacity(logits.block_count());
+        let mut drawn = Vec::with_capacity(logits.block_count() + 1);
+        // Where each position's draw lands among the blocks' outputs; `length` rows at most,
+        // so the sentinel (−1) after them serves positions without a row.
+        let mut landing = vec![-1i32; length];
+        let mut rows_drawn = 0;
         for block in logits.blocks() {
-            let rows = block.rows.dims()[0];
-            let span = block.first..block.first + rows;
-            let kernels = if rows == shape.length {
-                self.kernels.clone()
+            let rows = block.positions.len();
+            if rows == length {
+                drawn.push(self.kernels.draw(block.rows.clone(), self.state.clone(), request, carry_over)?);
             } else {
-                SubTokenKernels::new(&shape.codec, rows, shape.output_width, self.kernels.path(), &self.device)?
-            };
-            let part = DrawRequest {
-                active: request.active.clone().slice(span.clone()),
-                cutoffs: request.cutoffs.as_ref().map(|c| c.slice(span.clone())),
-                first_position: span.start as u32,
-                ..request.clone()
-            };
-            let state = self.state.clone().slice(span.start * l..span.end * l);
-            drawn.push(kernels.draw(block.rows, state, &part, carry_over)?);
+                let kernels =
+                    SubTokenKernels::new(&shape.codec, rows, shape.output_width, self.kernels.path(), &self.device)?;
+                let index = int_tensor(block.positions.iter().map(|&i| i as i32).collect(), &self.device);
+                let state = self.state.clone().reshape([length, l]).select(0, index.clone()).reshape([rows * l]);
+                let part = DrawRequest {
+                    active: request.active.clone().select(0, index.clone()),
+                    cutoffs: request.cutoffs.as_ref().map(|c| c.select(index)),
+                    positions: block.positions.clone(),
+                    ..request.clone()
+                };
+                drawn.push(kernels.draw(block.rows.clone(), state, &part, carry_over)?);
+            }
+            for (n, &i) in block.positions.iter().enumerate() {
+                landing[i as usize] = (rows_drawn + n) as i32;
+            }
+            rows_drawn += rows;
         }
-        Ok(Tensor::cat(drawn, 0))
+        if rows_drawn == length && drawn.len() == 1 {
+            return drawn.pop().ok_or_else(|| PrimeError::Device("no draw".into()));
+        }
+        drawn.push(int_tensor(vec![-1], &self.device));
+        landing.iter_mut().filter(|r| **r < 0).for_each(|r| *r = rows_drawn as i32);
+        Ok(Tensor::cat(drawn, 0).select(0, int_tensor(landing, &self.device)))
     }
 
     /// Draws and reveals on the device, then asks for what the step must report.
@@ -153,7 +169,7 @@ impl DeviceExecutor {
                 noise: plan.noise,
                 active: int_tensor(active, &self.device),
                 cutoffs: if plan.truncate { cutoffs.clone() } else { None },
-                first_position: 0,
+                positions: Vec::new(),
             };
             let drawn = self.draw(sampler, logits, &request)?;
             if !plan.reveals.is_empty() {
@@ -270,7 +286,7 @@ impl Executor for DeviceExecutor {
         match (std::mem::take(&mut self.stage), values) {
             (Stage::Start, None) => {
                 if plan.call_network {
-                    let logits = denoiser.logits(self.state.clone())?;
+                    let logits = denoiser.logits(sampler.network_input(self.state.clone()))?;
                     if plan.truncate {
                         self.stage = Stage::Cutoffs(Box::new(logits.clone()));
                         return Ok(Progress::read_logits(&logits));
@@ -280,7 +296,9 @@ impl Executor for DeviceExecutor {
                 self.work(sampler, plan)
             }
             (Stage::Cutoffs(logits), Some(values)) => {
-                let cutoffs = self.cutoffs(sampler, &values.floats)?;
+                let shape = sampler.shape();
+                let host = HostLogits::new(values.floats, shape.output_width, logits.layout(), shape.length)?;
+                let cutoffs = self.cutoffs(sampler, &host)?;
                 self.cache = Some((*logits, Some(cutoffs)));
                 self.work(sampler, plan)
             }

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
+use crate::logits::{HostLogits, RowLayout};
 use crate::readback::HostValues;
 use crate::rng::{CounterRng, GumbelRow};
 
@@ -18,7 +19,7 @@ pub const RECORDED_CANDIDATES: usize = 5;
 /// The cached network output: logits and, with truncation, each position's cutoff.
 #[derive(Debug)]
 struct Cache {
-    logits: Vec<f32>,
+    logits: HostLogits,
     cutoffs: Vec<Option<Cutoff>>,
 }
 
@@ -27,6 +28,8 @@ struct Cache {
 pub struct HostExecutor {
     state: Vec<u32>,
     cache: Option<Cache>,
+    /// Where the rows of the output being read lie.
+    reading: Option<RowLayout>,
 }
 
 /// The ℓ digits of position i.
@@ -61,13 +64,12 @@ fn no_candidate(i: usize, digits: &[u32]) -> PrimeError {
     PrimeError::NoConsistentToken { position: i, digits: digits.to_vec() }
 }
 
-/// The truncation cutoff of position i under host logits (L × V_out) and state.
-pub(super) fn position_cutoff(sampler: &Sampler, state: &[u32], logits: &[f32], i: usize) -> Result<Cutoff> {
+/// The truncation cutoff of position i under host logits and state.
+pub(super) fn position_cutoff(sampler: &Sampler, state: &[u32], logits: &HostLogits, i: usize) -> Result<Cutoff> {
     let (shape, settings) = (sampler.shape(), sampler.settings());
-    let (l, w) = (shape.codec.digits(), shape.output_width);
-    let digits = digits_of(state, l, i);
+    let digits = digits_of(state, shape.codec.digits(), i);
     let mut candidates = Vec::new();
-    for_each_candidate(shape, settings, digits, &logits[i * w..(i + 1) * w], |v, s| candidates.push((v, s)));
+    for_each_candidate(shape, settings, digits, logits.row(i)?, |v, s| candidates.push((v, s)));
     cutoff(candidates, settings.top_k, settings.top_p).ok_or_else(|| no_candidate(i, digits))
 }
 
@@ -85,23 +87,13 @@ pub(super) fn state_tensor(state: &[u32], device: &Device) -> Tensor<1, Int> {
 impl HostExecutor {
     /// An executor for `sampler`, starting from its initial state.
     pub fn new(sampler: &Sampler) -> Self {
-        Self { state: sampler.initial_state().to_vec(), cache: None }
+        Self { state: sampler.initial_state().to_vec(), cache: None, reading: None }
     }
 
-    /// Checks and caches a network output read back for `plan`.
-    fn cache_output(&self, sampler: &Sampler, plan: &StepPlan, logits: Vec<f32>) -> Result<Cache> {
+    /// Checks and caches a network output of `layout` read back for `plan`.
+    fn cache_output(&self, sampler: &Sampler, plan: &StepPlan, values: Vec<f32>, layout: RowLayout) -> Result<Cache> {
         let shape = sampler.shape();
-        let width = shape.output_width;
-        if logits.len() != shape.length * width {
-            return Err(PrimeError::Input(format!(
-                "network returned {} logits, expected {} × {width}",
-                logits.len(),
-                shape.length
-            )));
-        }
-        if let Some(i) = logits.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
-            return Err(PrimeError::NonFinite { position: i / width });
-        }
+        let logits = HostLogits::new(values, shape.output_width, layout, shape.length)?;
         let l = shape.codec.digits();
         let mask = shape.codec.mask_id();
         let cutoffs = (0..shape.length)
@@ -120,12 +112,11 @@ impl HostExecutor {
     /// x0 of position i: Gumbel-max (or the argmax without noise) over the kept candidates.
     fn draw(&self, sampler: &Sampler, plan: &StepPlan, cache: &Cache, i: usize) -> Result<u32> {
         let (shape, settings) = (sampler.shape(), sampler.settings());
-        let (l, w) = (shape.codec.digits(), shape.output_width);
         let cut = if plan.truncate { cache.cutoffs[i] } else { None };
-        let digits = digits_of(&self.state, l, i);
+        let digits = digits_of(&self.state, shape.codec.digits(), i);
         let mut noise = GumbelRow::new(CounterRng::new(settings.seed), plan.step as u32, i as u32);
         let mut best: Option<(f32, u32)> = None;
-        for_each_candidate(shape, settings, digits, &cache.logits[i * w..(i + 1) * w], |v, s| {
+        for_each_candidate(shape, settings, digits, cache.logits.row(i)?, |v, s| {
             if cut.is_some_and(|c| !c.keeps(s, v)) {
                 return;
             }
@@ -140,12 +131,12 @@ impl HostExecutor {
     /// Candidates of the partly revealed positions under the step's network output.
     fn candidates(&self, sampler: &Sampler, plan: &StepPlan, cache: &Cache) -> Vec<PositionCandidates> {
         let shape = sampler.shape();
-        let (l, w) = (shape.codec.digits(), shape.output_width);
+        let l = shape.codec.digits();
         plan.partly_revealed
             .iter()
             .filter_map(|&i| {
                 let i = i as usize;
-                let row = &cache.logits[i * w..(i + 1) * w];
+                let row = cache.logits.row(i).ok()?;
                 let c = top_consistent(
                     &shape.codec,
                     row,
@@ -172,12 +163,17 @@ impl Executor for HostExecutor {
         values: Option<HostValues>,
     ) -> Result<Progress> {
         if plan.call_network {
-            match values {
-                None => {
-                    let logits = denoiser.logits(state_tensor(&self.state, denoiser.device()))?;
+            match (values, self.reading.take()) {
+                (None, _) => {
+                    let input = sampler.network_input(state_tensor(&self.state, denoiser.device()));
+                    let logits = denoiser.logits(input)?;
+                    self.reading = Some(logits.layout());
                     return Ok(Progress::read_logits(&logits));
                 }
-                Some(v) => self.cache = Some(self.cache_output(sampler, plan, v.floats)?),
+                (Some(v), Some(layout)) => self.cache = Some(self.cache_output(sampler, plan, v.floats, layout)?),
+                (Some(_), None) => {
+                    return Err(PrimeError::Input("logits were read that no network call asked for".into()));
+                }
             }
         }
         let before = self.state.clone();

@@ -35,7 +35,10 @@ pub use truncation::{Cutoff, cutoff};
 
 use std::collections::BTreeMap;
 
+use burn::tensor::{Int, Tensor};
+
 use crate::error::{PrimeError, Result};
+use crate::logits::NetworkInput;
 use crate::rng::{CounterRng, Stream};
 use crate::schedule::TimeGrid;
 
@@ -208,6 +211,17 @@ impl Sampler {
         self.nfe
     }
 
+    /// Positions with a masked slot now, ascending: the only rows a step draws from.
+    pub fn masked_positions(&self) -> Vec<u32> {
+        (0..self.shape.length).filter(|&i| self.has_mask(i)).map(|i| i as u32).collect()
+    }
+
+    /// A network call on `state` for the positions the coming steps draw from (those with a
+    /// masked slot now; the set only shrinks while the output is cached).
+    pub fn network_input(&self, state: Tensor<1, Int>) -> NetworkInput {
+        NetworkInput { state, rows: self.masked_positions() }
+    }
+
     fn has_mask(&self, i: usize) -> bool {
         let l = self.shape.codec.digits();
         self.masked[i * l..(i + 1) * l].contains(&true)
@@ -224,7 +238,6 @@ impl Sampler {
     fn next_plan(&self) -> Result<StepPlan> {
         let l = self.shape.codec.digits();
         let record = self.settings.record_guesses;
-        let masked_positions = || (0..self.shape.length).filter(|&i| self.has_mask(i)).map(|i| i as u32).collect();
         let (step, is_final, reveals) = match self.phase {
             Phase::Done => return Err(PrimeError::Input("sampling is already finished".into())),
             Phase::Loop(k) => (k, false, self.reveals_at(k)),
@@ -234,7 +247,7 @@ impl Sampler {
             }
         };
         let draws: Vec<u32> = if record || is_final {
-            masked_positions()
+            self.masked_positions()
         } else {
             let mut positions: Vec<u32> = reveals.iter().map(|&s| s / l as u32).collect();
             positions.dedup();

@@ -4,13 +4,14 @@ use std::future::Future;
 use std::ops::ControlFlow;
 use std::task::{Context, Poll, Waker};
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 use serde::Serialize;
 
 use super::{DeviceExecutor, Executor, HostExecutor, Outcome, Progress, Sampler, StepEvent};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::kernels::KernelPath;
+use crate::logits::NetworkInput;
 use crate::readback::{HostValues, Readback};
 
 /// What a run has done so far.
@@ -75,9 +76,10 @@ impl Run {
         Ok(self.sampler.plan()?.call_network)
     }
 
-    /// The state the next network call is fed, on `device` (see [`super::run_together`]).
-    pub fn network_input(&self, device: &Device) -> Tensor<1, Int> {
-        self.executor.network_input(device)
+    /// What the next network call is fed: the state on `device` and the rows the sampler
+    /// needs (see [`super::run_together`]).
+    pub fn network_input(&self, device: &Device) -> NetworkInput {
+        self.sampler.network_input(self.executor.network_input(device))
     }
 
     /// The result, once the final step has been taken.

@@ -5,9 +5,9 @@
 use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 use prime_core::sampler::{SamplingMode, run_together};
-use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, SamplerSettings, Tokens};
+use prime_core::{Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, NetworkInput, SamplerSettings, Tokens};
 use prime_tests::{backends, case_dir};
 
 /// Counts the network calls and the sequences they carried.
@@ -22,12 +22,12 @@ impl Denoiser for Counting<'_> {
         self.model.device()
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> prime_core::Result<Logits> {
-        let mut out = self.logits_batch(vec![state])?;
+    fn logits(&self, input: NetworkInput) -> prime_core::Result<Logits> {
+        let mut out = self.logits_batch(vec![input])?;
         Ok(out.remove(0))
     }
 
-    fn logits_batch(&self, states: Vec<Tensor<1, Int>>) -> prime_core::Result<Vec<Logits>> {
+    fn logits_batch(&self, states: Vec<NetworkInput>) -> prime_core::Result<Vec<Logits>> {
         self.calls.set(self.calls.get() + 1);
         self.sequences.set(self.sequences.get() + states.len());
         self.model.logits_batch(states)

@@ -1,19 +1,23 @@
-//! Models cut to a binding limit (what lets an official-size model run where one storage
-//! binding holds at most 128 MiB): the output head in vocabulary blocks and the logits in row
-//! blocks give the logits of the whole model, and a generation draws exactly what it draws
-//! unblocked, on every backend, with both executors, in both modes, truncated and recorded.
-//! Models that cannot fit are refused with the tensor named.
+//! Network outputs in row blocks. Models cut to a binding limit (what lets an official-size
+//! model run where one storage binding holds at most 128 MiB): the output head in vocabulary
+//! blocks and the logits in row blocks give the logits of the whole model. Outputs of only the
+//! rows still masked (what every network call now computes) hold those rows' logits. Either
+//! way a generation draws exactly what it draws with every row computed, on every backend,
+//! with both executors, in both modes, truncated and recorded. Models that cannot fit are
+//! refused with the tensor named.
 
 use std::ops::ControlFlow;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use prime_core::device::ModelSource;
+use prime_core::logits::HostLogits;
 use prime_core::network::parameter_shapes;
 use prime_core::readback::read_f32;
 use prime_core::sampler::SamplingMode;
 use prime_core::weights::{HostTensor, WeightFile};
 use prime_core::{
-    Denoiser, ExecutorChoice, GenerationRequest, Model, ModelClass, ModelConfig, SamplerSettings, StepEvent, Tokens,
+    Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, NetworkInput, SamplerSettings,
+    StepEvent, Tokens,
 };
 use prime_tests::backends;
 
@@ -82,22 +86,61 @@ fn blocked_logits_equal_the_whole_logits() {
                 TensorData::new(ids.iter().map(|&v| v as i32).collect::<Vec<_>>(), [n]),
                 &device,
             );
-            let logits = blocked.logits(state).expect("blocked logits");
+            let every_row = (0..config.length as u32).collect();
+            let logits =
+                blocked.logits(NetworkInput { state: state.clone(), rows: every_row }).expect("blocked logits");
             assert!(logits.block_count() > 1, "{name}/{backend}");
-            assert_eq!(logits.rows(), config.length);
+            assert_eq!(logits.layout().rows(), config.length);
             let got: Vec<f32> =
                 logits.flat_blocks().into_iter().flat_map(|t| read_f32(t, "logits").expect("read")).collect();
             assert_eq!(got.len(), want.len());
             let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(worst <= 1e-5, "{name}/{backend}: blocked logits differ by {worst}");
+            // Asked for a few rows, both models compute those (and short gaps), nothing else,
+            // with the values of the whole output.
+            let rows = vec![1, 2, 9, (config.length - 1) as u32];
+            for model in [&whole, &blocked] {
+                let logits = model.logits(NetworkInput { state: state.clone(), rows: rows.clone() }).expect("rows");
+                let layout = logits.layout();
+                assert!(layout.rows() < config.length, "{name}/{backend}: {} rows computed", layout.rows());
+                let w = config.output_width();
+                let host = HostLogits::new(
+                    logits.flat_blocks().into_iter().flat_map(|t| read_f32(t, "logits").expect("read")).collect(),
+                    w,
+                    layout,
+                    config.length,
+                )
+                .expect("host logits");
+                for &i in &rows {
+                    let i = i as usize;
+                    let row = host.row(i).expect("an asked row");
+                    let worst =
+                        row.iter().zip(&want[i * w..(i + 1) * w]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                    assert!(worst <= 1e-5, "{name}/{backend}: row {i} differs by {worst}");
+                }
+            }
         }
     }
 }
 
-fn events(model: &Model, request: &GenerationRequest) -> Vec<StepEvent> {
+/// The model, made to compute the logits of every row whatever a call asks for.
+struct EveryRow<'a>(&'a Model);
+
+impl Denoiser for EveryRow<'_> {
+    fn device(&self) -> &burn::tensor::Device {
+        self.0.device()
+    }
+
+    fn logits(&self, input: NetworkInput) -> prime_core::Result<Logits> {
+        let rows = (0..self.0.config().length as u32).collect();
+        self.0.logits(NetworkInput { rows, ..input })
+    }
+}
+
+fn events(model: &Model, denoiser: &dyn Denoiser, request: &GenerationRequest) -> Vec<StepEvent> {
     let mut run = request.start(model).expect("start");
     let mut events = Vec::new();
-    run.run(model, |e| {
+    run.run(denoiser, |e| {
         events.push(e.clone());
         ControlFlow::Continue(())
     })
@@ -148,9 +191,11 @@ fn blocked_generations_draw_what_whole_ones_draw() {
                             ..GenerationRequest::default()
                         };
                         let tag = format!("{name}/{backend}/{executor:?}/{mode:?}/top_k {top_k:?}");
-                        let want = events(&whole, &request);
-                        let got = events(&blocked, &request);
-                        assert_same_events(&got, &want, &tag);
+                        // The whole output of every row, against only the rows still masked
+                        // (the models' default), whole and in blocks.
+                        let want = events(&whole, &EveryRow(&whole), &request);
+                        assert_same_events(&events(&whole, &whole, &request), &want, &format!("{tag}, masked rows"));
+                        assert_same_events(&events(&blocked, &blocked, &request), &want, &format!("{tag}, blocked"));
                     }
                 }
             }
@@ -172,7 +217,10 @@ fn models_that_cannot_fit_the_binding_are_refused() {
     let prime = config(ModelClass::PerceiverDIT, 2, 16);
     let model = load(&prime, &device, Some(8192)).expect("blocked");
     let n = prime.sequence_subtokens();
-    let state = || Tensor::<1, Int>::from_data(TensorData::new(vec![32i32; n], [n]), &device);
+    let state = || NetworkInput {
+        state: Tensor::<1, Int>::from_data(TensorData::new(vec![32i32; n], [n]), &device),
+        rows: (0..prime.length as u32).collect(),
+    };
     let refused =
         model.logits_batch((0..5).map(|_| state()).collect()).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused.contains("5 sequences at once"), "{refused}");

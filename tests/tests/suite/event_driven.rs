@@ -3,12 +3,13 @@
 use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use prime_core::readback::read_i32;
 use prime_core::sampler::SamplingMode;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::{
-    Conditioning, Denoiser, Logits, ModelClass, ModelConfig, Result, Run, Sampler, SamplerSettings, SamplerShape,
+    Conditioning, Denoiser, Logits, ModelClass, ModelConfig, NetworkInput, Result, Run, Sampler, SamplerSettings,
+    SamplerShape,
 };
 
 /// A toy network whose logits depend on the whole sub-token state, so that the order in which
@@ -25,9 +26,9 @@ impl Denoiser for Toy {
         &self.device
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits> {
+    fn logits(&self, input: NetworkInput) -> Result<Logits> {
         self.calls.set(self.calls.get() + 1);
-        let state = read_i32(state, "the toy's state")?;
+        let state = read_i32(input.state, "the toy's state")?;
         let key: u32 = state.iter().enumerate().map(|(s, &d)| (s as u32 + 1) * (d as u32 + 1)).sum();
         let values: Vec<f32> = (0..self.length * self.vocab)
             .map(|n| {

@@ -212,7 +212,7 @@ fn argmax_draw_breaks_ties_to_the_lowest_id() {
                     noise: false,
                     active: int_tensor(&active, &device),
                     cutoffs: None,
-                    first_position: 0,
+                    positions: Vec::new(),
                 };
                 let got = read_ints(
                     k.draw(logits_tensor(&case, lg.clone(), &device), ids(&st, &device), &request, true).expect("draw"),
@@ -258,33 +258,33 @@ fn sampled_draws_equal_between_shader_and_twin() {
                                 score: Tensor::from_data(TensorData::new(cut_score.clone(), [case.length]), &device),
                                 token: int_tensor(&cut_token, &device),
                             }),
-                            first_position: 0,
+                            positions: Vec::new(),
                         };
                         let got = read_ints(
                             k.draw(logits_tensor(&case, lg.clone(), &device), ids(&st, &device), &request, true)
                                 .expect("draw"),
                         );
-                        // The rows from position h on, drawn as a block of their own, draw the
-                        // same tokens: the noise is keyed on the sequence position.
-                        let h = case.length / 2;
-                        let tail =
-                            SubTokenKernels::new(c, case.length - h, case.width, path, &device).expect("kernels");
-                        let tail_request = DrawRequest {
-                            active: request.active.clone().slice(h..case.length),
-                            cutoffs: request.cutoffs.as_ref().map(|c| Cutoffs {
-                                score: c.score.clone().slice(h..case.length),
-                                token: c.token.clone().slice(h..case.length),
-                            }),
-                            first_position: h as u32,
+                        // Every other row, drawn as a block of their own with its positions,
+                        // draws the same tokens: the noise is keyed on the sequence position.
+                        let picked: Vec<u32> = (1..case.length as u32).step_by(2).collect();
+                        let n = picked.len();
+                        let index = int_tensor(&picked.iter().map(|&i| i as i32).collect::<Vec<_>>(), &device);
+                        let part = SubTokenKernels::new(c, n, case.width, path, &device).expect("kernels");
+                        let part_request = DrawRequest {
+                            active: request.active.clone().select(0, index.clone()),
+                            cutoffs: request.cutoffs.as_ref().map(|c| c.select(index)),
+                            positions: picked.clone(),
                             ..request.clone()
                         };
-                        let rows = Tensor::<2>::from_data(
-                            TensorData::new(lg[h * case.width..].to_vec(), [case.length - h, case.width]),
-                            &device,
-                        );
-                        let tail_got =
-                            read_ints(tail.draw(rows, ids(&st[h * l..], &device), &tail_request, true).expect("draw"));
-                        assert_eq!(tail_got, got[h..], "{backend}/{path:?}/{}: a block from position {h}", case.name);
+                        let rows: Vec<f32> =
+                            picked.iter().flat_map(|&i| lg[i as usize * case.width..][..case.width].to_vec()).collect();
+                        let part_state: Vec<u32> =
+                            picked.iter().flat_map(|&i| st[i as usize * l..][..l].to_vec()).collect();
+                        let rows = Tensor::<2>::from_data(TensorData::new(rows, [n, case.width]), &device);
+                        let part_got =
+                            read_ints(part.draw(rows, ids(&part_state, &device), &part_request, true).expect("draw"));
+                        let want: Vec<i32> = picked.iter().map(|&i| got[i as usize]).collect();
+                        assert_eq!(part_got, want, "{backend}/{path:?}/{}: the odd rows as a block", case.name);
                         for (i, &x) in got.iter().enumerate() {
                             let consistent = c.count_consistent(&st[i * l..(i + 1) * l]);
                             assert_eq!(x < 0, consistent == 0, "{backend}/{path:?}/{}: pos {i} drew {x}", case.name);
@@ -400,7 +400,7 @@ fn draw_distribution_matches_exact_probabilities() {
                     noise: true,
                     active: int_tensor(&vec![1; length], &device),
                     cutoffs: None,
-                    first_position: 0,
+                    positions: Vec::new(),
                 };
                 let lg = logits_tensor(&case, row.repeat(length), &device);
                 let st = ids(&pattern.repeat(length), &device);

@@ -3,11 +3,11 @@
 use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use prime_core::sampler::FinalRule;
 use prime_core::schedule::{expected_idle_ratio, expected_nfe};
 use prime_core::{
-    Conditioning, Denoiser, Logits, Model, Result, Run, Sampler, SamplerSettings, SamplerShape, StepEvent,
+    Conditioning, Denoiser, Logits, Model, NetworkInput, Result, Run, Sampler, SamplerSettings, SamplerShape, StepEvent,
 };
 use prime_tests::{backends, case_dir};
 
@@ -30,7 +30,7 @@ impl Denoiser for FixedLogits {
         &self.device
     }
 
-    fn logits(&self, _state: Tensor<1, Int>) -> Result<Logits> {
+    fn logits(&self, _input: NetworkInput) -> Result<Logits> {
         self.calls.set(self.calls.get() + 1);
         Ok(Logits::whole(self.logits.clone()))
     }
@@ -47,9 +47,9 @@ impl Denoiser for Counted<'_> {
         self.model.device()
     }
 
-    fn logits(&self, state: Tensor<1, Int>) -> Result<Logits> {
+    fn logits(&self, input: NetworkInput) -> Result<Logits> {
         self.calls.set(self.calls.get() + 1);
-        self.model.logits(state)
+        self.model.logits(input)
     }
 }
 
