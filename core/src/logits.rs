@@ -75,11 +75,6 @@ impl Logits {
         Ok(Self { blocks })
     }
 
-    /// Entries per row, V_out.
-    pub fn width(&self) -> usize {
-        self.blocks[0].rows.dims()[1]
-    }
-
     /// Number of blocks.
     pub fn block_count(&self) -> usize {
         self.blocks.len()
