@@ -62,6 +62,16 @@ impl Blocking {
         Ok(Self { limit: Some(limit), head_rows, logits_rows })
     }
 
+    /// The binding limit in bytes, if there is one.
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Blocks of the output head and row blocks of one sequence's logits, for `config`.
+    pub fn block_counts(&self, config: &ModelConfig) -> (usize, usize) {
+        (config.output_width().div_ceil(self.head_rows.max(1)), config.length.div_ceil(self.logits_rows.max(1)))
+    }
+
     /// Checks that one network call on `batch` sequences keeps its intermediates (attention
     /// scores, MLP activations) within the limit.
     pub fn check_batch(&self, config: &ModelConfig, batch: usize) -> Result<()> {

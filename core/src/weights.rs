@@ -1,7 +1,9 @@
 //! Reading `model.safetensors` into host tensors with every name, shape and dtype checked.
 //!
 //! The `safetensors` crate parses and bounds-checks the file; this module maps the official
-//! names (with or without Lightning's `backbone.` prefix) and converts to f32.
+//! names (with or without Lightning's `backbone.` prefix). f32 values are kept as f32 and f16
+//! values as their bits (a GPU expands them in a shader, so the host never holds an f32 copy of
+//! an f16 file); F64 and BF16 are converted to f32.
 
 use std::collections::HashMap;
 
@@ -18,10 +20,71 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
-/// The tensors of a weight file, by official name (prefix stripped), converted to f32.
+/// A tensor's values as the weight file stores them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredValues {
+    /// f32 values (also what F64 and BF16 files are converted to).
+    F32(Vec<f32>),
+    /// IEEE binary16 values, as their bits.
+    F16(Vec<u16>),
+}
+
+/// A tensor of a weight file: its shape and stored values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, `shape.iter().product()` of them.
+    pub values: StoredValues,
+}
+
+impl StoredTensor {
+    /// The values as f32 on the host.
+    pub fn into_host(self) -> HostTensor {
+        let data = match self.values {
+            StoredValues::F32(v) => v,
+            StoredValues::F16(bits) => bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect(),
+        };
+        HostTensor { shape: self.shape, data }
+    }
+
+    /// Rows `start..start + count` of the first axis (clamped to the tensor).
+    pub fn rows(&self, start: usize, count: usize) -> StoredTensor {
+        let per_row: usize = self.shape.iter().skip(1).product();
+        let first = self.shape.first().copied().unwrap_or(0);
+        let (start, end) = (start.min(first), start.saturating_add(count).min(first));
+        let range = start * per_row..end * per_row;
+        let values = match &self.values {
+            StoredValues::F32(v) => StoredValues::F32(v[range].to_vec()),
+            StoredValues::F16(v) => StoredValues::F16(v[range].to_vec()),
+        };
+        let mut shape = self.shape.clone();
+        if let Some(rows) = shape.first_mut() {
+            *rows = end - start;
+        }
+        StoredTensor { shape, values }
+    }
+
+    /// Index of the first value that is not finite, if any.
+    fn first_non_finite(&self) -> Option<usize> {
+        match &self.values {
+            StoredValues::F32(v) => v.iter().position(|x| !x.is_finite()),
+            // All exponent bits set: an infinity or a NaN.
+            StoredValues::F16(v) => v.iter().position(|&b| b & 0x7c00 == 0x7c00),
+        }
+    }
+}
+
+impl From<HostTensor> for StoredTensor {
+    fn from(t: HostTensor) -> Self {
+        Self { shape: t.shape, values: StoredValues::F32(t.data) }
+    }
+}
+
+/// The tensors of a weight file, by official name (prefix stripped), as stored.
 #[derive(Debug)]
 pub struct WeightFile {
-    tensors: HashMap<String, HostTensor>,
+    tensors: HashMap<String, StoredTensor>,
 }
 
 /// Lightning checkpoints store the network under this prefix.
@@ -35,9 +98,14 @@ impl WeightFile {
         let file = SafeTensors::deserialize(bytes).map_err(|e| PrimeError::Weights(diagnose(bytes, &e)))?;
         let mut tensors = HashMap::new();
         for (name, view) in file.tensors() {
-            let data = to_f32(&name, view.dtype(), view.data())?;
+            let values = match view.dtype() {
+                Dtype::F16 => StoredValues::F16(
+                    view.data().chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect(),
+                ),
+                dtype => StoredValues::F32(to_f32(&name, dtype, view.data())?),
+            };
             let key = name.strip_prefix(LIGHTNING_PREFIX).unwrap_or(&name).to_string();
-            if tensors.insert(key.clone(), HostTensor { shape: view.shape().to_vec(), data }).is_some() {
+            if tensors.insert(key.clone(), StoredTensor { shape: view.shape().to_vec(), values }).is_some() {
                 return Err(PrimeError::Weights(format!(
                     "holds both `{LIGHTNING_PREFIX}{key}` and `{key}`; keep one of them"
                 )));
@@ -48,11 +116,11 @@ impl WeightFile {
 
     /// Wraps host tensors given by name (for weights made in memory, e.g. a training init).
     pub fn from_tensors(tensors: impl IntoIterator<Item = (String, HostTensor)>) -> Self {
-        Self { tensors: tensors.into_iter().collect() }
+        Self { tensors: tensors.into_iter().map(|(name, t)| (name, t.into())).collect() }
     }
 
-    /// Takes the tensor `name`, which must have exactly `shape`.
-    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+    /// Takes the tensor `name`, which must have exactly `shape` and finite values.
+    pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<StoredTensor> {
         let tensor = self.tensors.remove(name).ok_or_else(|| PrimeError::MissingTensor(name.to_string()))?;
         if tensor.shape != shape {
             return Err(PrimeError::TensorShape {
@@ -61,7 +129,7 @@ impl WeightFile {
                 expected: shape.to_vec(),
             });
         }
-        if let Some(i) = tensor.data.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = tensor.first_non_finite() {
             return Err(PrimeError::Weights(format!("tensor `{name}` holds a non-finite value at index {i}")));
         }
         Ok(tensor)
@@ -180,7 +248,7 @@ mod tests {
         let mut w = WeightFile::from_bytes(&bytes).unwrap();
         assert!(matches!(w.take("a.weight", &[4]), Err(PrimeError::TensorShape { .. })));
         let mut w = WeightFile::from_bytes(&bytes).unwrap();
-        assert_eq!(w.take("a.weight", &[2, 2]).unwrap().data, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(w.take("a.weight", &[2, 2]).unwrap().into_host().data, vec![1.0, 2.0, 3.0, 4.0]);
         assert!(matches!(w.take("b", &[1]), Err(PrimeError::MissingTensor(_))));
     }
 
@@ -198,5 +266,30 @@ mod tests {
         let bytes = file("a", vec![2], &[1.0, f32::NAN]);
         let mut w = WeightFile::from_bytes(&bytes).unwrap();
         assert!(w.take("a", &[2]).is_err());
+        for bad in [f32::INFINITY, f32::NAN, 1e6] {
+            let t = vec![("a".to_string(), HostTensor { shape: vec![2], data: vec![1.0, bad] })];
+            let bytes = to_safetensors_as(&t, Dtype::F16).unwrap();
+            let err = WeightFile::from_bytes(&bytes).unwrap().take("a", &[2]).unwrap_err().to_string();
+            assert!(err.contains("non-finite value at index 1"), "{bad}: {err}");
+        }
+    }
+
+    /// f16 files keep their bits until a device takes them; rows of a stored tensor keep their
+    /// type; the host decoding is exact.
+    #[test]
+    fn f16_values_are_kept_as_bits() {
+        let data = vec![1.0, -2.5, 65504.0, 6.0e-8, -0.0, 0.333_251_95];
+        let t = vec![("a".to_string(), HostTensor { shape: vec![3, 2], data: data.clone() })];
+        let bytes = to_safetensors_as(&t, Dtype::F16).unwrap();
+        let stored = WeightFile::from_bytes(&bytes).unwrap().take("a", &[3, 2]).unwrap();
+        assert!(matches!(stored.values, StoredValues::F16(_)));
+        let middle = stored.rows(1, 1);
+        assert_eq!(middle.shape, vec![1, 2]);
+        assert_eq!(middle.into_host().data, vec![65504.0, half::f16::from_f32(6.0e-8).to_f32()]);
+        assert_eq!(stored.rows(2, 5).shape, vec![1, 2]);
+        let host = stored.into_host().data;
+        assert_eq!(host[0..3], [1.0, -2.5, 65504.0]);
+        assert!(host[4] == 0.0 && host[4].is_sign_negative());
+        assert_eq!(host[5], 0.333_251_95);
     }
 }

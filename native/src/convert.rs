@@ -36,8 +36,18 @@ pub struct ConvertArgs {
 pub enum StoredDtype {
     /// 32-bit floats, as trained.
     F32,
-    /// 16-bit floats: half the size (the loader expands them to f32).
+    /// 16-bit floats: half the size (expanded to f32 on loading: on a GPU by a shader).
     F16,
+}
+
+impl StoredDtype {
+    /// The safetensors dtype.
+    pub fn dtype(self) -> Dtype {
+        match self {
+            Self::F32 => Dtype::F32,
+            Self::F16 => Dtype::F16,
+        }
+    }
 }
 
 /// Runs the command.
@@ -58,11 +68,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     if args.out.is_file() {
         bail!("--out {} is a file; give a folder", args.out.display());
     }
-    let dtype = match args.dtype {
-        StoredDtype::F32 => Dtype::F32,
-        StoredDtype::F16 => Dtype::F16,
-    };
-    let weights = to_safetensors_as(&converted.tensors, dtype)?;
+    let weights = to_safetensors_as(&converted.tensors, args.dtype.dtype())?;
     write_dir(&args.out, &config, &weights, tokenizer.as_deref())?;
     if tokenizer.is_none() {
         eprintln!("notice: the checkpoint carries no tokenizer; the folder works on token ids (or pass --tokenizer)");

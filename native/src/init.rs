@@ -9,7 +9,9 @@ use prime_core::model::write_dir;
 use prime_core::network::parameter_shapes;
 use prime_core::text::TextCodec;
 use prime_core::train::initial_weights;
-use prime_core::weights::to_safetensors;
+use prime_core::weights::to_safetensors_as;
+
+use crate::convert::StoredDtype;
 use prime_core::{ModelClass, ModelConfig};
 
 /// Arguments of `prime init`.
@@ -24,6 +26,21 @@ pub struct InitArgs {
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Sequence length L instead of the preset's 1024 (a smaller model of the same kind).
+    #[arg(long)]
+    length: Option<usize>,
+    /// Hidden size instead of the preset's 768.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Number of blocks instead of the preset's 12.
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// Number of attention heads instead of the preset's 12 (must divide the hidden size).
+    #[arg(long)]
+    heads: Option<usize>,
+    /// How the weights are stored (f16: half the download for the browser).
+    #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
+    dtype: StoredDtype,
     /// A `tokenizer.json` to copy into the folder (e.g. the GPT-2 one `prime convert` recovers).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -69,7 +86,12 @@ impl Preset {
 
 /// Runs the command.
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
-    let config = args.preset.config();
+    let mut config = args.preset.config();
+    config.length = args.length.unwrap_or(config.length);
+    config.hidden_size = args.hidden.unwrap_or(config.hidden_size);
+    config.n_blocks = args.blocks.unwrap_or(config.n_blocks);
+    config.n_heads = args.heads.unwrap_or(config.n_heads);
+    config.validate().context("the model these options describe")?;
     if args.out.is_file() {
         bail!("--out {} is a file; give a folder", args.out.display());
     }
@@ -86,12 +108,12 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let mut weights = initial_weights(&config, args.seed)?;
     let tensors = parameter_shapes(&config)?
         .into_iter()
-        .map(|(name, shape)| Ok((name.clone(), weights.take(&name, &shape)?)))
+        .map(|(name, shape)| Ok((name.clone(), weights.take(&name, &shape)?.into_host())))
         .collect::<prime_core::Result<Vec<_>>>()?;
-    let bytes = to_safetensors(&tensors)?;
+    let bytes = to_safetensors_as(&tensors, args.dtype.dtype())?;
     write_dir(&args.out, &config, &bytes, tokenizer.as_deref())?;
     eprintln!(
-        "wrote {} ({:?} ℓ = {}, V = {}, L = {}, D = {}, {} blocks; {:.0} MB of random f32 weights)",
+        "wrote {} ({:?} ℓ = {}, V = {}, L = {}, D = {}, {} blocks; {:.0} MB of random {:?} weights)",
         args.out.display(),
         config.model_class,
         config.subtokens,
@@ -99,7 +121,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         config.length,
         config.hidden_size,
         config.n_blocks,
-        bytes.len() as f64 / 1e6
+        bytes.len() as f64 / 1e6,
+        args.dtype.dtype()
     );
     Ok(())
 }

@@ -143,6 +143,7 @@ fn errors_are_one_line_and_never_panics() {
             vec!["init", "--preset", "owt-l2", "--out", "/tmp/x", "--tokenizer", "/nonexistent.json"],
             "/nonexistent.json",
         ),
+        (vec!["init", "--preset", "owt-l2", "--out", "/tmp/x", "--hidden", "100", "--heads", "3"], "n_heads = 3"),
     ];
     for (args, needle) in cases {
         let out = prime(&args);

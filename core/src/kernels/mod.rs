@@ -47,6 +47,18 @@ impl KernelPath {
     }
 }
 
+/// f16 values, given by their bits, as an f32 tensor on `device`: the `unpack` shader expands
+/// them on the device (`Shader`), the twin on the host (`Twin`). Exact either way.
+pub fn expand_f16(bits: &[u16], path: KernelPath, device: &Device) -> Result<Tensor<1>> {
+    match path {
+        KernelPath::Shader => shader::unpack_f16(bits, device),
+        KernelPath::Twin => {
+            let values: Vec<f32> = bits.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect();
+            Ok(Tensor::from_data(burn::tensor::TensorData::new(values, [bits.len()]), device))
+        }
+    }
+}
+
 /// Per-position results of the consistency filter + normaliser.
 #[derive(Debug, Clone)]
 pub struct Normaliser {

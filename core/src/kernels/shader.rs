@@ -24,6 +24,7 @@ const DECODE: &str = include_str!("../../../wgsl/decode.wgsl");
 const NORMALISER: &str = include_str!("../../../wgsl/normaliser.wgsl");
 const DRAW: &str = include_str!("../../../wgsl/draw.wgsl");
 const REVEAL: &str = include_str!("../../../wgsl/reveal.wgsl");
+const UNPACK: &str = include_str!("../../../wgsl/unpack.wgsl");
 
 /// Threads of a per-position (reduction) workgroup.
 const REDUCE_WG: u32 = 256;
@@ -48,6 +49,8 @@ enum Elem {
     Params,
     /// One atomic u32 flag.
     Flag,
+    /// Packed data (u32 words).
+    Words,
 }
 
 /// A binding: its WGSL name and element type.
@@ -83,6 +86,8 @@ const REVEAL_BINDINGS: &[Binding] = &[
     ("changed", Elem::Flag),
 ];
 
+const UNPACK_BINDINGS: &[Binding] = &[("packed", Elem::Words), ("params", Elem::Params), ("out", Elem::F32)];
+
 /// The WGSL declarations of `bindings`.
 fn declarations(bindings: &[Binding]) -> String {
     let mut out = String::from("// Generated from core/src/kernels/shader.rs.\n");
@@ -90,7 +95,7 @@ fn declarations(bindings: &[Binding]) -> String {
         let ty = match elem {
             Elem::F32 => "f32",
             Elem::Int => "{{ int }}",
-            Elem::Params => "u32",
+            Elem::Params | Elem::Words => "u32",
             Elem::Flag => "atomic<u32>",
         };
         out.push_str(&format!("@group(0) @binding({slot}) var<storage, read_write> {name}: array<{ty}>;\n"));
@@ -203,6 +208,25 @@ fn int_tensor(t: CubeTensor) -> Tensor<1, Int> {
 
 fn float_tensor(t: CubeTensor) -> Tensor<1> {
     Tensor::from_primitive::<CubeBackend>(t)
+}
+
+/// f16 values given by their bits, expanded to an f32 tensor on the wgpu `device` by the
+/// `unpack` kernel (the host twin is [`crate::weights::StoredTensor::into_host`]).
+pub fn unpack_f16(bits: &[u16], device: &Device) -> Result<Tensor<1>> {
+    let words: Vec<i32> = bits
+        .chunks(2)
+        .map(|pair| (u32::from(pair[0]) | u32::from(pair.get(1).copied().unwrap_or(0)) << 16) as i32)
+        .collect();
+    let n = words.len();
+    let packed = int_primitive(Tensor::<1, Int>::from_data(TensorData::new(words, [n]), device))?;
+    let count = u32::try_from(bits.len())
+        .map_err(|_| PrimeError::Device(format!("cannot unpack {} values in one launch", bits.len())))?;
+    let out = new_output(&packed, bits.len(), DType::F32);
+    let kernel =
+        Wgsl { name: "unpack", body: UNPACK, consistent: false, workgroup: ELEMENT_WG, bindings: UNPACK_BINDINGS };
+    let groups = (n as u32).div_ceil(ELEMENT_WG);
+    launch(kernel, grid(groups), &packed, &[("packed", &packed), ("out", &out)], &[count])?;
+    Ok(float_tensor(out))
 }
 
 /// See [`super::SubTokenKernels::encode`].
@@ -331,6 +355,7 @@ mod tests {
             ("normaliser", NORMALISER, NORMALISER_BINDINGS),
             ("draw", DRAW, DRAW_BINDINGS),
             ("reveal", REVEAL, REVEAL_BINDINGS),
+            ("unpack", UNPACK, UNPACK_BINDINGS),
         ];
         for (name, body, bindings) in kernels {
             assert!(!body.contains("@binding"), "{name} declares its own bindings");
@@ -340,7 +365,7 @@ mod tests {
             }
         }
         let constants = wgsl_constants();
-        for wgsl in [COMMON, CONSISTENT, ENCODE, DECODE, NORMALISER, DRAW, REVEAL] {
+        for wgsl in [COMMON, CONSISTENT, ENCODE, DECODE, NORMALISER, DRAW, REVEAL, UNPACK] {
             assert!(!wgsl.contains("const P_") && !wgsl.contains("const FLAG_") && !wgsl.contains("const STREAM_"));
         }
         for used in ["P_L", "P_POWERS", "P_REVEAL_P", "FLAG_PLANNED", "STREAM_REVEAL"] {

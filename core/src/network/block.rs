@@ -3,11 +3,12 @@
 use burn::module::Param;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 
-use super::layers::{Linear, export_linear, gelu_tanh, layer_norm, modulate, vector, vector_to_host};
+use super::layers::{Linear, export_linear, gelu_tanh, layer_norm, modulate, vector_to_host};
 use super::rope::RopeTables;
 use super::trace::Trace;
+use super::upload::Upload;
 use crate::error::Result;
 use crate::weights::{HostTensor, WeightFile};
 
@@ -55,29 +56,29 @@ pub struct BlockShape {
 
 impl Block {
     /// Reads block `index` from the weight file, checking every shape.
-    pub fn load(weights: &mut WeightFile, index: usize, s: BlockShape, device: &Device) -> Result<Self> {
+    pub fn load(weights: &mut WeightFile, index: usize, s: BlockShape, up: &Upload<'_>) -> Result<Self> {
         let p = |n: &str| format!("blocks.{index}.{n}");
         let d = s.hidden;
         Ok(Self {
-            norm1: Param::from_tensor(vector(weights.take(&p("norm1.weight"), &[d])?, device)),
-            attn_qkv: Linear::from_host(weights.take(&p("attn_qkv.weight"), &[3 * d, d])?, None, device),
-            attn_out: Linear::from_host(weights.take(&p("attn_out.weight"), &[d, d])?, None, device),
-            norm2: Param::from_tensor(vector(weights.take(&p("norm2.weight"), &[d])?, device)),
-            mlp_in: Linear::from_host(
+            norm1: Param::from_tensor(up.tensor(weights.take(&p("norm1.weight"), &[d])?)?),
+            attn_qkv: Linear::load(weights.take(&p("attn_qkv.weight"), &[3 * d, d])?, None, up)?,
+            attn_out: Linear::load(weights.take(&p("attn_out.weight"), &[d, d])?, None, up)?,
+            norm2: Param::from_tensor(up.tensor(weights.take(&p("norm2.weight"), &[d])?)?),
+            mlp_in: Linear::load(
                 weights.take(&p("mlp.0.weight"), &[s.mlp, d])?,
                 Some(weights.take(&p("mlp.0.bias"), &[s.mlp])?),
-                device,
-            ),
-            mlp_out: Linear::from_host(
+                up,
+            )?,
+            mlp_out: Linear::load(
                 weights.take(&p("mlp.2.weight"), &[d, s.mlp])?,
                 Some(weights.take(&p("mlp.2.bias"), &[d])?),
-                device,
-            ),
-            ada_ln: Linear::from_host(
+                up,
+            )?,
+            ada_ln: Linear::load(
                 weights.take(&p("adaLN_modulation.weight"), &[6 * d, s.cond])?,
                 Some(weights.take(&p("adaLN_modulation.bias"), &[6 * d])?),
-                device,
-            ),
+                up,
+            )?,
             n_heads: s.heads,
             eps: s.eps,
         })

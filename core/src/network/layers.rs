@@ -1,11 +1,12 @@
 //! Small tensor building blocks of the DiT: linear maps, bias-free layer norm, modulation, GELU.
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Tensor;
 
+use super::upload::Upload;
 use crate::error::Result;
 use crate::readback::read_f32;
-use crate::weights::HostTensor;
+use crate::weights::{HostTensor, StoredTensor};
 
 /// A linear map stored as `Wᵀ` (in × out) so that `y = x·Wᵀ + b`.
 #[derive(burn::module::Module, Debug)]
@@ -18,10 +19,10 @@ pub struct Linear {
 
 impl Linear {
     /// Builds the map from a PyTorch-layout weight (out, in) and an optional bias.
-    pub fn from_host(weight: HostTensor, bias: Option<HostTensor>, device: &Device) -> Self {
-        let (out_dim, in_dim) = (weight.shape[0], weight.shape[1]);
-        let w = Tensor::<2>::from_data(TensorData::new(weight.data, [out_dim, in_dim]), device);
-        Self { weight_t: Param::from_tensor(w.transpose()), bias: bias.map(|b| Param::from_tensor(vector(b, device))) }
+    pub fn load(weight: StoredTensor, bias: Option<StoredTensor>, up: &Upload<'_>) -> Result<Self> {
+        let w = up.tensor::<2>(weight)?;
+        let bias = bias.map(|b| up.tensor::<1>(b).map(Param::from_tensor)).transpose()?;
+        Ok(Self { weight_t: Param::from_tensor(w.transpose()), bias })
     }
 
     /// The weight in PyTorch layout (out, in) and the bias, read back to the host.
@@ -44,12 +45,6 @@ impl Linear {
             None => y,
         }
     }
-}
-
-/// A 1-D host tensor uploaded to the device.
-pub fn vector(t: HostTensor, device: &Device) -> Tensor<1> {
-    let n = t.data.len();
-    Tensor::<1>::from_data(TensorData::new(t.data, [n]), device)
 }
 
 /// Appends a linear map's weight (and bias) under `name` (`name.weight`, `name.bias`).

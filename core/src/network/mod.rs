@@ -9,6 +9,7 @@ mod block;
 mod layers;
 mod rope;
 mod trace;
+mod upload;
 
 use burn::module::Param;
 use burn::tensor::activation::silu;
@@ -18,12 +19,13 @@ pub use block::{Block, BlockModulation, BlockShape};
 pub use layers::Linear;
 pub use rope::{RopeTables, rope_values};
 pub use trace::Trace;
+pub use upload::Upload;
 
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
 use crate::readback::read_f32;
 use crate::weights::{HostTensor, WeightFile};
-use layers::{export_linear, layer_norm, modulate, vector, vector_to_host};
+use layers::{export_linear, layer_norm, modulate, vector_to_host};
 
 /// The network's weights on one device.
 #[derive(burn::module::Module, Debug)]
@@ -60,8 +62,10 @@ pub struct NetworkConstants {
 
 impl Network {
     /// Reads every tensor the config implies from `weights`, checking names and shapes. The
-    /// output head is split into blocks of at most `head_rows` vocabulary rows.
+    /// output head is split into blocks of at most `head_rows` vocabulary rows. f16 weights
+    /// are expanded on the device where it runs the shaders (see [`Upload`]).
     pub fn load(config: &ModelConfig, weights: &mut WeightFile, device: &Device, head_rows: usize) -> Result<Self> {
+        let up = Upload::new(device);
         let d = config.hidden_size;
         let c = config.cond_dim;
         let f = config.frequency_embedding_size;
@@ -73,41 +77,38 @@ impl Network {
             eps: config.layer_norm_eps,
         };
         let embedding = weights.take("vocab_embed.embedding", &[config.embedding_rows()?, config.embedding_dim()])?;
-        let rows = embedding.shape[0];
-        let embedding = Tensor::<2>::from_data(TensorData::new(embedding.data, [rows, config.embedding_dim()]), device);
-        let sigma_in = Linear::from_host(
+        let embedding = up.tensor::<2>(embedding)?;
+        let sigma_in = Linear::load(
             weights.take("sigma_map.mlp.0.weight", &[c, f])?,
             Some(weights.take("sigma_map.mlp.0.bias", &[c])?),
-            device,
-        );
-        let sigma_out = Linear::from_host(
+            &up,
+        )?;
+        let sigma_out = Linear::load(
             weights.take("sigma_map.mlp.2.weight", &[c, c])?,
             Some(weights.take("sigma_map.mlp.2.bias", &[c])?),
-            device,
-        );
-        let blocks =
-            (0..config.n_blocks).map(|i| Block::load(weights, i, shape, device)).collect::<Result<Vec<_>>>()?;
-        let norm_final = vector(weights.take("output_layer.norm_final.weight", &[d])?, device);
+            &up,
+        )?;
+        let blocks = (0..config.n_blocks).map(|i| Block::load(weights, i, shape, &up)).collect::<Result<Vec<_>>>()?;
+        let norm_final = up.tensor::<1>(weights.take("output_layer.norm_final.weight", &[d])?)?;
         let output_weight = weights.take("output_layer.linear.weight", &[config.output_width(), d])?;
         let output_bias = weights.take("output_layer.linear.bias", &[config.output_width()])?;
         let head_rows = head_rows.max(1);
-        let output = output_weight
-            .data
-            .chunks(head_rows.saturating_mul(d))
-            .zip(output_bias.data.chunks(head_rows))
-            .map(|(w, b)| {
-                let weight = HostTensor { shape: vec![b.len(), d], data: w.to_vec() };
-                Linear::from_host(weight, Some(HostTensor { shape: vec![b.len()], data: b.to_vec() }), device)
+        let output = (0..config.output_width())
+            .step_by(head_rows)
+            .map(|start| {
+                let bias = output_bias.rows(start, head_rows);
+                Linear::load(output_weight.rows(start, head_rows), Some(bias), &up)
             })
-            .collect();
-        let output_ada_ln = Linear::from_host(
+            .collect::<Result<Vec<_>>>()?;
+        drop((output_weight, output_bias));
+        let output_ada_ln = Linear::load(
             weights.take("output_layer.adaLN_modulation.weight", &[2 * d, c])?,
             Some(weights.take("output_layer.adaLN_modulation.bias", &[2 * d])?),
-            device,
-        );
+            &up,
+        )?;
         let half_head = config.head_dim() / 2;
         let inv_freq = match weights.take("rotary_emb.inv_freq", &[half_head]) {
-            Ok(t) => t.data,
+            Ok(t) => t.into_host().data,
             Err(PrimeError::MissingTensor(_)) => default_inv_freq(config.head_dim(), config.rope_base),
             Err(e) => return Err(e),
         };

@@ -14,7 +14,8 @@ use prime_core::logits::HostLogits;
 use prime_core::network::parameter_shapes;
 use prime_core::readback::read_f32;
 use prime_core::sampler::SamplingMode;
-use prime_core::weights::{HostTensor, WeightFile};
+use prime_core::weights::{HostTensor, WeightFile, to_safetensors_as};
+use safetensors::Dtype;
 use prime_core::{
     Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, NetworkInput, SamplerSettings,
     StepEvent, Tokens,
@@ -47,9 +48,9 @@ fn cases() -> Vec<(&'static str, ModelConfig, u64)> {
     vec![("prime-l2", config(ModelClass::PerceiverDIT, 2, 16), 8192), ("mdlm", config(ModelClass::DIT, 1, 64), 70_000)]
 }
 
-/// Weights with every tensor filled (an initialised model's output layer is zero, which would
+/// Tensors with every value filled (an initialised model's output layer is zero, which would
 /// make every logit equal and hide a misplaced head block).
-fn weights(config: &ModelConfig) -> WeightFile {
+fn tensors(config: &ModelConfig) -> Vec<(String, HostTensor)> {
     let mut k: u64 = 5;
     let tensors = parameter_shapes(config).expect("shapes").into_iter().map(|(name, shape)| {
         let data = (0..shape.iter().product::<usize>())
@@ -60,11 +61,57 @@ fn weights(config: &ModelConfig) -> WeightFile {
             .collect();
         (name, HostTensor { shape, data })
     });
-    WeightFile::from_tensors(tensors)
+    tensors.collect()
+}
+
+fn weights(config: &ModelConfig) -> WeightFile {
+    WeightFile::from_tensors(tensors(config))
 }
 
 fn load(config: &ModelConfig, device: &burn::tensor::Device, limit: Option<u64>) -> prime_core::Result<Model> {
     Model::load(ModelSource::Weights(config.clone(), weights(config)), device, limit)
+}
+
+/// A model stored as f16 (what the page downloads) computes exactly what the same values stored
+/// as f32 compute: on wgpu the `unpack` shader expands the weights on the device, elsewhere the
+/// host does; whole and with the head cut into blocks (rows of an f16 tensor).
+#[test]
+fn f16_weights_load_as_their_values() {
+    for (name, config, limit) in cases() {
+        let tensors = tensors(&config);
+        let f16 = to_safetensors_as(&tensors, Dtype::F16).expect("f16 file");
+        let rounded: Vec<(String, HostTensor)> = tensors
+            .into_iter()
+            .map(|(n, t)| {
+                let data = t.data.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+                (n, HostTensor { shape: t.shape, data })
+            })
+            .collect();
+        let n = config.sequence_subtokens();
+        let mask = i64::from(config.codec().expect("codec").mask_id());
+        let ids: Vec<i64> = (0..n as i64).map(|i| i % (mask + 1)).collect();
+        for (backend, device) in backends() {
+            for limit in [None, Some(limit)] {
+                let from_f16 = WeightFile::from_bytes(&f16).expect("parse f16");
+                let from_f16 = Model::load(ModelSource::Weights(config.clone(), from_f16), &device, limit);
+                let from_f32 = WeightFile::from_tensors(rounded.clone());
+                let from_f32 = Model::load(ModelSource::Weights(config.clone(), from_f32), &device, limit);
+                let (a, b) = (from_f16.expect("f16 model"), from_f32.expect("f32 model"));
+                let mut rows = (0..config.length as u32).collect::<Vec<_>>();
+                rows.retain(|r| r % 2 == 1);
+                let state = Tensor::<1, Int>::from_data(
+                    TensorData::new(ids.iter().map(|&v| v as i32).collect::<Vec<_>>(), [n]),
+                    &device,
+                );
+                let read = |m: &Model| -> Vec<u32> {
+                    let logits = m.logits(NetworkInput { state: state.clone(), rows: rows.clone() }).expect("logits");
+                    let values = logits.flat_blocks().into_iter().flat_map(|t| read_f32(t, "logits").expect("read"));
+                    values.map(f32::to_bits).collect()
+                };
+                assert_eq!(read(&a), read(&b), "{name}/{backend}/{limit:?}: f16 and f32 loads differ");
+            }
+        }
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prime_core::SubTokenCodec;
 use prime_core::distribution::logsumexp_over;
-use prime_core::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
+use prime_core::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels, expand_f16};
 use prime_core::rng::{CounterRng, Stream};
 use prime_core::sampler::cutoff;
 use prime_tests::backends;
@@ -106,6 +106,25 @@ fn paths(device: &Device) -> Vec<KernelPath> {
 
 fn kernels(case: &Case, path: KernelPath, device: &Device) -> SubTokenKernels {
     SubTokenKernels::new(&case.codec, case.length, case.width, path, device).expect("kernels")
+}
+
+/// The `unpack` shader expands every finite f16 value (normal, subnormal, ±0, ±65504) to the
+/// f32 its twin gives, bit for bit, with an odd count (the last word half used).
+#[test]
+fn unpack_expands_every_f16_value_exactly() {
+    let mut bits: Vec<u16> = (0..=u16::MAX).filter(|b| b & 0x7c00 != 0x7c00).collect();
+    bits.push(0x3c00);
+    assert!(bits.len() % 2 == 1);
+    let want: Vec<u32> = bits.iter().map(|&b| f32::to_bits(half::f16::from_bits(b).to_f32())).collect();
+    for (backend, device) in backends() {
+        for path in paths(&device) {
+            let got = read_floats(expand_f16(&bits, path, &device).expect("expand"));
+            let got: Vec<u32> = got.into_iter().map(f32::to_bits).collect();
+            let wrong = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+            assert_eq!(got.len(), want.len(), "{backend}/{path:?}");
+            assert!(wrong == 0, "{backend}/{path:?}: {wrong} of {} values differ", want.len());
+        }
+    }
 }
 
 #[test]
