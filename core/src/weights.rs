@@ -99,9 +99,9 @@ impl WeightFile {
         let mut tensors = HashMap::new();
         for (name, view) in file.tensors() {
             let values = match view.dtype() {
-                Dtype::F16 => StoredValues::F16(
-                    view.data().chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect(),
-                ),
+                Dtype::F16 => {
+                    StoredValues::F16(view.data().chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
+                }
                 dtype => StoredValues::F32(to_f32(&name, dtype, view.data())?),
             };
             let key = name.strip_prefix(LIGHTNING_PREFIX).unwrap_or(&name).to_string();

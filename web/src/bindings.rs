@@ -45,30 +45,54 @@ pub struct Engine {
 struct EngineInfo {
     model: ModelSummary,
     device: BackendReport,
+    blocking: BlockingReport,
+}
+
+/// How the model's large tensors are cut for the device (see `prime_core::binding`).
+#[derive(Serialize)]
+struct BlockingReport {
+    /// The binding limit in bytes (the adapter's, or lower where the page asked); none on the CPU.
+    limit: Option<u64>,
+    /// Blocks of the output head.
+    head_blocks: usize,
+    /// Row blocks of one sequence's logits.
+    logits_blocks: usize,
 }
 
 #[wasm_bindgen]
 impl Engine {
     /// Loads a model from the contents of `config.json`, `model.safetensors` and (optionally)
     /// `tokenizer.json`. `backend` is `auto` (WebGPU, else the CPU with a notice) or `cpu`.
+    /// On WebGPU, `max_binding` (bytes) lowers the adapter's largest storage binding that
+    /// tensors are cut to (e.g. to keep each buffer small on a device short of memory).
     pub async fn load(
         config: String,
         weights: Vec<u8>,
         tokenizer: Option<Vec<u8>>,
         backend: String,
+        max_binding: Option<u32>,
     ) -> Result<Engine, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_error)?;
         let device = backend::open(choice).await;
-        let model = device
-            .load(ModelSource::Parts { config: &config, weights: &weights, tokenizer: tokenizer.as_deref() })
-            .map_err(js_error)?;
+        let limit = match (device.max_binding(), max_binding) {
+            (Some(adapter), Some(asked)) => Some(adapter.min(u64::from(asked))),
+            (limit, _) => limit,
+        };
+        let source = ModelSource::Parts { config: &config, weights: &weights, tokenizer: tokenizer.as_deref() };
+        let model = Model::load(source, &device.device, limit).map_err(js_error)?;
         Ok(Engine { loaded: Rc::new(Loaded { model, device }) })
     }
 
     /// The model and the device, as JSON.
     pub fn info(&self) -> Result<String, JsValue> {
-        let info =
-            EngineInfo { model: ModelSummary::of(&self.loaded.model), device: backend::report(&self.loaded.device) };
+        let model = &self.loaded.model;
+        let blocking = model.blocking();
+        let (head_blocks, logits_blocks) = blocking.block_counts(model.config());
+        let info = EngineInfo {
+            model: ModelSummary::of(model),
+            device: backend::report(&self.loaded.device),
+            blocking: BlockingReport { limit: blocking.limit(), head_blocks, logits_blocks },
+        };
         serde_json::to_string(&info).map_err(js_error)
     }
 

@@ -1,9 +1,9 @@
 //! One DDiT block: adaLN-modulated attention with RoPE, then an adaLN-modulated GELU MLP.
 
 use burn::module::Param;
+use burn::tensor::Tensor;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::Tensor;
 
 use super::layers::{Linear, export_linear, gelu_tanh, layer_norm, modulate, vector_to_host};
 use super::rope::RopeTables;

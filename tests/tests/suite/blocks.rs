@@ -15,12 +15,12 @@ use prime_core::network::parameter_shapes;
 use prime_core::readback::read_f32;
 use prime_core::sampler::SamplingMode;
 use prime_core::weights::{HostTensor, WeightFile, to_safetensors_as};
-use safetensors::Dtype;
 use prime_core::{
     Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, NetworkInput, SamplerSettings,
     StepEvent, Tokens,
 };
 use prime_tests::backends;
+use safetensors::Dtype;
 
 /// A small model with a large vocabulary, so that a small limit cuts its head and logits.
 fn config(class: ModelClass, subtokens: usize, length: usize) -> ModelConfig {
