@@ -26,6 +26,9 @@ pub struct InitArgs {
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Vocabulary size V instead of GPT-2's 50257 (the base b follows from V and ℓ).
+    #[arg(long)]
+    vocab: Option<u32>,
     /// Sequence length L instead of the preset's 1024 (a smaller model of the same kind).
     #[arg(long)]
     length: Option<usize>,
@@ -87,6 +90,7 @@ impl Preset {
 /// Runs the command.
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let mut config = args.preset.config();
+    config.vocab_size = args.vocab.unwrap_or(config.vocab_size);
     config.length = args.length.unwrap_or(config.length);
     config.hidden_size = args.hidden.unwrap_or(config.hidden_size);
     config.n_blocks = args.blocks.unwrap_or(config.n_blocks);

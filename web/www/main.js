@@ -6,6 +6,8 @@
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const backend = params.get('backend') ?? 'auto';
+// ?binding=BYTES caps each GPU buffer below the adapter's limit (tensors are cut to fit).
+const maxBinding = params.get('binding') ? Number(params.get('binding')) : undefined;
 const panels = [];
 let shown = null; // step index the timeline shows; null follows the newest step
 let lastRequest = null;
@@ -42,7 +44,7 @@ class Panel {
     this.worker = spec.trajectory ? new Replayer(spec.trajectory) : new Worker('worker.js', { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.fail(`the worker failed to start: ${e.message ?? 'script error'}`);
-    this.worker.postMessage({ type: 'load', base: spec.path, files: spec.files, backend });
+    this.worker.postMessage({ type: 'load', base: spec.path, files: spec.files, backend, maxBinding });
   }
 
   receive(msg) {
@@ -127,7 +129,11 @@ class Panel {
       `L = ${model.length} · ${(model.parameters / 1e6).toFixed(2)} M parameters · ${where}`;
     this.q('.device').append(line);
     this.el.dataset.backend = device.backend;
-    if (limits) this.q('.device').append(Object.assign(document.createElement('small'), { textContent: ` · ${limits}` }));
+    const { blocking } = this.info;
+    const cut = blocking && (blocking.head_blocks > 1 || blocking.logits_blocks > 1)
+      ? ` · cut to ${(blocking.limit / 2 ** 20).toFixed(blocking.limit < 2 ** 20 ? 2 : 0)} MiB buffers: output head in ${blocking.head_blocks} blocks, logits in ${blocking.logits_blocks} row blocks`
+      : '';
+    if (limits || cut) this.q('.device').append(Object.assign(document.createElement('small'), { textContent: ` · ${limits}${cut}` }));
     if (device.notice) {
       this.q('.device').append(Object.assign(document.createElement('div'), { className: 'notice', textContent: device.notice }));
     }
@@ -781,6 +787,10 @@ function wire() {
 
 async function main() {
   wire();
+  if (maxBinding !== undefined && !(Number.isInteger(maxBinding) && maxBinding > 0 && maxBinding < 2 ** 32)) {
+    setStatus(`?binding= must be a number of bytes below 4 GiB, not ${JSON.stringify(params.get('binding'))}`, 'bad');
+    return;
+  }
   let specs;
   if (params.get('models')) {
     specs = params.get('models').split(',').map((path) => ({ name: path.replace(/\/$/, '').split('/').pop(), path }));

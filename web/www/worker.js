@@ -15,6 +15,29 @@ let stepping = null;
 
 const post = (type, body = {}) => self.postMessage({ type, ...body });
 const message = (e) => (e && e.message) || String(e);
+const megabytes = (n) => `${(n / 1e6).toFixed(0)} MB`;
+
+// A buffer of `n` bytes for the file `name`, or an error that says memory ran out.
+function allocate(n, name) {
+  try {
+    return new Uint8Array(n);
+  } catch (e) {
+    throw new Error(`not enough memory for ${name} (${megabytes(n)}): ${message(e)}; close other tabs or use a model stored as f16`);
+  }
+}
+
+// What a trap inside the wasm module means. Rust aborts on a failed allocation (the usual
+// cause, with hundreds of MB of weights) as on a panic, so the message says which is likely
+// from the module's memory size; the module cannot be used after a trap.
+let wasm = null;
+function explain(e, what) {
+  const text = message(e);
+  if (!(e instanceof WebAssembly.RuntimeError || /out of memory|allocation failed/i.test(text))) return e;
+  const size = wasm ? wasm.memory.buffer.byteLength : 0;
+  return new Error(`the runtime stopped ${what} (${text}) with ${megabytes(size)} of wasm memory in use; ` +
+    'if that is near the browser\'s limit the tab ran out of memory: close other tabs, use a smaller model or one ' +
+    'stored as f16 (prime convert --dtype f16), and reload');
+}
 
 // Downloads `url` with progress; `optional` files answer null on 404. A response shorter than
 // its Content-Length is a truncated download and an error.
@@ -41,6 +64,9 @@ async function download(url, name, optional) {
   if (!response.ok) throw new Error(`cannot download ${name}: HTTP ${response.status} ${response.statusText}`);
   const total = Number(response.headers.get('Content-Length')) || 0;
   const reader = response.body.getReader();
+  // With a known length the bytes go straight into one buffer: a download of hundreds of MB is
+  // held once, not as chunks plus a copy.
+  let bytes = total ? allocate(total, name) : null;
   const chunks = [];
   let loaded = 0;
   for (;;) {
@@ -51,22 +77,25 @@ async function download(url, name, optional) {
       throw new Error(`download of ${name} broke off after ${loaded} bytes: ${message(e)}`);
     }
     if (part.done) break;
-    chunks.push(part.value);
+    if (bytes && loaded + part.value.length <= total) bytes.set(part.value, loaded);
+    else chunks.push(part.value);
     loaded += part.value.length;
     post('progress', { file: name, loaded, total });
   }
   if (total && loaded !== total) {
     throw new Error(`download of ${name} is truncated: ${loaded} of ${total} bytes`);
   }
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
+  if (!bytes) {
+    bytes = allocate(loaded, name);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
   }
   if (cache) {
     try {
-      await cache.put(url, new Response(bytes.slice(), { headers: { 'Content-Length': String(loaded) } }));
+      await cache.put(url, new Response(bytes, { headers: { 'Content-Length': String(loaded) } }));
     } catch (_) {
       // Quota or private mode: the model still runs, it is just not kept.
     }
@@ -87,7 +116,7 @@ async function readLocal(file, name) {
 }
 
 // The model folder from a URL (downloaded, cached) or from local files.
-async function load({ base, files, backend }) {
+async function load({ base, files, backend, maxBinding }) {
   const folder = files ? null : new URL(base, self.location.href);
   const get = (name, optional) => (files ? readLocal(files[name], name) : download(new URL(name, folder).href, name, optional));
   const config = new TextDecoder().decode(await get('config.json', false));
@@ -96,9 +125,10 @@ async function load({ base, files, backend }) {
   const tokenizer = await get('tokenizer.json', true);
   post('progress', { file: 'initialising the device', loaded: 0, total: 0 });
   try {
-    engine = await Engine.load(config, weights, tokenizer ?? undefined, backend);
+    engine = await Engine.load(config, weights, tokenizer ?? undefined, backend, maxBinding ?? undefined);
   } catch (e) {
-    throw new Error(`cannot load the model from ${folder ? folder.pathname : base}: ${message(e)}`);
+    const why = explain(e, `loading ${megabytes(weights.length)} of weights`);
+    throw new Error(`cannot load the model from ${folder ? folder.pathname : base}: ${message(why)}`);
   }
   return JSON.parse(engine.info());
 }
@@ -132,14 +162,14 @@ async function runLoop() {
 
 function fail(e) {
   running = false;
-  post('error', { message: message(e) });
+  post('error', { message: message(explain(e, 'while generating')) });
 }
 
 self.onmessage = async ({ data }) => {
   try {
     switch (data.type) {
       case 'load':
-        await init();
+        wasm = await init();
         post('ready', { info: await load(data) });
         break;
       case 'start':
