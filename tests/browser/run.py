@@ -70,7 +70,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def broken(self, folder, name):
         """Model folders that go wrong in the ways the page must explain."""
-        if name == "config.json" and folder in ("truncated", "short", "missing-weights"):
+        if name == "config.json" and folder in ("truncated", "short", "missing-weights", "too-large"):
             return self.send_bytes(open(PRIME_CONFIG, "rb").read(), kind="application/json")
         if name == "config.json" and folder == "bad-config":
             return self.send_bytes(b'{"model_class": "PerceiverDIT", "vocab_size": "many"}', kind="application/json")
@@ -78,6 +78,11 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             data = open(PRIME_WEIGHTS, "rb").read()
             # Announce the whole file, send half, hang up: the connection breaks mid-download.
             self.send_bytes(data[: len(data) // 2], length=len(data))
+            self.close_connection = True
+            return None
+        if name == "model.safetensors" and folder == "too-large":
+            # Announces 1 PB: more than the tab can hold, found before any byte is kept.
+            self.send_bytes(b"\0" * 1024, length=2**50)
             self.close_connection = True
             return None
         if name == "model.safetensors" and folder == "short":
@@ -417,8 +422,9 @@ def f16_model_cut_into_blocks(browser, base):
     """The path of an official-size model at a size CI affords: a GPT-2-vocabulary model stored
     as f16 is downloaded, expanded to f32 by the `unpack` shader on WebGPU, and cut to a small
     binding limit (?binding=) so that its output head and its logits are in blocks, as an
-    official-size model's are under 128 MiB. (V = 50257 would be the official vocabulary, but
-    SwiftShader took ~250 s per step on it at this size, lavapipe ~1 s.) Its tokens on the device executor equal native
+    official-size model's are under 128 MiB. (V = 50257, the official vocabulary, leaves one
+    201 KB logits row per block under a limit that the weights fit: 256 blocks, ~250 s per step
+    on SwiftShader.) Its tokens on the device executor equal native
     `prime generate` (lavapipe, device executor, no blocks) on the same folder."""
     steps, seed, limit = 8, 5, 288 * 1024
     open_page(browser, base, f"models=models/gpt2-f16/&binding={limit}")
@@ -700,6 +706,7 @@ def readable_failures(browser, base):
         ("broken/truncated/", "model.safetensors"),
         ("broken/short/", "model.safetensors: truncated"),
         ("broken/bad-config/", "config.json: vocab_size"),
+        ("broken/too-large/", "not enough memory for model.safetensors"),
     ]
     for folder, expect in cases:
         open_page(browser, base, f"models={folder}")
