@@ -131,7 +131,17 @@ impl ComputeDevice {
     /// Loads a model onto this device, cutting its large tensors to the adapter's largest
     /// storage binding (see [`crate::binding::Blocking`]).
     pub fn load(&self, source: ModelSource<'_>) -> Result<Model> {
-        Model::load(source, &self.device, self.max_binding())
+        self.load_within(source, None)
+    }
+
+    /// [`ComputeDevice::load`] with tensors cut to at most `cap` bytes per binding where that
+    /// is below the adapter's limit (no effect on the CPU, which has no limit).
+    pub fn load_within(&self, source: ModelSource<'_>, cap: Option<u64>) -> Result<Model> {
+        let limit = match (self.max_binding(), cap) {
+            (Some(adapter), Some(cap)) => Some(adapter.min(cap)),
+            (limit, _) => limit,
+        };
+        Model::load(source, &self.device, limit)
     }
 
     /// The adapter's largest storage binding in bytes; `None` on the CPU.

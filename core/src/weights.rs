@@ -43,7 +43,7 @@ impl StoredTensor {
     pub fn into_host(self) -> HostTensor {
         let data = match self.values {
             StoredValues::F32(v) => v,
-            StoredValues::F16(bits) => bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect(),
+            StoredValues::F16(bits) => f16_to_f32(&bits),
         };
         HostTensor { shape: self.shape, data }
     }
@@ -73,6 +73,11 @@ impl StoredTensor {
             StoredValues::F16(v) => v.iter().position(|&b| b & 0x7c00 == 0x7c00),
         }
     }
+}
+
+/// IEEE binary16 values, given by their bits, as f32 (exact).
+pub fn f16_to_f32(bits: &[u16]) -> Vec<f32> {
+    bits.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect()
 }
 
 impl From<HostTensor> for StoredTensor {

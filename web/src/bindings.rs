@@ -74,12 +74,8 @@ impl Engine {
     ) -> Result<Engine, JsValue> {
         let choice = BackendChoice::parse(&backend).map_err(js_error)?;
         let device = backend::open(choice).await;
-        let limit = match (device.max_binding(), max_binding) {
-            (Some(adapter), Some(asked)) => Some(adapter.min(u64::from(asked))),
-            (limit, _) => limit,
-        };
         let source = ModelSource::Parts { config: &config, weights: &weights, tokenizer: tokenizer.as_deref() };
-        let model = Model::load(source, &device.device, limit).map_err(js_error)?;
+        let model = device.load_within(source, max_binding.map(u64::from)).map_err(js_error)?;
         Ok(Engine { loaded: Rc::new(Loaded { model, device }) })
     }
 

@@ -77,8 +77,8 @@ async function download(url, name, optional) {
       throw new Error(`download of ${name} broke off after ${loaded} bytes: ${message(e)}`);
     }
     if (part.done) break;
-    if (bytes && loaded + part.value.length <= total) bytes.set(part.value, loaded);
-    else chunks.push(part.value);
+    if (!bytes) chunks.push(part.value);
+    else if (loaded + part.value.length <= total) bytes.set(part.value, loaded);
     loaded += part.value.length;
     post('progress', { file: name, loaded, total });
   }

@@ -27,6 +27,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::codec::SubTokenCodec;
 use crate::error::{PrimeError, Result};
 use crate::rng::Stream;
+use crate::weights::f16_to_f32;
 
 pub use params::{KernelParams, Launch};
 pub(crate) use twin::{consistent_tokens, to_i32};
@@ -53,8 +54,7 @@ pub fn expand_f16(bits: &[u16], path: KernelPath, device: &Device) -> Result<Ten
     match path {
         KernelPath::Shader => shader::unpack_f16(bits, device),
         KernelPath::Twin => {
-            let values: Vec<f32> = bits.iter().map(|&b| half::f16::from_bits(b).to_f32()).collect();
-            Ok(Tensor::from_data(burn::tensor::TensorData::new(values, [bits.len()]), device))
+            Ok(Tensor::from_data(burn::tensor::TensorData::new(f16_to_f32(bits), [bits.len()]), device))
         }
     }
 }

@@ -211,7 +211,7 @@ fn float_tensor(t: CubeTensor) -> Tensor<1> {
 }
 
 /// f16 values given by their bits, expanded to an f32 tensor on the wgpu `device` by the
-/// `unpack` kernel (the host twin is [`crate::weights::StoredTensor::into_host`]).
+/// `unpack` kernel (the host twin is [`crate::weights::f16_to_f32`]).
 pub fn unpack_f16(bits: &[u16], device: &Device) -> Result<Tensor<1>> {
     let words: Vec<i32> = bits
         .chunks(2)
