@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::SubTokenCodec;
 use crate::error::{PrimeError, Result};
+use crate::image::ImageShape;
 
 /// Which official network class the folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -51,6 +52,10 @@ pub struct ModelConfig {
     /// Whether sampling uses the carry-over consistency filter by default.
     #[serde(default = "default_carry_over")]
     pub carry_over: bool,
+    /// Image models: the pixel grid the sequence is (raster order, one 8-bit grey level per
+    /// token). Absent for text models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageShape>,
 }
 
 /// JSON text without a leading UTF-8 byte-order mark (editors on Windows write one).
@@ -227,6 +232,9 @@ impl ModelConfig {
                 self.length, self.subtokens
             ));
         }
+        if let Some(shape) = self.image {
+            shape.check(self.length, self.vocab_size).map_err(PrimeError::Config)?;
+        }
         self.footprint().check(1).map_err(PrimeError::Config)
     }
 
@@ -337,6 +345,21 @@ mod tests {
     }
 
     #[test]
+    fn an_image_model_names_its_grid() {
+        let text = OK
+            .replace("300", "256")
+            .replace("\"base\":18", "\"base\":16")
+            .replace("\"extra\"", "\"image\":{\"width\":4,\"height\":4},\"extra\"");
+        let c = ModelConfig::from_json(&text).unwrap();
+        assert_eq!(c.image, Some(ImageShape { width: 4, height: 4 }));
+        let back = serde_json::to_string(&c).unwrap();
+        assert_eq!(ModelConfig::from_json(&back).unwrap(), c);
+        // Text models write no `image` key.
+        assert!(!serde_json::to_string(&ModelConfig::from_json(OK).unwrap()).unwrap().contains("image"));
+        assert!(ModelConfig::from_json(&text.replace("\"height\":4", "\"height\":5")).is_err());
+    }
+
+    #[test]
     fn rejects_inconsistent_configs() {
         for (from, to) in [
             ("\"base\":18", "\"base\":17"),
@@ -344,6 +367,7 @@ mod tests {
             ("\"length\":16", "\"length\":0"),
             ("\"subtokens\":2", "\"subtokens\":3"),
             ("PerceiverDIT", "Transformer"),
+            ("\"extra\"", "\"image\":{\"width\":4,\"height\":4},\"extra\""),
         ] {
             let text = OK.replace(from, to);
             assert!(ModelConfig::from_json(&text).is_err(), "{to}");

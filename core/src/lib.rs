@@ -18,6 +18,7 @@ pub mod device;
 pub mod distribution;
 pub mod error;
 pub mod generation;
+pub mod image;
 pub mod kernels;
 pub mod logits;
 pub mod model;

@@ -143,6 +143,7 @@ fn random_model(length: usize, device: &ComputeDevice) -> Result<Model> {
         rope_base: 10000.0,
         frequency_embedding_size: 256,
         carry_over: true,
+        image: None,
     };
     let weights = initial_weights(&config, 0)?;
     Ok(device.load(ModelSource::Weights(config, weights))?)

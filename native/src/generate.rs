@@ -11,17 +11,25 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prime_core::sampler::run_together;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::trajectory::{Ending, Header, Recorder};
-use prime_core::{GenerationRequest, SamplerSettings, Tokens};
+use prime_core::{GenerationRequest, Model, SamplerSettings, Tokens};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
 use prime_native::sampler_args::SamplerArgs;
 
+use crate::picture::{Animation, Sheet};
+
 /// Most samples one command draws.
 const MAX_SAMPLES: u32 = 4096;
 /// Default sequences per network call when --batch is not given.
 const DEFAULT_BATCH: u32 = 8;
+/// Most bytes of states kept for a GIF.
+const MAX_GIF_STATES: u64 = 1 << 30;
+/// GIF frame time per step, in hundredths of a second.
+const GIF_STEP_DELAY: u16 = 6;
+/// How long the GIF holds the finished samples, in hundredths of a second.
+const GIF_HOLD: u16 = 200;
 
 /// Arguments of `prime generate`.
 #[derive(Args, Debug)]
@@ -79,6 +87,16 @@ pub struct GenerateArgs {
     /// file; the page opens it and replays it.
     #[arg(long)]
     trajectory: Option<PathBuf>,
+    /// Image models: write the samples as one PNG, a grid of them (default `samples.png`).
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Image models: write every sample's trajectory as an animated GIF, one frame per step
+    /// (masked pixels blue, partly revealed ones at their coarse grey with an orange dot).
+    #[arg(long)]
+    gif: Option<PathBuf>,
+    /// Image models: screen pixels per image pixel in the PNG and GIF.
+    #[arg(long, default_value_t = 4)]
+    scale: usize,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -146,6 +164,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
+    let pictures = Pictures::new(&args, &model)?;
     let request = GenerationRequest {
         prompt: tokens(&args.prompt, &args.prompt_ids),
         suffix: tokens(&args.suffix, &args.suffix_ids),
@@ -161,7 +180,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             mode: args.sampler.mode.into(),
         },
         executor: args.sampler.sampler.into(),
-        sync_states: false,
+        sync_states: pictures.as_ref().is_some_and(|p| p.gif.is_some()),
     };
     let executor = request.resolve_executor(&model)?.name();
     let backend = DeviceArgs::describe(&device);
@@ -177,6 +196,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut done = 0;
     let mut reports = Vec::with_capacity(samples);
+    // Every sample's state after each step, when a GIF is asked for.
+    let mut states: Vec<Vec<Vec<u32>>> = vec![Vec::new(); if args.gif.is_some() { samples } else { 0 }];
     for first in (0..samples).step_by(batch) {
         let offsets = first..(first + batch).min(samples);
         let count = offsets.len();
@@ -187,7 +208,15 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         }
         let group_started = Instant::now();
         let mut failed = None;
-        run_together(&mut runs, &model, |_, run, event| {
+        if !states.is_empty() {
+            for (i, run) in runs.iter().enumerate() {
+                states[first + i].push(run.sampler().initial_state().to_vec());
+            }
+        }
+        run_together(&mut runs, &model, |i, run, event| {
+            if !states.is_empty() {
+                states[first + i].push(event.state.clone());
+            }
             done += 1;
             bar.set_position(done);
             bar.set_message(format!("NFE {} · idle {}", event.nfe, event.idle_steps));
@@ -232,6 +261,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(pictures) = &pictures {
+        return pictures.write(&model, &reports, &states, args.json);
+    }
     for r in &reports {
         if args.json {
             println!("{}", serde_json::to_string(r)?);
@@ -260,4 +292,82 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where an image model's samples are drawn.
+struct Pictures {
+    sheet: Sheet,
+    png: PathBuf,
+    gif: Option<PathBuf>,
+}
+
+impl Pictures {
+    /// The pictures `args` ask for: always for an image model (a PNG), an error for a text
+    /// model given --png or --gif.
+    fn new(args: &GenerateArgs, model: &Model) -> anyhow::Result<Option<Self>> {
+        let Some(shape) = model.config().image else {
+            if args.png.is_some() || args.gif.is_some() {
+                anyhow::bail!("--png and --gif draw image models; this model has no `image` in its config.json");
+            }
+            return Ok(None);
+        };
+        if args.gif.is_some() {
+            let bytes = args.samples as u64 * (args.steps as u64 + 2) * model.config().sequence_subtokens() as u64 * 4;
+            if bytes > MAX_GIF_STATES {
+                anyhow::bail!(
+                    "a GIF of {} samples × {} steps keeps {:.1} GB of states; draw fewer samples or steps",
+                    args.samples,
+                    args.steps,
+                    bytes as f64 / 1e9
+                );
+            }
+        }
+        Ok(Some(Self {
+            sheet: Sheet::new(shape, args.samples as usize, args.scale)?,
+            png: args.png.clone().unwrap_or_else(|| PathBuf::from("samples.png")),
+            gif: args.gif.clone(),
+        }))
+    }
+
+    /// Writes the PNG (and GIF) and reports where.
+    fn write(&self, model: &Model, reports: &[Report], states: &[Vec<Vec<u32>>], json: bool) -> anyhow::Result<()> {
+        let codec = model.codec();
+        let finals = reports.iter().map(|r| codec.encode(&r.tokens)).collect::<prime_core::Result<Vec<_>>>()?;
+        let finals: Vec<&[u32]> = finals.iter().map(Vec::as_slice).collect();
+        self.sheet.write_png(&self.png, codec, &finals)?;
+        let mut written = format!("{}", self.png.display());
+        if let Some(path) = &self.gif {
+            let mut animation = Animation::create(self.sheet.clone(), path)?;
+            let frames = states.iter().map(Vec::len).max().unwrap_or(0);
+            for step in 0..frames {
+                // A sample that finished early (fewer events) stays at its last state.
+                let now: Vec<&[u32]> = states.iter().map(|s| s[step.min(s.len() - 1)].as_slice()).collect();
+                animation.frame(codec, &now, GIF_STEP_DELAY)?;
+            }
+            let frames = animation.finish(GIF_HOLD)?;
+            written.push_str(&format!(" and {} ({frames} frames)", path.display()));
+        }
+        for r in reports {
+            if json {
+                println!("{}", serde_json::to_string(r)?);
+            } else {
+                eprintln!(
+                    "seed {} · {} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %)",
+                    r.seed,
+                    r.steps,
+                    r.nfe,
+                    r.idle_steps,
+                    100.0 * r.idle_ratio,
+                    100.0 * r.expected_idle_ratio
+                );
+            }
+        }
+        let shape = model.config().image.map(|s| format!("{} × {}", s.width, s.height)).unwrap_or_default();
+        eprintln!(
+            "{} sample{} of {shape} pixels written to {written}",
+            reports.len(),
+            if reports.len() == 1 { "" } else { "s" }
+        );
+        Ok(())
+    }
 }

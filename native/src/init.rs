@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use prime_core::image::{GREY_LEVELS, ImageShape};
 use prime_core::model::write_dir;
 use prime_core::network::parameter_shapes;
 use prime_core::text::TextCodec;
@@ -44,9 +45,19 @@ pub struct InitArgs {
     /// How the weights are stored (f16: half the download for the browser).
     #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
     dtype: StoredDtype,
+    /// An image model of WIDTHxHEIGHT pixels instead (each pixel a token: V = 256,
+    /// L = WIDTH × HEIGHT).
+    #[arg(long, value_parser = parse_image, conflicts_with_all = ["vocab", "length", "tokenizer"])]
+    image: Option<ImageShape>,
     /// A `tokenizer.json` to copy into the folder (e.g. the GPT-2 one `prime convert` recovers).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+}
+
+fn parse_image(s: &str) -> Result<ImageShape, String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("expected WIDTHxHEIGHT, got `{s}`"))?;
+    let side = |v: &str| v.trim().parse::<usize>().map_err(|_| format!("bad size `{v}` in `{s}`"));
+    Ok(ImageShape { width: side(w)?, height: side(h)? })
 }
 
 /// The OpenWebText models of the paper (spec §7): GPT-2 vocabulary, L = 1024, hidden 768,
@@ -83,6 +94,7 @@ impl Preset {
             rope_base: 10000.0,
             frequency_embedding_size: 256,
             carry_over: true,
+            image: None,
         }
     }
 }
@@ -95,6 +107,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     config.hidden_size = args.hidden.unwrap_or(config.hidden_size);
     config.n_blocks = args.blocks.unwrap_or(config.n_blocks);
     config.n_heads = args.heads.unwrap_or(config.n_heads);
+    if let Some(shape) = args.image {
+        config.vocab_size = GREY_LEVELS;
+        config.length = shape.width.saturating_mul(shape.height);
+        config.image = Some(shape);
+    }
     config.validate().context("the model these options describe")?;
     if args.out.is_file() {
         bail!("--out {} is a file; give a folder", args.out.display());

@@ -7,6 +7,7 @@ mod forward;
 mod generate;
 mod info;
 mod init;
+mod picture;
 
 use std::process::ExitCode;
 

@@ -2,6 +2,8 @@
 //! measure of a model's samples. The runtime itself is `prime`.
 
 mod corpus;
+mod deb;
+mod images;
 mod tokenizer;
 mod train;
 mod words;
@@ -22,6 +24,10 @@ struct Cli {
 enum Command {
     /// Download Jane Austen's novels and write clean training/validation text.
     Corpus(corpus::CorpusArgs),
+    /// Read Fashion-MNIST (Debian's dataset-fashion-mnist) into training/held-out image splits.
+    Images(images::ImagesArgs),
+    /// Label an image model's samples with a classifier trained on the training split.
+    Judge(images::judge::JudgeArgs),
     /// Train the byte-level BPE tokenizer of the demo models.
     Tokenizer(tokenizer::TokenizerArgs),
     /// Train a model (MDM-Prime or its MDLM twin) and export a model folder.
@@ -35,6 +41,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     prime_native::exit(match cli.command {
         Command::Corpus(args) => corpus::run(&args),
+        Command::Images(args) => images::run(&args),
+        Command::Judge(args) => images::judge::run(&args),
         Command::Tokenizer(args) => tokenizer::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Words(args) => words::run(&args),

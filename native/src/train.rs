@@ -11,6 +11,8 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::module::Module;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use prime_core::binding::Blocking;
+use prime_core::image::{GREY_LEVELS, ImageShape};
 use prime_core::model::write_dir;
 use prime_core::text::TextCodec;
 use prime_core::train::{BoundEstimate, LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, validation_bound};
@@ -20,12 +22,21 @@ use serde::{Deserialize, Serialize};
 
 use prime_native::device_args::DeviceArgs;
 
+use crate::images::ImageSet;
+
 /// Arguments of `prime-train train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Folder with `train.txt` and `valid.txt` (from `prime-train corpus`).
     #[arg(long, default_value = "data/austen")]
     corpus: PathBuf,
+    /// Train an image model instead: the folder `prime-train images` wrote (each pixel a token,
+    /// V = 256, L = width × height; no tokenizer).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Image models: held-out images the validation bound is computed on (the first ones).
+    #[arg(long, default_value_t = 1000)]
+    valid_images: usize,
     /// The tokenizer (from `prime-train tokenizer`); copied into the exported model.
     #[arg(long, default_value = "data/austen/tokenizer.json")]
     tokenizer: PathBuf,
@@ -47,7 +58,7 @@ pub struct TrainArgs {
     /// Conditioning width.
     #[arg(long, default_value_t = 64)]
     cond: usize,
-    /// Sequence length L in tokens.
+    /// Sequence length L in tokens (image models: set by the images).
     #[arg(long, default_value_t = 128)]
     length: usize,
     /// Sequences per step.
@@ -110,8 +121,12 @@ const RUN_LOG: &str = "run.json";
 pub fn run(args: &TrainArgs) -> Result<()> {
     let compute = args.device.open()?;
     let device = compute.device.clone();
-    let tokenizer_bytes =
-        std::fs::read(&args.tokenizer).with_context(|| format!("cannot read {}", args.tokenizer.display()))?;
+    let data = match &args.images {
+        Some(dir) => Data::Images { train: ImageSet::load(dir, "train")?, valid: ImageSet::load(dir, "valid")? },
+        None => Data::Text(
+            std::fs::read(&args.tokenizer).with_context(|| format!("cannot read {}", args.tokenizer.display()))?,
+        ),
+    };
     let checkpoint = args.out.join(CHECKPOINT);
     let mut trainer = if checkpoint.join("trainer.json").is_file() {
         let mut t = Trainer::resume(&checkpoint, &device)?;
@@ -124,13 +139,15 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
         t
     } else {
-        let probe = TextCodec::from_bytes(&tokenizer_bytes, u32::MAX)?;
-        Trainer::new(model_config(args, probe.vocab_size())?, settings(args), &device)?
+        Trainer::new(model_config(args, &data)?, settings(args), &device)?
     };
     let config = trainer.config().clone();
-    let text = TextCodec::from_bytes(&tokenizer_bytes, config.vocab_size)?;
-    let train = load_split(&text, &args.corpus.join("train.txt"), &config)?;
-    let valid = load_split(&text, &args.corpus.join("valid.txt"), &config)?;
+    // A batch whose intermediates exceed the adapter's largest binding fails deep inside the
+    // GPU runtime; say so first.
+    Blocking::new(&config, compute.max_binding())
+        .and_then(|b| b.check_batch(&config, trainer.settings().batch_size))
+        .with_context(|| format!("training on {}", DeviceArgs::describe(&compute)))?;
+    let (train, valid) = data.splits(args, &config)?;
     let log_path = args.out.join(RUN_LOG);
     let mut log: RunLog = match std::fs::read_to_string(&log_path) {
         Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", log_path.display()))?,
@@ -201,12 +218,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         device: DeviceArgs::describe(&compute),
         settings: trainer.settings(),
         validation,
-        validation_note: "marginalised sub-token ELBO (spec §5.3), alpha_t = 1 - t, one antithetic t per sequence, \
-                          EMA weights, every non-overlapping window of valid.txt; a valid upper bound on NLL",
+        validation_note: data.validation_note(),
         final_losses: &log.losses[log.losses.len().saturating_sub(5)..],
     };
     let dir = args.out.join("model");
-    export(&trainer, &tokenizer_bytes, &report, &dir)?;
+    export(&trainer, data.tokenizer(), &report, &dir)?;
     println!(
         "validation bound {:.4} ± {:.4} nats/token (PPL ≤ {:.1}) · exported to {}",
         validation.nll_per_token,
@@ -223,8 +239,74 @@ fn save(trainer: &Trainer, checkpoint: &Path, log: &RunLog, log_path: &Path) -> 
         .with_context(|| format!("cannot write {}", log_path.display()))
 }
 
-fn model_config(args: &TrainArgs, vocab: usize) -> Result<ModelConfig> {
+/// What a model is trained on.
+enum Data {
+    /// Running text; the tokenizer's bytes.
+    Text(Vec<u8>),
+    /// Images, one sequence each.
+    Images { train: ImageSet, valid: ImageSet },
+}
+
+impl Data {
+    /// The training and validation corpora.
+    fn splits(&self, args: &TrainArgs, config: &ModelConfig) -> Result<(TokenCorpus, TokenCorpus)> {
+        match self {
+            Self::Text(tokenizer) => {
+                let text = TextCodec::from_bytes(tokenizer, config.vocab_size)?;
+                let split = |name: &str| load_split(&text, &args.corpus.join(name), config);
+                Ok((split("train.txt")?, split("valid.txt")?))
+            }
+            Self::Images { train, valid } => {
+                ensure!(args.valid_images > 0, "--valid-images must be positive");
+                let pixels = |set: &ImageSet, count: usize| -> Result<TokenCorpus> {
+                    ensure!(
+                        set.pixels_per_image() == config.length,
+                        "the images have {} pixels but the model's length is {}",
+                        set.pixels_per_image(),
+                        config.length
+                    );
+                    let n = count.min(set.len()) * config.length;
+                    let tokens = set.pixels[..n].iter().map(|&p| u32::from(p)).collect();
+                    Ok(TokenCorpus::records(tokens, config.length, config.vocab_size)?)
+                };
+                Ok((pixels(train, train.len())?, pixels(valid, args.valid_images)?))
+            }
+        }
+    }
+
+    /// The tokenizer the exported model carries.
+    fn tokenizer(&self) -> Option<&[u8]> {
+        match self {
+            Self::Text(tokenizer) => Some(tokenizer),
+            Self::Images { .. } => None,
+        }
+    }
+
+    /// How the validation bound was computed.
+    fn validation_note(&self) -> &'static str {
+        match self {
+            Self::Text(_) => {
+                "marginalised sub-token ELBO (spec §5.3), alpha_t = 1 - t, one antithetic t per sequence, \
+                 EMA weights, every non-overlapping window of valid.txt; a valid upper bound on NLL"
+            }
+            Self::Images { .. } => {
+                "marginalised sub-token ELBO (spec §5.3), alpha_t = 1 - t, one antithetic t per sequence, \
+                 EMA weights, the first --valid-images held-out images (Fashion-MNIST t10k); a valid upper bound \
+                 on NLL in nats per pixel"
+            }
+        }
+    }
+}
+
+fn model_config(args: &TrainArgs, data: &Data) -> Result<ModelConfig> {
     ensure!(args.subtokens >= 1, "--subtokens must be at least 1");
+    let (vocab, length, image) = match data {
+        Data::Text(tokenizer) => (TextCodec::from_bytes(tokenizer, u32::MAX)?.vocab_size(), args.length, None),
+        Data::Images { train, .. } => {
+            let shape = ImageShape { width: train.width, height: train.height };
+            (GREY_LEVELS as usize, shape.pixels(), Some(shape))
+        }
+    };
     let config = ModelConfig {
         model_class: if args.subtokens == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT },
         vocab_size: u32::try_from(vocab).context("vocabulary too large")?,
@@ -234,12 +316,13 @@ fn model_config(args: &TrainArgs, vocab: usize) -> Result<ModelConfig> {
         n_blocks: args.blocks,
         n_heads: args.heads,
         cond_dim: args.cond,
-        length: args.length,
+        length,
         mlp_ratio: 4,
         layer_norm_eps: 1e-5,
         rope_base: 10000.0,
         frequency_embedding_size: 256,
         carry_over: true,
+        image,
     };
     config.validate()?;
     Ok(config)
@@ -266,9 +349,9 @@ fn load_split(text: &TextCodec, path: &Path, config: &ModelConfig) -> Result<Tok
     Ok(TokenCorpus::new(tokens, config.length, config.vocab_size)?)
 }
 
-fn export(trainer: &Trainer, tokenizer: &[u8], report: &TrainingReport, dir: &Path) -> Result<()> {
+fn export(trainer: &Trainer, tokenizer: Option<&[u8]>, report: &TrainingReport, dir: &Path) -> Result<()> {
     let weights = to_safetensors(&trainer.ema().export()?)?;
-    write_dir(dir, trainer.config(), &weights, Some(tokenizer))?;
+    write_dir(dir, trainer.config(), &weights, tokenizer)?;
     let path = dir.join("training.json");
     std::fs::write(&path, serde_json::to_vec_pretty(report)?)
         .with_context(|| format!("cannot write {}", path.display()))

@@ -460,3 +460,72 @@ fn convert_refuses_other_files() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An RGB PNG's width, height and pixels.
+fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut data = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut data).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    data.truncate(info.buffer_size());
+    (info.width, info.height, data)
+}
+
+/// `prime init --image` makes an image model; `generate` draws its samples as a PNG grid (each
+/// pixel the sampled grey level) and the trajectory as a GIF (masked pixels blue at the start,
+/// partly revealed ones marked orange on the way, every pixel grey at the end).
+#[test]
+fn an_image_model_draws_its_samples_as_png_and_gif() {
+    let dir = std::env::temp_dir().join(format!("prime-cli-image-{}", std::process::id()));
+    let model = dir.join("model");
+    let (png_path, gif_path) = (dir.join("grid.png"), dir.join("steps.gif"));
+    let m = model.to_str().unwrap();
+    let init = ["init", "--preset", "owt-l2", "--image", "6x4", "--hidden", "32", "--blocks", "1", "--heads", "2"];
+    let out = prime(&[&init[..], &["--out", m]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["vocab_size"].as_u64(), config["length"].as_u64()), (Some(256), Some(24)));
+    assert_eq!(config["image"], serde_json::json!({"width": 6, "height": 4}));
+    let generate = ["generate", "--model", m, "--device", "cpu", "--samples", "3", "--steps", "8", "--seed", "5"];
+    let files = ["--png", png_path.to_str().unwrap(), "--gif", gif_path.to_str().unwrap(), "--scale", "3", "--json"];
+    let out = prime(&[&generate[..], &files].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reports.len(), 3);
+
+    // Two columns, two rows of 6 × 4 images at 3 screen pixels per pixel, 2-pixel gaps.
+    let (width, height, rgb) = read_png(&png_path);
+    assert_eq!((width, height), (2 * (6 * 3 + 2) + 2, 2 * (4 * 3 + 2) + 2));
+    for (i, report) in reports.iter().enumerate() {
+        let (left, top) = (2 + (i % 2) * 20, 2 + (i / 2) * 14);
+        for (p, token) in report["tokens"].as_array().unwrap().iter().enumerate() {
+            let (x, y) = (left + (p % 6) * 3 + 1, top + (p / 6) * 3 + 1);
+            let at = (y * width as usize + x) * 3;
+            assert_eq!(rgb[at..at + 3], [token.as_u64().unwrap() as u8; 3], "sample {i} pixel {p}");
+        }
+    }
+
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::RGBA);
+    let mut decoder = options.read_info(std::fs::File::open(&gif_path).unwrap()).unwrap();
+    let mut frames = Vec::new();
+    while let Some(frame) = decoder.read_next_frame().unwrap() {
+        assert_eq!((u32::from(frame.width), u32::from(frame.height)), (width, height));
+        frames.push(frame.buffer.to_vec());
+    }
+    let has = |frame: &[u8], rgb: [u8; 3]| frame.chunks_exact(4).any(|p| p[..3] == rgb);
+    let (mask, marker) = ([0x3b, 0x5b, 0xdb], [0xff, 0x8c, 0x00]);
+    assert!(frames.len() >= 3, "{} frames", frames.len());
+    assert!(has(&frames[0], mask), "the first frame shows masked pixels");
+    assert!(frames.iter().any(|f| has(f, marker)), "no frame shows a partly revealed pixel");
+    let last = frames.last().unwrap();
+    assert!(!has(last, mask) && !has(last, marker), "the last frame is finished");
+    std::fs::remove_dir_all(&dir).ok();
+
+    // A text model has nothing to draw.
+    let text = golden("prime_l2_tiny");
+    let out = prime(&["generate", "--model", text.to_str().unwrap(), "--device", "cpu", "--png", "x.png"]);
+    assert!(!out.status.success() && stderr(&out).contains("no `image`"), "{}", stderr(&out));
+}

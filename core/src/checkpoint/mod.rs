@@ -251,6 +251,7 @@ fn model_config(p: &Pickle, cfg: &Value) -> Result<ModelConfig> {
         rope_base: 10000.0,
         frequency_embedding_size: 256,
         carry_over,
+        image: None,
     };
     config
         .validate()

@@ -3,15 +3,33 @@
 use crate::error::{PrimeError, Result};
 use crate::rng::{CounterRng, Stream};
 
-/// Token ids of a whole split, in order.
+/// Token ids of a whole split, in order: running text, or records of one sequence each (images).
 #[derive(Debug, Clone)]
 pub struct TokenCorpus {
     tokens: Vec<u32>,
+    /// Windows start at multiples of this: 1 for running text, the record length for records.
+    record: usize,
 }
 
 impl TokenCorpus {
-    /// Wraps `tokens`; there must be at least one window of `length` and every id below `vocab`.
+    /// Wraps running text `tokens`; there must be at least one window of `length` and every id
+    /// below `vocab`. Training windows start anywhere.
     pub fn new(tokens: Vec<u32>, length: usize, vocab: u32) -> Result<Self> {
+        Self::check(&tokens, length, vocab)?;
+        Ok(Self { tokens, record: 1 })
+    }
+
+    /// Wraps records of exactly `length` tokens each, back to back (an image per record):
+    /// training windows are whole records, never straddling two.
+    pub fn records(tokens: Vec<u32>, length: usize, vocab: u32) -> Result<Self> {
+        Self::check(&tokens, length, vocab)?;
+        if !tokens.len().is_multiple_of(length) {
+            return Err(PrimeError::Input(format!("{} tokens are not whole records of {length}", tokens.len())));
+        }
+        Ok(Self { tokens, record: length })
+    }
+
+    fn check(tokens: &[u32], length: usize, vocab: u32) -> Result<()> {
         if tokens.len() < length {
             return Err(PrimeError::Input(format!(
                 "the corpus has {} tokens, fewer than one sequence of {length}",
@@ -21,7 +39,7 @@ impl TokenCorpus {
         if let Some(&bad) = tokens.iter().find(|&&t| t >= vocab) {
             return Err(PrimeError::Input(format!("corpus token {bad} is outside the vocabulary of {vocab}")));
         }
-        Ok(Self { tokens })
+        Ok(())
     }
 
     /// Number of tokens.
@@ -34,17 +52,38 @@ impl TokenCorpus {
         self.tokens.is_empty()
     }
 
-    /// The training window of batch row `row` at `step`: a uniform offset keyed on the stream.
+    /// The training window of batch row `row` at `step`: a uniform offset keyed on the stream
+    /// (a uniform record, for records).
     pub fn random_window(&self, rng: &CounterRng, step: u32, row: u32, length: usize) -> &[u32] {
-        let starts = (self.tokens.len() - length + 1) as u64;
+        let starts = ((self.tokens.len() - length) / self.record + 1) as u64;
         let word = u64::from(rng.word(Stream::TrainSample, step, row, 1)) << 32
             | u64::from(rng.word(Stream::TrainSample, step, row, 2));
-        let start = (word % starts) as usize;
+        let start = (word % starts) as usize * self.record;
         &self.tokens[start..start + length]
     }
 
     /// Consecutive non-overlapping windows of `length` (the tail shorter than `length` is left out).
     pub fn windows(&self, length: usize) -> impl Iterator<Item = &[u32]> {
         self.tokens.chunks_exact(length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_windows_never_straddle_two_records() {
+        let tokens: Vec<u32> = (0..5).flat_map(|r| [r; 4]).collect();
+        let corpus = TokenCorpus::records(tokens, 4, 5).unwrap();
+        let rng = CounterRng::new(7);
+        let mut seen = [false; 5];
+        for step in 0..64 {
+            let w = corpus.random_window(&rng, step, 0, 4);
+            assert!(w.iter().all(|&t| t == w[0]), "{w:?}");
+            seen[w[0] as usize] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "every record is drawn: {seen:?}");
+        assert!(TokenCorpus::records(vec![0; 6], 4, 5).is_err());
     }
 }

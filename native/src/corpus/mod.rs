@@ -4,11 +4,12 @@
 mod clean;
 mod rdata;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use clap::Args;
+
+use crate::deb;
 
 pub use clean::paragraphs;
 
@@ -42,10 +43,13 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
         args.valid_fraction
     );
     let work = std::env::temp_dir().join(format!("prime-corpus-{}", std::process::id()));
-    let rdb = match (&args.rdb, &args.deb) {
-        (Some(rdb), _) => rdb.clone(),
-        (None, Some(deb)) => unpack(deb, &work)?,
-        (None, None) => unpack(&download(&work)?, &work)?,
+    let rdb = match &args.rdb {
+        Some(rdb) => rdb.clone(),
+        None => {
+            let rdb = deb::unpacked(PACKAGE, args.deb.as_deref(), &work)?.join(RDB_IN_PACKAGE);
+            ensure!(rdb.is_file(), "the {PACKAGE} package has no {RDB_IN_PACKAGE}");
+            rdb
+        }
     };
     let bytes = std::fs::read(&rdb).with_context(|| format!("cannot read {}", rdb.display()))?;
     let novels: Vec<Vec<String>> = rdata::read_records(&bytes)?.into_iter().flatten().collect();
@@ -78,38 +82,4 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Downloads the package's `.deb` with `apt-get download` into `work`.
-fn download(work: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(work)?;
-    let status = Command::new("apt-get")
-        .args(["download", PACKAGE])
-        .current_dir(work)
-        .status()
-        .context("cannot run apt-get (pass --deb or --rdb on systems without it)")?;
-    ensure!(status.success(), "`apt-get download {PACKAGE}` failed ({status})");
-    for entry in std::fs::read_dir(work)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "deb") {
-            return Ok(path);
-        }
-    }
-    bail!("`apt-get download {PACKAGE}` left no .deb in {}", work.display())
-}
-
-/// Unpacks a `.deb` with `dpkg-deb -x` and returns the path of its data base.
-fn unpack(deb: &Path, work: &Path) -> Result<PathBuf> {
-    let root = work.join("root");
-    std::fs::create_dir_all(&root)?;
-    let status = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(deb)
-        .arg(&root)
-        .status()
-        .context("cannot run dpkg-deb (pass --rdb on systems without it)")?;
-    ensure!(status.success(), "`dpkg-deb -x {}` failed ({status})", deb.display());
-    let rdb = root.join(RDB_IN_PACKAGE);
-    ensure!(rdb.is_file(), "{} has no {RDB_IN_PACKAGE}", deb.display());
-    Ok(rdb)
 }

@@ -39,6 +39,7 @@ fn config(class: ModelClass, subtokens: usize, length: usize) -> ModelConfig {
         rope_base: 10000.0,
         frequency_embedding_size: 32,
         carry_over: true,
+        image: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn shape() -> SamplerShape {
         rope_base: 10000.0,
         frequency_embedding_size: 8,
         carry_over: true,
+        image: None,
     };
     SamplerShape::from_config(&config).expect("valid shape")
 }
