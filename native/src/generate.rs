@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use prime_core::image::ImageShape;
 use prime_core::sampler::run_together;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::trajectory::{Ending, Header, Recorder};
@@ -94,11 +95,31 @@ pub struct GenerateArgs {
     /// (masked pixels blue, partly revealed ones at their coarse grey with an orange dot).
     #[arg(long)]
     gif: Option<PathBuf>,
+    /// Image models: inpaint this PNG (the model's width × height, grey or RGB): every pixel
+    /// outside the --erase rectangles is pinned, the model fills the rest.
+    #[arg(long, requires = "erase")]
+    inpaint: Option<PathBuf>,
+    /// With --inpaint: a rectangle to regenerate, X0,Y0,X1,Y1 (pixels, X1 and Y1 excluded);
+    /// repeatable.
+    #[arg(long, value_parser = parse_rectangle, requires = "inpaint")]
+    erase: Vec<[usize; 4]>,
     /// Image models: screen pixels per image pixel in the PNG and GIF.
     #[arg(long, default_value_t = 4)]
     scale: usize,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+fn parse_rectangle(s: &str) -> Result<[usize; 4], String> {
+    let values: Vec<usize> = s
+        .split(',')
+        .map(|v| v.trim().parse().map_err(|_| format!("bad number `{v}` in `{s}`: expected X0,Y0,X1,Y1")))
+        .collect::<Result<_, _>>()?;
+    match values[..] {
+        [x0, y0, x1, y1] if x0 < x1 && y0 < y1 => Ok([x0, y0, x1, y1]),
+        [_, _, _, _] => Err(format!("`{s}` is empty: X0 < X1 and Y0 < Y1")),
+        _ => Err(format!("expected X0,Y0,X1,Y1, got `{s}`")),
+    }
 }
 
 fn parse_pin(s: &str) -> Result<(usize, u32), String> {
@@ -168,7 +189,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let request = GenerationRequest {
         prompt: tokens(&args.prompt, &args.prompt_ids),
         suffix: tokens(&args.suffix, &args.suffix_ids),
-        pins: args.pin.clone(),
+        pins: [args.pin.clone(), inpainting_pins(&args, &model)?].concat(),
         settings: SamplerSettings {
             steps: args.steps,
             seed: args.seed,
@@ -292,6 +313,55 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The pins of `--inpaint`: every pixel of the image outside the `--erase` rectangles.
+fn inpainting_pins(args: &GenerateArgs, model: &Model) -> anyhow::Result<Vec<(usize, u32)>> {
+    let Some(path) = &args.inpaint else { return Ok(Vec::new()) };
+    let shape =
+        model.config().image.context("--inpaint needs an image model; this one has no `image` in its config.json")?;
+    let pixels = read_grey_png(path, shape)?;
+    for r in &args.erase {
+        if r[2] > shape.width || r[3] > shape.height {
+            anyhow::bail!(
+                "--erase {},{},{},{} reaches outside the {} × {} image",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                shape.width,
+                shape.height
+            );
+        }
+    }
+    let erased = |p: usize| {
+        let (x, y) = (p % shape.width, p / shape.width);
+        args.erase.iter().any(|r| (r[0]..r[2]).contains(&x) && (r[1]..r[3]).contains(&y))
+    };
+    Ok(pixels.into_iter().enumerate().filter(|&(p, _)| !erased(p)).map(|(p, v)| (p, u32::from(v))).collect())
+}
+
+/// The grey levels of a PNG that must be exactly `shape` (RGB is read as its mean).
+fn read_grey_png(path: &Path, shape: ImageShape) -> anyhow::Result<Vec<u8>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().with_context(|| format!("{} is not a PNG", path.display()))?;
+    let (width, height) = (reader.info().width as usize, reader.info().height as usize);
+    if (width, height) != (shape.width, shape.height) {
+        anyhow::bail!("{} is {width} × {height}; the model draws {} × {}", path.display(), shape.width, shape.height);
+    }
+    let mut data = vec![0; reader.output_buffer_size().context("the PNG is too large")?];
+    let info = reader.next_frame(&mut data).with_context(|| format!("{} is broken", path.display()))?;
+    let channels = info.color_type.samples();
+    Ok(data[..info.buffer_size()]
+        .chunks_exact(channels)
+        .map(|px| match px {
+            [g] | [g, _] => *g,
+            [r, g, b, ..] => ((u16::from(*r) + u16::from(*g) + u16::from(*b) + 1) / 3) as u8,
+            [] => 0,
+        })
+        .collect())
 }
 
 /// Where an image model's samples are drawn.

@@ -529,3 +529,54 @@ fn an_image_model_draws_its_samples_as_png_and_gif() {
     let out = prime(&["generate", "--model", text.to_str().unwrap(), "--device", "cpu", "--png", "x.png"]);
     assert!(!out.status.success() && stderr(&out).contains("no `image`"), "{}", stderr(&out));
 }
+
+/// `--inpaint` pins every pixel outside the `--erase` rectangles: the samples keep them
+/// exactly and fill the rest.
+#[test]
+fn inpainting_keeps_the_pixels_outside_the_erased_region() {
+    let dir = std::env::temp_dir().join(format!("prime-cli-inpaint-{}", std::process::id()));
+    let model = dir.join("model");
+    let m = model.to_str().unwrap();
+    let out = prime(&[
+        "init", "--preset", "owt-l2", "--image", "6x4", "--hidden", "32", "--blocks", "1", "--heads", "2", "--out", m,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let source: Vec<u8> = (0..24).map(|i| (i * 11 % 256) as u8).collect();
+    let write_png = |path: &std::path::Path, width: u32, height: u32, data: &[u8]| {
+        let mut encoder = png::Encoder::new(std::fs::File::create(path).unwrap(), width, height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.write_header().unwrap().write_image_data(data).unwrap();
+    };
+    let (image, wrong) = (dir.join("source.png"), dir.join("wrong.png"));
+    write_png(&image, 6, 4, &source);
+    write_png(&wrong, 4, 6, &source);
+    let png_out = dir.join("out.png");
+    let base = ["generate", "--model", m, "--device", "cpu", "--steps", "6", "--png", png_out.to_str().unwrap()];
+    let inpaint = ["--inpaint", image.to_str().unwrap(), "--erase", "1,2,5,4", "--samples", "2", "--json"];
+    let out = prime(&[&base[..], &inpaint].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut filled = 0;
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let tokens: Vec<u64> = v["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+        for (p, (&token, &kept)) in tokens.iter().zip(&source).enumerate() {
+            let (x, y) = (p % 6, p / 6);
+            if (1..5).contains(&x) && (2..4).contains(&y) {
+                filled += usize::from(token != u64::from(kept));
+            } else {
+                assert_eq!(token, u64::from(kept), "pinned pixel ({x}, {y})");
+            }
+        }
+    }
+    assert!(filled > 0, "the erased pixels were regenerated");
+    for (extra, message) in [
+        (vec!["--inpaint", wrong.to_str().unwrap(), "--erase", "0,0,2,2"], "is 4 × 6"),
+        (vec!["--inpaint", image.to_str().unwrap(), "--erase", "0,0,7,2"], "outside the 6 × 4 image"),
+        (vec!["--inpaint", image.to_str().unwrap(), "--erase", "2,0,2,2"], "is empty"),
+        (vec!["--inpaint", image.to_str().unwrap()], "--erase"),
+    ] {
+        let out = prime(&[&base[..], &extra].concat());
+        assert!(!out.status.success() && stderr(&out).contains(message), "{extra:?}: {}", stderr(&out));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
