@@ -39,6 +39,9 @@ pub struct JudgeArgs {
     /// Sampling steps T.
     #[arg(long, default_value_t = 256)]
     steps: usize,
+    /// Nucleus mass (official rule); 1 disables it.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
     /// Passes of the classifier's training over the training split.
     #[arg(long, default_value_t = 8)]
     epochs: usize,
@@ -88,6 +91,7 @@ impl Labelling {
 struct JudgeReport {
     model: String,
     steps: usize,
+    top_p: f32,
     classifier_epochs: usize,
     classifier_valid_accuracy: f64,
     held_out: Labelling,
@@ -124,7 +128,12 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
 
     eprintln!("sampling {} images with T = {}…", args.samples, args.steps);
     let request = GenerationRequest {
-        settings: SamplerSettings { steps: args.steps, mode: args.sampler.mode.into(), ..SamplerSettings::default() },
+        settings: SamplerSettings {
+            steps: args.steps,
+            top_p: args.top_p,
+            mode: args.sampler.mode.into(),
+            ..SamplerSettings::default()
+        },
         executor: args.sampler.sampler.into(),
         ..GenerationRequest::default()
     };
@@ -145,6 +154,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     let report = JudgeReport {
         model: args.model.describe(),
         steps: args.steps,
+        top_p: args.top_p,
         classifier_epochs: args.epochs,
         classifier_valid_accuracy: correct as f64 / valid.len() as f64,
         held_out,
@@ -165,11 +175,12 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         100.0 * report.held_out.confident
     );
     println!(
-        "{}: {:.1} % of {} samples (T = {}, mean NFE {:.1}) labelled with confidence ≥ {CONFIDENT}; mean confidence {:.3} (held-out: {:.3})",
+        "{}: {:.1} % of {} samples (T = {}, top-p {}, mean NFE {:.1}) labelled with confidence ≥ {CONFIDENT}; mean confidence {:.3} (held-out: {:.3})",
         report.model,
         100.0 * report.samples.confident,
         args.samples,
         args.steps,
+        args.top_p,
         report.mean_nfe,
         report.samples.mean_confidence,
         report.held_out.mean_confidence

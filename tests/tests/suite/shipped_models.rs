@@ -52,3 +52,29 @@ fn shipped_tokenizer_round_trips_text() {
     let common = codec.encode(" the").expect("encode");
     assert_eq!(common.len(), 1, "a frequent word is one token");
 }
+
+/// The image models (Fashion-MNIST at 14 × 14, `prime-train train --images`): they load, match
+/// their recorded config and training report, carry no tokenizer, and are small enough for the
+/// page.
+#[test]
+fn shipped_image_models_load_and_match_their_records() {
+    for (name, class, ell) in [("fashion-prime", ModelClass::PerceiverDIT, 2), ("fashion-mdlm", ModelClass::DIT, 1)] {
+        let dir = asset(name);
+        let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).expect("config.json"))
+            .expect("config parses");
+        assert_eq!((config.model_class, config.subtokens, config.vocab_size), (class, ell, 256), "{name}");
+        let shape = config.image.expect("an image model names its grid");
+        assert_eq!((shape.width, shape.height, config.length), (14, 14, 196), "{name}");
+        let weights = std::fs::metadata(dir.join("model.safetensors")).expect("weights").len();
+        assert!(weights <= 10_000_000, "{name}: {weights} bytes is too large for the page");
+        let model = Model::load_dir(&dir, &Device::flex()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(model.config(), &config);
+        assert!(model.text().is_none(), "{name}: an image model has no tokenizer");
+        let report = read_json(dir.join("training.json"));
+        assert_eq!(report["parameters"].as_u64(), Some(model.parameters() as u64), "{name}");
+        assert_eq!(report["length"].as_u64(), Some(196), "{name}");
+        let bound = report["validation"]["nll_per_token"].as_f64().expect("validation bound");
+        // Better than uniform grey levels (ln 256 = 5.55 nats per pixel), and a bound.
+        assert!(bound > 0.0 && bound < (256f64).ln(), "{name}: {bound}");
+    }
+}
