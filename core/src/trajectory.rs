@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ModelClass;
 use crate::error::{PrimeError, Result};
 use crate::generation::GenerationRequest;
+use crate::image::ImageShape;
 use crate::model::Model;
 use crate::sampler::{Outcome, Run, StepEvent};
 
@@ -40,6 +41,9 @@ pub struct ModelSummary {
     pub parameters: usize,
     /// Whether the model has a tokenizer.
     pub tokenizer: bool,
+    /// Image models: the pixel grid (absent for text models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageShape>,
 }
 
 impl ModelSummary {
@@ -55,6 +59,7 @@ impl ModelSummary {
             length: config.length,
             parameters: model.parameters(),
             tokenizer: model.text().is_some(),
+            image: config.image,
         }
     }
 }

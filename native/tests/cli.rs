@@ -522,6 +522,18 @@ fn an_image_model_draws_its_samples_as_png_and_gif() {
     assert!(frames.iter().any(|f| has(f, marker)), "no frame shows a partly revealed pixel");
     let last = frames.last().unwrap();
     assert!(!has(last, mask) && !has(last, marker), "the last frame is finished");
+    // A trajectory of an image model says so in its header.
+    let trajectory = dir.join("one.jsonl");
+    let out = prime(
+        &[
+            &generate[..5],
+            &["--steps", "4", "--trajectory", trajectory.to_str().unwrap(), "--png", png_path.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = prime_core::trajectory::Trajectory::parse(&std::fs::read_to_string(&trajectory).unwrap()).unwrap();
+    assert_eq!(t.header.model.image, Some(prime_core::image::ImageShape { width: 6, height: 4 }));
     std::fs::remove_dir_all(&dir).ok();
 
     // A text model has nothing to draw.
