@@ -252,6 +252,9 @@ impl Data {
     fn splits(&self, args: &TrainArgs, config: &ModelConfig) -> Result<(TokenCorpus, TokenCorpus)> {
         match self {
             Self::Text(tokenizer) => {
+                if let Some(shape) = config.image {
+                    bail!("this run trains an image model ({} × {} pixels): pass --images", shape.width, shape.height);
+                }
                 let text = TextCodec::from_bytes(tokenizer, config.vocab_size)?;
                 let split = |name: &str| load_split(&text, &args.corpus.join(name), config);
                 Ok((split("train.txt")?, split("valid.txt")?))
@@ -259,11 +262,18 @@ impl Data {
             Self::Images { train, valid } => {
                 ensure!(args.valid_images > 0, "--valid-images must be positive");
                 let pixels = |set: &ImageSet, count: usize| -> Result<TokenCorpus> {
+                    // A resumed run keeps its checkpoint's config: the images must be its grid
+                    // (and a text run cannot go on with images).
+                    let shape = ImageShape { width: set.width, height: set.height };
                     ensure!(
-                        set.pixels_per_image() == config.length,
-                        "the images have {} pixels but the model's length is {}",
-                        set.pixels_per_image(),
-                        config.length
+                        config.image == Some(shape),
+                        "the images are {} × {} but this run's model is {}",
+                        shape.width,
+                        shape.height,
+                        match config.image {
+                            Some(grid) => format!("{} × {} pixels", grid.width, grid.height),
+                            None => "a text model".to_string(),
+                        }
                     );
                     let n = count.min(set.len()) * config.length;
                     let tokens = set.pixels[..n].iter().map(|&p| u32::from(p)).collect();
