@@ -186,6 +186,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
     let pictures = Pictures::new(&args, &model)?;
+    let animate = pictures.as_ref().is_some_and(|p| p.gif.is_some());
     let request = GenerationRequest {
         prompt: tokens(&args.prompt, &args.prompt_ids),
         suffix: tokens(&args.suffix, &args.suffix_ids),
@@ -201,7 +202,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             mode: args.sampler.mode.into(),
         },
         executor: args.sampler.sampler.into(),
-        sync_states: pictures.as_ref().is_some_and(|p| p.gif.is_some()),
+        sync_states: animate,
     };
     let executor = request.resolve_executor(&model)?.name();
     let backend = DeviceArgs::describe(&device);
@@ -218,7 +219,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let mut done = 0;
     let mut reports = Vec::with_capacity(samples);
     // Every sample's state after each step, when a GIF is asked for.
-    let mut states: Vec<Vec<Vec<u32>>> = vec![Vec::new(); if args.gif.is_some() { samples } else { 0 }];
+    let mut states: Vec<Vec<Vec<u32>>> = vec![Vec::new(); if animate { samples } else { 0 }];
     for first in (0..samples).step_by(batch) {
         let offsets = first..(first + batch).min(samples);
         let count = offsets.len();
@@ -282,20 +283,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(pictures) = &pictures {
-        return pictures.write(&model, &reports, &states, args.json);
-    }
+    // Image models are drawn instead of printed.
+    let drawn = pictures.as_ref().map(|p| p.write(&model, &reports, &states)).transpose()?;
     for r in &reports {
         if args.json {
             println!("{}", serde_json::to_string(r)?);
             continue;
         }
-        if samples > 1 {
-            println!("# sample seed {}", r.seed);
-        }
-        println!("{}", r.text);
+        let seed = if drawn.is_some() {
+            format!("seed {} · ", r.seed)
+        } else {
+            if samples > 1 {
+                println!("# sample seed {}", r.seed);
+            }
+            println!("{}", r.text);
+            String::new()
+        };
         eprintln!(
-            "{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {} executor, {:.1} kB read back",
+            "{seed}{} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %) · {} executor, {:.1} kB read back",
             r.steps,
             r.nfe,
             r.idle_steps,
@@ -311,6 +316,9 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             if samples == 1 { "" } else { "s" },
             samples as f64 / seconds
         );
+    }
+    if let Some(written) = drawn {
+        eprintln!("written to {written}");
     }
     Ok(())
 }
@@ -399,8 +407,8 @@ impl Pictures {
         }))
     }
 
-    /// Writes the PNG (and GIF) and reports where.
-    fn write(&self, model: &Model, reports: &[Report], states: &[Vec<Vec<u32>>], json: bool) -> anyhow::Result<()> {
+    /// Writes the PNG (and GIF); returns where, in words.
+    fn write(&self, model: &Model, reports: &[Report], states: &[Vec<Vec<u32>>]) -> anyhow::Result<String> {
         let codec = model.codec();
         let finals = reports.iter().map(|r| codec.encode(&r.tokens)).collect::<prime_core::Result<Vec<_>>>()?;
         let finals: Vec<&[u32]> = finals.iter().map(Vec::as_slice).collect();
@@ -417,27 +425,6 @@ impl Pictures {
             let frames = animation.finish(GIF_HOLD)?;
             written.push_str(&format!(" and {} ({frames} frames)", path.display()));
         }
-        for r in reports {
-            if json {
-                println!("{}", serde_json::to_string(r)?);
-            } else {
-                eprintln!(
-                    "seed {} · {} steps · NFE {} · idle steps {} ({:.1} %, closed form {:.1} %)",
-                    r.seed,
-                    r.steps,
-                    r.nfe,
-                    r.idle_steps,
-                    100.0 * r.idle_ratio,
-                    100.0 * r.expected_idle_ratio
-                );
-            }
-        }
-        let shape = model.config().image.map(|s| format!("{} × {}", s.width, s.height)).unwrap_or_default();
-        eprintln!(
-            "{} sample{} of {shape} pixels written to {written}",
-            reports.len(),
-            if reports.len() == 1 { "" } else { "s" }
-        );
-        Ok(())
+        Ok(written)
     }
 }

@@ -67,10 +67,10 @@ struct Labelling {
 }
 
 impl Labelling {
-    fn of<'a>(classifier: &Classifier, images: impl Iterator<Item = &'a [u8]>) -> Self {
+    /// The figures of images' top labels (class, probability).
+    fn of(top_labels: impl Iterator<Item = (usize, f32)>) -> Self {
         let (mut n, mut confident, mut confidence, mut counts) = (0, 0, 0.0, [0usize; CLASSES]);
-        for image in images {
-            let (class, p) = label(&classifier.probabilities(image));
+        for (class, p) in top_labels {
             n += 1;
             confident += usize::from(p >= CONFIDENT);
             confidence += f64::from(p);
@@ -121,10 +121,11 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     );
     eprintln!("training the classifier ({} epochs over {} images)…", args.epochs, train.len());
     let classifier = Classifier::train(&train, args.epochs, 0xC1A55);
-    let correct = (0..valid.len())
-        .filter(|&i| label(&classifier.probabilities(valid.image(i))).0 == usize::from(valid.labels[i]))
-        .count();
-    let held_out = Labelling::of(&classifier, (0..valid.len()).map(|i| valid.image(i)));
+    let held_labels: Vec<(usize, f32)> =
+        (0..valid.len()).map(|i| label(&classifier.probabilities(valid.image(i)))).collect();
+    let correct =
+        held_labels.iter().zip(&valid.labels).filter(|&(&(class, _), &truth)| class == usize::from(truth)).count();
+    let held_out = Labelling::of(held_labels.into_iter());
 
     eprintln!("sampling {} images with T = {}…", args.samples, args.steps);
     let request = GenerationRequest {
@@ -149,7 +150,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         }
     }
     let seconds_sampling = started.elapsed().as_secs_f64();
-    let samples = Labelling::of(&classifier, images.iter().map(Vec::as_slice));
+    let samples = Labelling::of(images.iter().map(|image| label(&classifier.probabilities(image))));
     let counts = valid.class_counts().map(|c| c as f64 / valid.len() as f64);
     let report = JudgeReport {
         model: args.model.describe(),

@@ -146,19 +146,24 @@ pub fn run(args: &ImagesArgs) -> Result<()> {
             Idx::parse(&bytes).with_context(|| format!("{} is broken", path.display()))
         };
         let set = ImageSet::new(read("images-idx3")?, read("labels-idx1")?)?.downscaled(args.downscale as usize)?;
-        let images = Idx { dims: vec![set.len(), set.height, set.width], data: set.pixels.clone() };
-        let labels = Idx { dims: vec![set.len()], data: set.labels.clone() };
-        for (what, array) in [("images", &images), ("labels", &labels)] {
-            let path = args.out.join(format!("{ours}-{what}.idx"));
-            std::fs::write(&path, array.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        println!(
+        let summary = format!(
             "{ours}: {} images of {} × {} from {theirs} (per class: {:?})",
             set.len(),
             set.width,
             set.height,
             set.class_counts()
         );
+        let ImageSet { width, height, pixels, labels } = set;
+        let count = labels.len();
+        let arrays = [
+            ("images", Idx { dims: vec![count, height, width], data: pixels }),
+            ("labels", Idx { dims: vec![count], data: labels }),
+        ];
+        for (what, array) in arrays {
+            let path = args.out.join(format!("{ours}-{what}.idx"));
+            std::fs::write(&path, array.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        println!("{summary}");
     }
     let _ = std::fs::remove_dir_all(&work);
     println!("written to {}", args.out.display());
