@@ -48,8 +48,11 @@ impl ImageShape {
     }
 }
 
-/// What one pixel shows at a step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What one pixel shows at a step. In JSON (a trajectory record's `pixels`): `null` when
+/// masked, the level when known, an object with `level`, `lowest`, `highest`, `count` and
+/// `known` when partly revealed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum Pixel {
     /// Every digit masked: nothing is known.
     Masked,
@@ -152,6 +155,16 @@ mod tests {
         let pixels = Pixel::all(&c, &[1, 0, m, m, m, m, m, m, 1, 1, 1, 1, 1, 1, 1, 1]).unwrap();
         assert_eq!(pixels[0], Pixel::Partial { level: 159.5, lowest: 128, highest: 191, count: 64, known: 2 });
         assert_eq!(pixels[1], Pixel::Known(255));
+    }
+
+    #[test]
+    fn pixels_in_json_are_null_a_level_or_a_range() {
+        let c = nibbles();
+        let m = c.mask_id();
+        let pixels = Pixel::all(&c, &[m, m, 0xA, m, 0xA, 3]).unwrap();
+        let json = serde_json::to_string(&pixels).unwrap();
+        assert_eq!(json, r#"[null,{"level":167.5,"lowest":160,"highest":175,"count":16,"known":1},163]"#);
+        assert_eq!(serde_json::from_str::<Vec<Pixel>>(&json).unwrap(), pixels);
     }
 
     #[test]

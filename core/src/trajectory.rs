@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ModelClass;
 use crate::error::{PrimeError, Result};
 use crate::generation::GenerationRequest;
-use crate::image::ImageShape;
+use crate::image::{ImageShape, Pixel};
 use crate::model::Model;
 use crate::sampler::{Outcome, Run, StepEvent};
 
@@ -121,6 +121,11 @@ pub struct StepRecord {
     pub labels: Vec<(u32, String)>,
     /// Bytes read back from the device to take the step.
     pub read_bytes: usize,
+    /// Image models: what each pixel shows after the step (masked, partly revealed with the
+    /// grey levels it can still become, or known); absent for text models and for a device run
+    /// that did not read its states back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixels: Option<Vec<Pixel>>,
 }
 
 /// The last line.
@@ -153,8 +158,9 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// The record of `event`, which took `read_bytes` of read-back.
-    pub fn record(&mut self, model: &Model, event: &StepEvent, read_bytes: usize) -> StepRecord {
+    /// The record of `event`, which took `read_bytes` of read-back. Fails only if the state
+    /// holds a digit the model's codec does not (never for a state the sampler made).
+    pub fn record(&mut self, model: &Model, event: &StepEvent, read_bytes: usize) -> Result<StepRecord> {
         let mentioned = event
             .guesses
             .iter()
@@ -167,7 +173,11 @@ impl Recorder {
                 labels.push((token, token_label(model, token)));
             }
         }
-        StepRecord { event: event.clone(), labels, read_bytes }
+        let pixels = match model.config().image {
+            Some(_) if !event.state.is_empty() => Some(Pixel::all(model.codec(), &event.state)?),
+            _ => None,
+        };
+        Ok(StepRecord { event: event.clone(), labels, read_bytes, pixels })
     }
 }
 

@@ -243,8 +243,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             bar.set_position(done);
             bar.set_message(format!("NFE {} · idle {}", event.nfe, event.idle_steps));
             if let Some(file) = trajectory.as_mut() {
-                let record = file.recorder.record(&model, event, run.stats().last_step_bytes);
-                if let Err(e) = file.line(&record) {
+                let written = file
+                    .recorder
+                    .record(&model, event, run.stats().last_step_bytes)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|record| file.line(&record));
+                if let Err(e) = written {
                     failed = Some(e);
                     return ControlFlow::Break(());
                 }

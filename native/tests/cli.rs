@@ -534,6 +534,30 @@ fn an_image_model_draws_its_samples_as_png_and_gif() {
     assert!(out.status.success(), "{}", stderr(&out));
     let t = prime_core::trajectory::Trajectory::parse(&std::fs::read_to_string(&trajectory).unwrap()).unwrap();
     assert_eq!(t.header.model.image, Some(prime_core::image::ImageShape { width: 6, height: 4 }));
+    // Every record says what each pixel shows, read off its digit slots (ℓ = 2, b = 16).
+    use prime_core::image::Pixel;
+    let mask = t.header.model.mask_id;
+    let mut partial = 0;
+    for record in &t.steps {
+        let pixels = record.pixels.as_ref().expect("an image record has pixels");
+        assert_eq!(pixels.len(), 24);
+        for (pixel, digits) in pixels.iter().zip(record.event.state.chunks(2)) {
+            match (*pixel, digits[0] == mask, digits[1] == mask) {
+                (Pixel::Masked, true, true) => {}
+                (Pixel::Known(v), false, false) => assert_eq!(v, digits[0] * 16 + digits[1]),
+                (Pixel::Partial { lowest, highest, count: 16, .. }, false, true) => {
+                    partial += 1;
+                    assert_eq!((lowest, highest), (digits[0] * 16, digits[0] * 16 + 15));
+                }
+                (Pixel::Partial { lowest, highest, count: 16, .. }, true, false) => {
+                    partial += 1;
+                    assert_eq!((lowest, highest), (digits[1], 240 + digits[1]));
+                }
+                other => panic!("pixel {other:?} for digits {digits:?}"),
+            }
+        }
+    }
+    assert!(partial > 0, "no record has a partly revealed pixel");
     std::fs::remove_dir_all(&dir).ok();
 
     // A text model has nothing to draw.

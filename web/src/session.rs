@@ -45,7 +45,7 @@ impl Session {
     /// Takes one step (the reads are awaited, never blocking) and records it.
     pub async fn step(&mut self, model: &Model) -> Result<StepMessage> {
         let event = self.run.step_async(model).await?;
-        let record = self.recorder.record(model, &event, self.run.stats().last_step_bytes);
+        let record = self.recorder.record(model, &event, self.run.stats().last_step_bytes)?;
         let ending = if event.is_final { Some(Ending::of(model, &self.run)?) } else { None };
         Ok(StepMessage { record, ending })
     }
