@@ -7,7 +7,8 @@
 #
 # Steps: prime-web is compiled for wasm32 (rustup's wasm32 target where it is installed,
 # otherwise Debian's rustc-web toolchain building std itself), wasm-bindgen generates the JS
-# glue, the page (web/www) and the models (assets/prime, assets/mdlm) are copied next to it, and
+# glue, the page (web/www) and the models (assets/prime, assets/mdlm and the image models
+# assets/fashion-prime, assets/fashion-mdlm) are copied next to it, and
 # the sizes of the wasm (raw and gzipped) are printed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,14 +66,20 @@ wasm-bindgen --target web --no-typescript --remove-name-section --remove-produce
 
 # 3. The page and the models.
 cp web/www/*.html web/www/*.js web/www/*.css "$dist/"
-for model in prime mdlm; do
+for model in prime mdlm fashion-prime fashion-mdlm; do
   mkdir -p "$dist/models/$model"
-  cp "assets/$model/config.json" "assets/$model/model.safetensors" "assets/$model/tokenizer.json" "$dist/models/$model/"
+  # Image models have no tokenizer.
+  for file in config.json model.safetensors tokenizer.json; do
+    if [ -f "assets/$model/$file" ]; then cp "assets/$model/$file" "$dist/models/$model/"; fi
+  done
 done
+# `kind` groups the models behind the page's text / image switch (text first: the default).
 cat > "$dist/models.json" <<'EOF'
 [
-  { "name": "MDM-Prime (ℓ = 2)", "path": "models/prime/" },
-  { "name": "MDLM (ℓ = 1)", "path": "models/mdlm/" }
+  { "name": "MDM-Prime (ℓ = 2)", "path": "models/prime/", "kind": "text" },
+  { "name": "MDLM (ℓ = 1)", "path": "models/mdlm/", "kind": "text" },
+  { "name": "MDM-Prime (ℓ = 2, b = 16) · Fashion-MNIST 14 × 14", "path": "models/fashion-prime/", "kind": "image" },
+  { "name": "MDLM (ℓ = 1) · Fashion-MNIST 14 × 14", "path": "models/fashion-mdlm/", "kind": "image" }
 ]
 EOF
 

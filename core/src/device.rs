@@ -9,7 +9,9 @@ use burn::tensor::wgpu::wgpu;
 use burn::tensor::wgpu::{WgpuBackend, WgpuSetup};
 use serde::Serialize;
 
-use crate::error::{PrimeError, Result};
+#[cfg(not(target_family = "wasm"))]
+use crate::error::PrimeError;
+use crate::error::Result;
 use crate::model::Model;
 pub use crate::model::ModelSource;
 

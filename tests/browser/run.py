@@ -12,7 +12,8 @@ replays; an end-to-end drive of the page (partial states shown, timeline scrubbe
 export equal to the page, screenshots saved to target/browser-artifacts/); readable messages
 for a missing WebGPU, a 404, truncated downloads and a bad config; a model name from the URL
 shown as text, never parsed as markup; a model folder opened from local files generates the
-native tokens.
+native tokens; the image mode (Fashion-MNIST models side by side, a partly revealed pixel drawn
+at its coarse level with a marker, its tooltip) and inpainting (pinned pixels kept exactly).
 """
 
 import base64
@@ -699,6 +700,150 @@ def end_to_end(browser, base):
 
 
 @test
+def image_mode_and_inpainting(browser, base):
+    """The image switch, both image models side by side on one seed, a partly revealed pixel on
+    the canvas and in the tooltip, and inpainting a sample; on the CPU fallback (a step of these
+    models takes ~6 s on SwiftShader and ~0.1 s here)."""
+    browser.console_errors()  # drain what earlier pages logged
+    open_page(browser, base, "kind=image&backend=cpu")
+    prime, mdlm = wait_ready(browser, 0), wait_ready(browser, 1)
+    assert prime["model"]["image"] == {"width": 14, "height": 14} and prime["model"]["subtokens"] == 2, prime["model"]
+    assert mdlm["model"]["image"] == {"width": 14, "height": 14} and mdlm["model"]["subtokens"] == 1, mdlm["model"]
+    shown = browser.js("""const display = (el) => getComputedStyle(el).display;
+        return [display(document.getElementById('prompt').closest('label')),
+                display(document.getElementById('inpaint-box')), document.getElementById('kind').value,
+                document.getElementById('kind-box').hidden];""")
+    assert shown == ["none", "block", "image", False], f"image mode controls: {shown}"
+    run_generation(browser, "", 24, 5, n_panels=2)
+    p = PANEL.format(i=0)
+    # A step at which a pixel was partly revealed; scrub to it and read the canvas there.
+    partial = browser.js(f"return {p}.steps.findIndex(v => v.pixels.some(x => x !== null && typeof x === 'object'));")
+    assert partial >= 0, "no step had a partly revealed pixel"
+    browser.js("""const t = document.getElementById('timeline'); t.value = arguments[0];
+        t.dispatchEvent(new Event('input'));""", partial)
+    seen = browser.js(f"""const g = {p}.grid, i = g.pixels.findIndex(x => x !== null && typeof x === 'object');
+        const m = g.pixels.findIndex(x => x === null);
+        return {{index: i, level: g.pixels[i].level, lowest: g.pixels[i].lowest, highest: g.pixels[i].highest,
+                edge: g.colourAt(i, 1, 1), centre: g.colourAt(i, 8, 8),
+                masked: m >= 0 ? g.colourAt(m, 8, 8) : null}};""")
+    grey = round(seen["level"])
+    assert seen["edge"] == [grey] * 3, f"a partly revealed pixel is painted {seen['edge']}, not its mean level {grey}"
+    assert seen["centre"] == [0xff, 0x8c, 0x00], f"no marker on a partly revealed pixel: {seen['centre']}"
+    assert seen["masked"] in (None, [0x3b, 0x5b, 0xdb]), f"a masked pixel is painted {seen['masked']}"
+    tip = browser.js(f"""const r = {p}.grid.rectOf(arguments[0]);
+        {p}.grid.canvas.dispatchEvent(new MouseEvent('mousemove',
+          {{bubbles: true, clientX: (r.left + r.right) / 2, clientY: (r.top + r.bottom) / 2}}));
+        return document.getElementById('tooltip').textContent;""", seen["index"])
+    want = f"16 grey levels possible, {seen['lowest']}–{seen['highest']}"
+    assert want in tip and "digits [" in tip, f"tooltip {tip!r} lacks {want!r}"
+    browser.screenshot("page-image-partial-step.png")
+    browser.js(f"{p}.el.closest('#panels').dispatchEvent(new MouseEvent('mouseleave'));")
+    browser.js("const t = document.getElementById('timeline'); t.value = t.max; t.dispatchEvent(new Event('input'));")
+    for i in range(2):
+        q = PANEL.format(i=i)
+        pixels = browser.js(f"return {q}.grid.pixels")
+        assert pixels == final_tokens(browser, i), f"panel {i} does not show its final sample"
+    seeds = browser.js("return window.prime.panels.map(p => p.header.request.settings.seed)")
+    assert seeds == [5, 5], f"the two models ran with seeds {seeds}"
+
+    # Inpainting: the first panel's sample, a 7 × 7 square erased by dragging over it.
+    browser.js("document.getElementById('take-sample').click();")
+    source = browser.js("return [...window.prime.inpaint.levels]")
+    assert source == final_tokens(browser, 0), "the source is not the first panel's sample"
+    browser.js("""const c = document.getElementById('source'), r = c.getBoundingClientRect();
+        const at = (x, y) => ({bubbles: true, clientX: r.left + 16 * x + 8, clientY: r.top + 16 * y + 8});
+        c.dispatchEvent(new MouseEvent('mousedown', at(3, 4)));
+        c.dispatchEvent(new MouseEvent('mousemove', at(9, 10)));
+        c.dispatchEvent(new MouseEvent('mouseup', at(9, 10)));""")
+    erased = browser.js("return [...window.prime.inpaint.erased]")
+    want = [1 if 3 <= i % 14 <= 9 and 4 <= i // 14 <= 10 else 0 for i in range(196)]
+    assert erased == want, f"erased {sum(erased)} pixels, not the 7 × 7 square dragged"
+    painted = browser.js("""const c = document.getElementById('source'), g = c.getContext('2d'), dpr = c.width / 224;
+        const at = (x, y) => [...g.getImageData(Math.round((16 * x + 8) * dpr), Math.round((16 * y + 8) * dpr), 1, 1).data.slice(0, 3)];
+        return [at(5, 5), at(0, 0)];""")
+    assert painted == [[0x3b, 0x5b, 0xdb], [source[0]] * 3], f"the source canvas shows {painted}"
+    browser.js("document.getElementById('inpaint').click();")
+    for i in range(2):
+        q = PANEL.format(i=i)
+        browser.wait(f"{q}.phase === 'done' || !{q}.el.querySelector('.error').hidden", 900, f"panel {i} to inpaint")
+        error = browser.js(f"return {q}.el.querySelector('.error').hidden ? null : {q}.el.querySelector('.error').textContent")
+        assert error is None, f"inpainting failed in panel {i}: {error}"
+        tokens = final_tokens(browser, i)
+        kept = [k for k in range(196) if not want[k]]
+        changed = [k for k in kept if tokens[k] != source[k]]
+        assert not changed, f"panel {i} changed pinned pixels {changed[:5]}"
+        fixed = browser.js(f"return {q}.header.fixed")
+        assert fixed == [not e for e in want], f"panel {i}: the pinned positions are not the kept ones"
+        first = browser.js(f"return {q}.steps[0].pixels")
+        assert all(first[k] == source[k] for k in kept), f"panel {i}: a pinned pixel is not known at the first step"
+        open_slots = sum(1 for k in range(196) if want[k] and first[k] is None)
+        assert open_slots > 30, f"panel {i}: only {open_slots} erased pixels were still masked after step 0"
+    browser.screenshot("page-image-inpainted.png")
+
+    # A native image trajectory replays as pixels (the records carry them), ending on its tokens.
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, "native-image.jsonl")
+    subprocess.run([PRIME, "generate", "--steps", "12", "--seed", "2", "--device", "cpu", "--model",
+                    os.path.join(ROOT, "assets", "fashion-prime"), "--trajectory", path, "--png",
+                    os.path.join(ARTIFACTS, "native-image.png")], check=True, capture_output=True, text=True, timeout=600)
+    lines = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    browser.js("window.prime.open(new File([arguments[0]], 'native-image.jsonl'));", open(path, encoding="utf-8").read())
+    p = PANEL.format(i=0)
+    browser.wait(f"window.prime.panels.length === 1 && {p}.spec.trajectory && {p}.phase === 'done'", 60, "the replay")
+    assert browser.js(f"return {p}.grid.pixels") == lines[-1]["outcome"]["tokens"], "the replay's image differs from the file"
+    shows = browser.js(f"return [{p}.isImage, getComputedStyle(document.getElementById('inpaint-box')).display]")
+    assert shows == [True, "block"], f"a replayed image trajectory shows {shows}"
+    errors = browser.console_errors()
+    assert not errors, f"console errors: {[e[:300] for e in errors]}"
+
+
+@test
+def inpaints_an_opened_picture_on_webgpu(browser, base):
+    """The Prime image model on WebGPU (device executor, WGSL kernels) inpaints a picture opened
+    through the page's file input: the picture is scaled to the grid in grey, the pinned pixels
+    come back exactly. (SwiftShader takes ~6 s per step of this model, hence only 4 steps.)"""
+    open_page(browser, base, "models=models/fashion-prime/")
+    wait_ready(browser, 0)
+    # A 28 × 28 picture: left half grey 200, right half red (grey 0.299 · 255 = 76), opened as
+    # a user would (a File in the picker's change event).
+    browser.js("""const c = Object.assign(document.createElement('canvas'), {width: 28, height: 28});
+        const g = c.getContext('2d');
+        g.fillStyle = 'rgb(200, 200, 200)'; g.fillRect(0, 0, 14, 28);
+        g.fillStyle = 'rgb(255, 0, 0)'; g.fillRect(14, 0, 14, 28);
+        c.toBlob((blob) => {
+          const input = document.getElementById('open-image'), files = new DataTransfer();
+          files.items.add(new File([blob], 'picture.png', {type: 'image/png'}));
+          input.files = files.files;
+          input.dispatchEvent(new Event('change'));
+        });""")
+    browser.wait("window.prime.inpaint.levels", 30, "the picture to open")
+    levels = browser.js("return [...window.prime.inpaint.levels]")
+    assert len(levels) == 196, len(levels)
+    for k, v in enumerate(levels):
+        x = k % 14
+        assert x in (6, 7) or v == (200 if x < 7 else 76), f"pixel {k} of the opened picture is {v}"
+    browser.js("""const c = document.getElementById('source'), r = c.getBoundingClientRect();
+        const at = (x, y) => ({bubbles: true, clientX: r.left + 16 * x + 8, clientY: r.top + 16 * y + 8});
+        c.dispatchEvent(new MouseEvent('mousedown', at(10, 10)));
+        window.dispatchEvent(new MouseEvent('mouseup', at(2, 2)));
+        document.getElementById('steps').value = 4;
+        document.getElementById('executor').value = 'auto';
+        document.getElementById('inpaint').click();""")
+    p = PANEL.format(i=0)
+    browser.wait(f"{p}.phase === 'done' || !{p}.el.querySelector('.error').hidden", 600, "the inpainting")
+    error = browser.js(f"return {p}.el.querySelector('.error').hidden ? null : {p}.el.querySelector('.error').textContent")
+    assert error is None, f"inpainting failed: {error}"
+    assert executor(browser) == "shader", f"ran with the {executor(browser)} executor"
+    tokens = final_tokens(browser)
+    erased = [2 <= k % 14 <= 10 and 2 <= k // 14 <= 10 for k in range(196)]
+    assert browser.js("return [...window.prime.inpaint.erased]") == [int(e) for e in erased], \
+        "the erased pixels are not the 9 × 9 square dragged"
+    changed = [k for k in range(196) if not erased[k] and tokens[k] != levels[k]]
+    assert not changed, f"pinned pixels changed: {changed[:5]}"
+    assert all(isinstance(v, int) for v in browser.js(f"return {p}.grid.pixels")), "the final image has unknown pixels"
+
+
+@test
 def readable_failures(browser, base):
     cases = [
         ("broken/missing/", "HTTP 404"),
@@ -768,6 +913,8 @@ def main():
                 ("model_cache", lambda: model_cache(browser, BASE)),
                 ("abort_pause_step", lambda: abort_pause_step(browser, BASE)),
                 ("end_to_end", lambda: end_to_end(browser, BASE)),
+                ("image_mode_and_inpainting", lambda: image_mode_and_inpainting(browser, BASE)),
+                ("inpaints_an_opened_picture_on_webgpu", lambda: inpaints_an_opened_picture_on_webgpu(browser, BASE)),
                 ("readable_failures", lambda: readable_failures(browser, BASE)),
                 ("untrusted_names_are_text", lambda: untrusted_names_are_text(browser, BASE)),
                 ("opens_a_local_model_folder", lambda: opens_a_local_model_folder(browser, BASE)),

@@ -10,7 +10,8 @@ const backend = params.get('backend') ?? 'auto';
 const maxBinding = params.get('binding') ? Number(params.get('binding')) : undefined;
 const panels = [];
 let shown = null; // step index the timeline shows; null follows the newest step
-let lastRequest = null;
+let kind = params.get('kind') ?? 'text'; // the models.json group on show: text or image
+let allSpecs = []; // every model models.json lists
 let hovered = null; // {panel, index} of the cell under the pointer
 
 // Writes an element's text only when it changes (an equal write still invalidates layout).
@@ -60,6 +61,7 @@ class Panel {
       case 'ready':
         this.info = msg.info;
         this.phase = 'ready';
+        if (this.info.model.image) this.grid = new PixelGrid(this.q('.cells'), this.info.model.image);
         this.q('.progress').hidden = true;
         this.describeDevice();
         break;
@@ -92,6 +94,11 @@ class Panel {
     }
     this.el.dataset.phase = this.phase;
     refresh();
+  }
+
+  // Whether this panel holds an image model (before it loads: what models.json says).
+  get isImage() {
+    return this.info ? Boolean(this.info.model.image) : this.spec.kind === 'image';
   }
 
   fail(text) {
@@ -186,7 +193,8 @@ class Panel {
       }));
     }
     items.forEach(([, v], n) => setText(stats.children[n].firstChild, String(v)));
-    this.grid.draw(this.cells(view), l, this.info.model.base ?? this.info.model.mask_id, view.revealed);
+    if (this.isImage) this.grid.draw(view.pixels ?? []);
+    else this.grid.draw(this.cells(view), l, this.info.model.base ?? this.info.model.mask_id, view.revealed);
     setText(this.q('.final-text'), view.ending?.text ?? '');
     this.drawStrip(index ?? this.steps.length - 1);
   }
@@ -465,8 +473,118 @@ class CellGrid {
   }
 }
 
+// An image model's step on a canvas: each pixel a square, drawn from the record's `pixels`
+// (prime-core's image::Pixel, as the CLI's PNG and GIF draw them): masked blue, known at its
+// grey level, partly revealed at the mean of the levels it can still become with an orange dot.
+const PIXEL = { scale: 16, mask: '#3b5bdb', marker: '#ff8c00' };
+
+// Paints `pixels` (null: masked, a number: a level, an object: partly revealed) of a
+// width-wide image onto `g` at `scale` CSS pixels per pixel.
+function paintPixels(g, pixels, width, scale) {
+  const dot = Math.max(2, Math.round(scale / 4));
+  const from = Math.floor((scale - dot) / 2);
+  pixels.forEach((p, i) => {
+    const [x, y] = [(i % width) * scale, Math.floor(i / width) * scale];
+    const level = p == null ? null : typeof p === 'number' ? p : Math.round(p.level);
+    g.fillStyle = level == null ? PIXEL.mask : `rgb(${level}, ${level}, ${level})`;
+    g.fillRect(x, y, scale, scale);
+    if (p != null && typeof p === 'object') {
+      g.fillStyle = PIXEL.marker;
+      g.fillRect(x + from, y + from, dot, dot);
+    }
+  });
+}
+
+// Sizes a canvas to a width × height image at `scale` (device pixels follow the ratio).
+function sizePixelCanvas(canvas, g, { width, height }, scale) {
+  const dpr = window.devicePixelRatio || 1;
+  const [w, h] = [width * scale, height * scale];
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  return dpr;
+}
+
+class PixelGrid {
+  constructor(canvas, shape) {
+    this.canvas = canvas;
+    this.shape = shape;
+    this.g = canvas.getContext('2d', { alpha: false });
+    this.pixels = []; // what the last step drawn holds, for the tooltip and for scripted checks
+    this.geometry = null;
+  }
+
+  clear() {
+    this.pixels = [];
+    this.canvas.width = 0;
+    this.canvas.height = 0;
+    this.canvas.style.height = '0';
+    this.geometry = null;
+  }
+
+  draw(pixels) {
+    const dpr = sizePixelCanvas(this.canvas, this.g, this.shape, PIXEL.scale);
+    this.geometry = { dpr, scale: PIXEL.scale };
+    this.pixels = pixels;
+    paintPixels(this.g, pixels, this.shape.width, PIXEL.scale);
+  }
+
+  paintVisible() {} // the whole image is painted at each draw
+
+  // The pixel under a point (client coordinates), or null.
+  indexAt(clientX, clientY) {
+    if (!this.geometry) return null;
+    const r = this.canvas.getBoundingClientRect();
+    const [x, y] = [Math.floor((clientX - r.left) / PIXEL.scale), Math.floor((clientY - r.top) / PIXEL.scale)];
+    const { width, height } = this.shape;
+    return x >= 0 && y >= 0 && x < width && y < height ? y * width + x : null;
+  }
+
+  // Pixel i's square in client coordinates.
+  rectOf(i) {
+    const r = this.canvas.getBoundingClientRect();
+    const [x, y] = [(i % this.shape.width) * PIXEL.scale, Math.floor(i / this.shape.width) * PIXEL.scale];
+    return { left: r.left + x, top: r.top + y, right: r.left + x + PIXEL.scale, bottom: r.top + y + PIXEL.scale };
+  }
+
+  // The colour painted at (dx, dy) CSS pixels inside pixel i's square: for scripted checks.
+  colourAt(i, dx, dy) {
+    const { dpr } = this.geometry;
+    const [x, y] = [(i % this.shape.width) * PIXEL.scale + dx, Math.floor(i / this.shape.width) * PIXEL.scale + dy];
+    const d = this.g.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
+    return [d[0], d[1], d[2]];
+  }
+}
+
+// The tooltip of pixel i of an image panel: its digit slots, the grey levels it can still
+// become (from the record's pixel view), the most likely of them and the model's guess.
+function pixelTooltip(panel, view, i) {
+  const { subtokens: l, mask_id: mask, image } = panel.info.model;
+  const pixel = view.pixels?.[i];
+  if (pixel === undefined) return null;
+  const digits = view.state.slice(i * l, (i + 1) * l).map((d) => (d === mask ? '?' : String(d)));
+  const known = digits.filter((d) => d !== '?').length;
+  const fixed = panel.header?.fixed[i] ?? false;
+  const lines = [`pixel (${i % image.width}, ${Math.floor(i / image.width)}) · digits [${digits.join(', ')}] · ${known} of ${l} revealed`];
+  if (pixel == null) lines.push('masked: all 256 grey levels possible');
+  else if (typeof pixel === 'number') lines.push(`grey level ${pixel}${fixed ? ' (pinned)' : ''}`);
+  else {
+    lines.push(`${pixel.count} grey levels possible, ${pixel.lowest}–${pixel.highest}; drawn at their mean ${pixel.level.toFixed(1)}`);
+    const c = view.candidates.find((x) => x.position === i);
+    if (c) lines.push(`most likely: ${c.top.map(([t, p]) => `${t} (${percent(p)})`).join(', ')}`);
+  }
+  const guess = view.guesses[i];
+  if (guess != null && known < l) lines.push(`current guess: ${guess}`);
+  return lines.join('\n');
+}
+
 function tooltipFor(panel, i) {
   const view = panel.viewAt(shown);
+  if (view && panel.isImage) return pixelTooltip(panel, view, i);
   const cell = view && panel.cells(view)[i];
   if (!cell) return null;
   const { subtokens: l, vocab_size: v } = panel.info.model;
@@ -516,6 +634,11 @@ function refresh() {
   $('step').disabled = !paused || busy;
   $('abort').disabled = !(busy || paused);
   $('export').disabled = !panels.some((p) => p.steps.length);
+  document.body.classList.toggle('has-image', panels.some((p) => p.isImage));
+  document.body.classList.toggle('has-text', panels.some((p) => !p.isImage));
+  $('take-sample').disabled = busy || !sampled();
+  $('clear-erase').disabled = !inpaint.erased?.some((e) => e);
+  $('inpaint').disabled = !ready || busy || !inpaint.levels;
   document.body.dataset.phase = busy ? 'running' : paused ? 'paused' : phases.includes('loading') ? 'loading' : 'idle';
   const failed = panels.filter((p) => !p.q('.error').hidden);
   if (failed.length) setStatus(`${failed.map((p) => p.spec.name).join(', ')}: see the message in the panel`, 'bad');
@@ -523,12 +646,15 @@ function refresh() {
   else setStatus(busy ? 'generating…' : panels.some((p) => p.phase === 'done') ? 'done' : 'ready');
 }
 
-function request() {
+// The request of the controls: a text model gets the prompt and suffix, an image model the
+// pinned pixels (inpainting) instead.
+function request(image, pins = []) {
   const num = (id) => Number($(id).value);
   const topK = num('top_k');
   return {
-    prompt: $('prompt').value,
-    suffix: $('suffix').value,
+    prompt: image ? [] : $('prompt').value,
+    suffix: image ? [] : $('suffix').value,
+    pins: image ? pins : [],
     settings: {
       steps: num('steps'),
       seed: num('seed'),
@@ -667,9 +793,10 @@ function parseTrajectory(text, name) {
   const digits = model.subtokens * model.length;
   steps.forEach((s, i) => {
     const arrays = ['state', 'guesses', 'revealed', 'candidates'].every((k) => Array.isArray(s[k]));
-    if (!arrays || s.state.length !== digits || s.guesses.length !== model.length || !Array.isArray(s.labels ?? [])) {
+    const pixels = !model.image || (Array.isArray(s.pixels) && s.pixels.length === model.length);
+    if (!arrays || !pixels || s.state.length !== digits || s.guesses.length !== model.length || !Array.isArray(s.labels ?? [])) {
       throw new Error(`${name}: the record on line ${i + 2} does not fit the header's model ` +
-        `(${digits} digit slots and ${model.length} guesses per step)`);
+        `(${digits} digit slots and ${model.length} guesses${model.image ? ' and pixels' : ''} per step)`);
     }
   });
   return { header, steps, ending };
@@ -717,7 +844,6 @@ async function openTrajectory(file) {
     $('seed').value = request.settings.seed;
     const panel = new Panel({ name: `${file.name} (replay)`, path: file.name, trajectory });
     panels.push(panel);
-    lastRequest = request;
     const started = () => (panel.phase === 'ready' ? panel.start(request, Number($('speed').value)) : setTimeout(started, 10));
     started();
     refresh();
@@ -726,13 +852,154 @@ async function openTrajectory(file) {
   }
 }
 
+// Inpainting: a source picture (a generated sample, or any picture the user opens, scaled to
+// the model's grid in grey), rectangles the user erases on it by dragging, and a run of every
+// image panel with the other pixels pinned (the sampler's pins: they are known from the first
+// step and never change).
+const inpaint = { shape: null, levels: null, erased: null, drag: null };
+
+// The first image panel's finished sample and its grid, if any.
+function sampled() {
+  const p = panels.find((q) => q.isImage && q.steps[q.steps.length - 1]?.ending);
+  return p && { tokens: p.steps[p.steps.length - 1].ending.outcome.tokens, shape: p.info.model.image };
+}
+
+function setSource(levels, shape) {
+  Object.assign(inpaint, { shape, levels: Uint8Array.from(levels), erased: new Uint8Array(levels.length), drag: null });
+  drawSource();
+  refresh();
+}
+
+// The pixel of the source under a point (client coordinates), clamped to the grid.
+function sourcePixel(e) {
+  const r = $('source').getBoundingClientRect();
+  const clamp = (v, n) => Math.min(n - 1, Math.max(0, Math.floor(v / PIXEL.scale)));
+  return [clamp(e.clientX - r.left, inpaint.shape.width), clamp(e.clientY - r.top, inpaint.shape.height)];
+}
+
+// Whether pixel i lies in the rectangle being dragged.
+function inDrag(i) {
+  const d = inpaint.drag;
+  if (!d) return false;
+  const [x, y] = [i % inpaint.shape.width, Math.floor(i / inpaint.shape.width)];
+  return x >= Math.min(d.from[0], d.to[0]) && x <= Math.max(d.from[0], d.to[0])
+    && y >= Math.min(d.from[1], d.to[1]) && y <= Math.max(d.from[1], d.to[1]);
+}
+
+// The source with its erased pixels (and the rectangle being dragged) drawn masked.
+function drawSource() {
+  const canvas = $('source');
+  const g = canvas.getContext('2d', { alpha: false });
+  if (!inpaint.levels) return;
+  sizePixelCanvas(canvas, g, inpaint.shape, PIXEL.scale);
+  const pixels = [...inpaint.levels].map((v, i) => (inpaint.erased[i] || inDrag(i) ? null : v));
+  paintPixels(g, pixels, inpaint.shape.width, PIXEL.scale);
+}
+
+// A picture file in grey at the image panels' grid (the browser scales it).
+async function openPicture(file) {
+  const p = panels.find((q) => q.isImage && q.info);
+  if (!p) throw new Error('load an image model first');
+  const { width, height } = p.info.model.image;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (e) {
+    throw new Error(`${file.name} is not a picture this browser can decode`);
+  }
+  const canvas = Object.assign(document.createElement('canvas'), { width, height });
+  const g = canvas.getContext('2d');
+  g.drawImage(bitmap, 0, 0, width, height);
+  const rgba = g.getImageData(0, 0, width, height).data;
+  const levels = [];
+  for (let i = 0; i < width * height; i += 1) {
+    levels.push(Math.round(0.299 * rgba[4 * i] + 0.587 * rgba[4 * i + 1] + 0.114 * rgba[4 * i + 2]));
+  }
+  setSource(levels, { width, height });
+}
+
+// Starts every image panel with the source's pixels outside the erased region pinned.
+function startInpainting() {
+  const { levels, erased, shape } = inpaint;
+  const pins = [];
+  levels.forEach((v, i) => {
+    if (!erased[i]) pins.push([i, v]);
+  });
+  if (pins.length === levels.length) {
+    setStatus('erase a region of the picture first (drag over it)', 'bad');
+    return;
+  }
+  const targets = panels.filter((p) => p.info && p.isImage);
+  const misfit = targets.filter((p) => p.info.model.image.width !== shape.width || p.info.model.image.height !== shape.height);
+  if (misfit.length) {
+    setStatus(`${misfit.map((p) => p.spec.name).join(', ')}: the picture is ${shape.width} × ${shape.height}, not the model's grid`, 'bad');
+    return;
+  }
+  shown = null;
+  for (const p of targets) p.start(request(true, pins), Number($('speed').value));
+}
+
+function wireInpainting() {
+  const failed = (e) => setStatus(e.message, 'bad');
+  $('take-sample').addEventListener('click', () => {
+    const s = sampled();
+    if (s) setSource(s.tokens, s.shape);
+  });
+  $('open-image').addEventListener('change', (e) => {
+    if (e.target.files[0]) openPicture(e.target.files[0]).catch(failed);
+    e.target.value = '';
+  });
+  $('clear-erase').addEventListener('click', () => {
+    inpaint.erased?.fill(0);
+    drawSource();
+    refresh();
+  });
+  $('inpaint').addEventListener('click', startInpainting);
+  $('source').addEventListener('mousedown', (e) => {
+    if (!inpaint.levels) return;
+    const at = sourcePixel(e);
+    inpaint.drag = { from: at, to: at };
+    drawSource();
+  });
+  $('source').addEventListener('mousemove', (e) => {
+    if (!inpaint.drag) return;
+    inpaint.drag.to = sourcePixel(e);
+    drawSource();
+  });
+  window.addEventListener('mouseup', (e) => {
+    if (!inpaint.drag) return;
+    inpaint.drag.to = sourcePixel(e); // released outside the picture: its nearest pixel
+    inpaint.erased.forEach((_, i) => {
+      if (inDrag(i)) inpaint.erased[i] = 1;
+    });
+    inpaint.drag = null;
+    drawSource();
+    refresh();
+  });
+}
+
+// Shows the models of one models.json group (text or image) in place of the current panels.
+function showKind(k) {
+  const specs = allSpecs.filter((s) => (s.kind ?? 'text') === k);
+  if (!specs.length) {
+    setStatus(`models.json lists no ${JSON.stringify(k)} models`, 'bad');
+    return;
+  }
+  clearPanels();
+  kind = k;
+  $('kind').value = k;
+  for (const spec of specs) panels.push(new Panel(spec));
+  refresh();
+}
+
 function wire() {
   $('controls').addEventListener('submit', (e) => {
     e.preventDefault();
     shown = null;
-    lastRequest = request();
-    for (const p of panels) if (p.info) p.start(lastRequest, Number($('speed').value));
+    for (const p of panels) if (p.info) p.start(request(p.isImage), Number($('speed').value));
   });
+  $('kind').addEventListener('change', () => showKind($('kind').value));
+  wireInpainting();
   $('pause').addEventListener('click', () => {
     const paused = panels.some((p) => p.phase === 'paused') && !panels.some((p) => p.phase === 'running');
     for (const p of panels) p.worker.postMessage({ type: paused ? 'resume' : 'pause' });
@@ -805,11 +1072,17 @@ async function main() {
     }
   }
   if (!navigator.gpu && backend !== 'cpu') setStatus('this browser has no WebGPU: the models run on the CPU');
-  for (const spec of specs) panels.push(new Panel(spec));
-  refresh();
+  allSpecs = specs;
+  if (new Set(specs.map((s) => s.kind ?? 'text')).size > 1) $('kind-box').hidden = false;
+  if (params.get('models')) {
+    for (const spec of specs) panels.push(new Panel(spec));
+    refresh();
+  } else {
+    showKind(kind);
+  }
 }
 
-// For scripted checks: the panels, their recorded steps, the timeline position, and opening a
-// trajectory or a model folder as the file pickers do.
-window.prime = { panels, show: (i) => { shown = i; refresh(); }, open: openTrajectory, openModel };
+// For scripted checks: the panels, their recorded steps, the timeline position, opening a
+// trajectory or a model folder as the file pickers do, and the inpainting source.
+window.prime = { panels, show: (i) => { shown = i; refresh(); }, open: openTrajectory, openModel, inpaint };
 main();
