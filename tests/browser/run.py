@@ -793,6 +793,13 @@ def image_mode_and_inpainting(browser, base):
     assert browser.js(f"return {p}.grid.pixels") == lines[-1]["outcome"]["tokens"], "the replay's image differs from the file"
     shows = browser.js(f"return [{p}.isImage, getComputedStyle(document.getElementById('inpaint-box')).display]")
     assert shows == [True, "block"], f"a replayed image trajectory shows {shows}"
+    # The switch brings the text models back, with the text controls.
+    browser.js("const k = document.getElementById('kind'); k.value = 'text'; k.dispatchEvent(new Event('change'));")
+    browser.wait("window.prime.panels.length === 2 && window.prime.panels.every(p => p.spec.kind === 'text')", 30, "the switch")
+    wait_ready(browser, 0)
+    shows = browser.js("""return [getComputedStyle(document.getElementById('prompt').closest('label')).display,
+        getComputedStyle(document.getElementById('inpaint-box')).display]""")
+    assert shows == ["flex", "none"], f"text mode shows {shows}"
     errors = browser.console_errors()
     assert not errors, f"console errors: {[e[:300] for e in errors]}"
 

@@ -10,7 +10,6 @@ const backend = params.get('backend') ?? 'auto';
 const maxBinding = params.get('binding') ? Number(params.get('binding')) : undefined;
 const panels = [];
 let shown = null; // step index the timeline shows; null follows the newest step
-let kind = params.get('kind') ?? 'text'; // the models.json group on show: text or image
 let allSpecs = []; // every model models.json lists
 let hovered = null; // {panel, index} of the cell under the pointer
 
@@ -986,7 +985,6 @@ function showKind(k) {
     return;
   }
   clearPanels();
-  kind = k;
   $('kind').value = k;
   for (const spec of specs) panels.push(new Panel(spec));
   refresh();
@@ -1078,7 +1076,7 @@ async function main() {
     for (const spec of specs) panels.push(new Panel(spec));
     refresh();
   } else {
-    showKind(kind);
+    showKind(params.get('kind') ?? 'text');
   }
 }
 
