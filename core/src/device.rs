@@ -52,6 +52,11 @@ pub struct AdapterReport {
 }
 
 impl AdapterReport {
+    /// Whether the adapter is a software rasteriser on the CPU (lavapipe, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+
     /// Describes a wgpu adapter.
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Self {
         let info = adapter.get_info();

@@ -325,7 +325,7 @@ def golden_parity(browser, base, backend):
     for case in GOLDEN_CASES:
         open_page(browser, base, f"backend={backend}&models=golden/{case}/")
         info = wait_ready(browser)
-        expected = "wgpu" if backend == "auto" else "flex"
+        expected = "wgpu" if backend == "webgpu" else "flex"
         assert info["device"]["backend"] == expected, f"{case}: ran on {info['device']['backend']}, not {expected}"
         p = PANEL.format(i=0)
         browser.js(f"{p}.golden = undefined; {p}.worker.postMessage({{type: 'golden', url: 'golden/{case}/cases.safetensors'}});")
@@ -337,7 +337,7 @@ def golden_parity(browser, base, backend):
 
 @test
 def shaders_equal_twins(browser, base):
-    open_page(browser, base, "models=golden/prime_l2_tiny/")
+    open_page(browser, base, "backend=webgpu&models=golden/prime_l2_tiny/")
     info = wait_ready(browser)
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
     p = PANEL.format(i=0)
@@ -368,7 +368,7 @@ def webgpu_device_executor_equals_host_executor(browser, base):
     """On WebGPU the page samples through the device executor (the WGSL kernels, no logits read
     back); its tokens equal the host executor's on the same WebGPU logits and seed."""
     prompt, steps, seed = "It was", 12, 7
-    open_page(browser, base, "models=models/prime/")
+    open_page(browser, base, "backend=webgpu&models=models/prime/")
     info = wait_ready(browser)
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
     run_generation(browser, prompt, steps, seed)
@@ -433,7 +433,7 @@ def f16_model_cut_into_blocks(browser, base):
     on SwiftShader.) Its tokens on the device executor equal native
     `prime generate` (lavapipe, device executor, no blocks) on the same folder."""
     steps, seed, limit = 8, 5, 288 * 1024
-    open_page(browser, base, f"models=models/gpt2-f16/&binding={limit}")
+    open_page(browser, base, f"backend=webgpu&models=models/gpt2-f16/&binding={limit}")
     info = wait_ready(browser)
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
     blocking = info["blocking"]
@@ -628,7 +628,7 @@ def model_cache(browser, base):
 @test
 def end_to_end(browser, base):
     browser.console_errors()  # drain what earlier pages logged
-    open_page(browser, base, "")
+    open_page(browser, base, "backend=webgpu")
     wait_ready(browser, 0)
     wait_ready(browser, 1)
     run_generation(browser, "It was", 16, 3, n_panels=2)
@@ -707,11 +707,16 @@ def end_to_end(browser, base):
 @test
 def image_mode_and_inpainting(browser, base):
     """The image switch, both image models side by side on one seed, a partly revealed pixel on
-    the canvas and in the tooltip, and inpainting a sample; on the CPU fallback (a step of these
-    models takes ~6 s on SwiftShader and ~0.1 s here)."""
+    the canvas and in the tooltip, and inpainting a sample; with the default backend, which here
+    (SwiftShader, a software WebGPU adapter) is the CPU: a step of these models takes ~6 s on
+    SwiftShader and ~0.1 s on the CPU."""
     browser.console_errors()  # drain what earlier pages logged
-    open_page(browser, base, "kind=image&backend=cpu")
+    open_page(browser, base, "kind=image")
     prime, mdlm = wait_ready(browser, 0), wait_ready(browser, 1)
+    # The default backend does not use a software WebGPU adapter (SwiftShader here): the CPU.
+    for info in (prime, mdlm):
+        device = info["device"]
+        assert device["backend"] == "flex" and "software adapter" in (device["notice"] or ""), device
     assert prime["model"]["image"] == {"width": 14, "height": 14} and prime["model"]["subtokens"] == 2, prime["model"]
     assert mdlm["model"]["image"] == {"width": 14, "height": 14} and mdlm["model"]["subtokens"] == 1, mdlm["model"]
     shown = browser.js("""const display = (el) => getComputedStyle(el).display;
@@ -816,7 +821,7 @@ def inpaints_an_opened_picture_on_webgpu(browser, base):
     """The Prime image model on WebGPU (device executor, WGSL kernels) inpaints a picture opened
     through the page's file input: the picture is scaled to the grid in grey, the pinned pixels
     come back exactly. (SwiftShader takes ~6 s per step of this model, hence only 4 steps.)"""
-    open_page(browser, base, "models=models/fashion-prime/")
+    open_page(browser, base, "backend=webgpu&models=models/fashion-prime/")
     wait_ready(browser, 0)
     # A 28 × 28 picture: left half grey 200, right half red (grey 0.299 · 255 = 76), opened as
     # a user would (a File in the picker's change event).
@@ -916,7 +921,7 @@ def main():
         browser = Browser(driver_url)
         try:
             plan = [
-                ("golden_parity", lambda: golden_parity(browser, BASE, "auto")),
+                ("golden_parity", lambda: golden_parity(browser, BASE, "webgpu")),
                 ("golden_parity", lambda: golden_parity(browser, BASE, "cpu")),
                 ("shaders_equal_twins", lambda: shaders_equal_twins(browser, BASE)),
                 ("cpu_fallback_equals_native", lambda: cpu_fallback_equals_native(browser, BASE)),

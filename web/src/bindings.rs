@@ -62,7 +62,8 @@ struct BlockingReport {
 #[wasm_bindgen]
 impl Engine {
     /// Loads a model from the contents of `config.json`, `model.safetensors` and (optionally)
-    /// `tokenizer.json`. `backend` is `auto` (WebGPU, else the CPU with a notice) or `cpu`.
+    /// `tokenizer.json`. `backend` is `auto` (WebGPU on a hardware adapter, else the CPU with a
+    /// notice), `webgpu` (any WebGPU adapter, software ones included) or `cpu`.
     /// On WebGPU, `max_binding` (bytes) lowers the adapter's largest storage binding that
     /// tensors are cut to (e.g. to keep each buffer small on a device short of memory).
     pub async fn load(
