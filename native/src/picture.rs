@@ -20,8 +20,10 @@ const MASK: [u8; 3] = [0x3b, 0x5b, 0xdb];
 const MARKER: [u8; 3] = [0xff, 0x8c, 0x00];
 /// Colour between images.
 const BACKGROUND: [u8; 3] = [0xc8, 0xd0, 0xdc];
-/// Grey entries of the GIF palette (the rest are the three colours above).
-const GIF_GREYS: usize = 253;
+/// Grey entries of the GIF palette (then the three colours above, then [`GIF_UNCHANGED`]).
+const GIF_GREYS: usize = 252;
+/// The GIF palette's transparent index: a pixel that keeps the previous frame's colour.
+const GIF_UNCHANGED: u8 = GIF_GREYS as u8 + 3;
 /// Largest sheet side a GIF can hold.
 const GIF_MAX_SIDE: usize = u16::MAX as usize;
 
@@ -58,7 +60,7 @@ impl Paint {
 /// The GIF's global palette, in the order of [`Paint::gif_index`].
 fn gif_palette() -> Vec<u8> {
     let greys = (0..GIF_GREYS).flat_map(|i| [((i * 255 + (GIF_GREYS - 1) / 2) / (GIF_GREYS - 1)) as u8; 3]);
-    greys.chain(MASK).chain(MARKER).chain(BACKGROUND).collect()
+    greys.chain(MASK).chain(MARKER).chain(BACKGROUND).chain([0; 3]).collect()
 }
 
 /// A grid of `count` images, each pixel drawn as a `scale` × `scale` square.
@@ -154,6 +156,9 @@ pub struct Animation {
     encoder: gif::Encoder<BufWriter<File>>,
     /// The last frame's indices and delay, written when the next one differs (or at the end).
     pending: Option<(Vec<u8>, u16)>,
+    /// What the GIF shows after the frames written so far: the next frame only stores the
+    /// rectangle that differs from it (each frame is kept under the next).
+    shown: Option<Vec<u8>>,
     frames: usize,
 }
 
@@ -171,7 +176,7 @@ impl Animation {
             gif::Encoder::new(BufWriter::new(file), sheet.width() as u16, sheet.height() as u16, &gif_palette())
                 .with_context(|| format!("cannot write {}", path.display()))?;
         encoder.set_repeat(gif::Repeat::Infinite).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(Self { sheet, path: path.to_path_buf(), encoder, pending: None, frames: 0 })
+        Ok(Self { sheet, path: path.to_path_buf(), encoder, pending: None, shown: None, frames: 0 })
     }
 
     /// Adds the states of one step (one per image), shown for `delay` hundredths of a second;
@@ -182,7 +187,7 @@ impl Animation {
             Some((last, d)) if last == indices => self.pending = Some((last, d.saturating_add(delay))),
             previous => {
                 if let Some((last, d)) = previous {
-                    self.write(&last, d)?;
+                    self.write(last, d)?;
                 }
                 self.pending = Some((indices, delay));
             }
@@ -190,15 +195,47 @@ impl Animation {
         Ok(())
     }
 
-    fn write(&mut self, indices: &[u8], delay: u16) -> Result<()> {
+    fn write(&mut self, indices: Vec<u8>, delay: u16) -> Result<()> {
+        let width = self.sheet.width();
+        // The smallest rectangle holding every pixel that differs from what is shown (the whole
+        // sheet for the first frame; one pixel when nothing differs, which only a longer delay
+        // distinguishes).
+        let (mut x0, mut y0, mut x1, mut y1) = (width, self.sheet.height(), 0, 0);
+        match &self.shown {
+            None => (x0, y0, x1, y1) = (0, 0, width, self.sheet.height()),
+            Some(shown) => {
+                for (i, _) in indices.iter().zip(shown).enumerate().filter(|(_, (a, b))| a != b) {
+                    let (x, y) = (i % width, i / width);
+                    (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+                }
+                if x1 == 0 {
+                    (x0, y0, x1, y1) = (0, 0, 1, 1);
+                }
+            }
+        }
+        // Inside the rectangle, pixels that did not change are transparent (long runs of one
+        // index, which LZW packs well).
+        let shown = self.shown.as_deref();
+        let buffer: Vec<u8> = (y0..y1)
+            .flat_map(|y| y * width + x0..y * width + x1)
+            .map(|i| match shown {
+                Some(shown) if shown[i] == indices[i] => GIF_UNCHANGED,
+                _ => indices[i],
+            })
+            .collect();
         let frame = gif::Frame {
-            width: self.sheet.width() as u16,
-            height: self.sheet.height() as u16,
-            buffer: Cow::Borrowed(indices),
+            transparent: shown.map(|_| GIF_UNCHANGED),
+            left: x0 as u16,
+            top: y0 as u16,
+            width: (x1 - x0) as u16,
+            height: (y1 - y0) as u16,
+            buffer: Cow::Owned(buffer),
             delay,
+            dispose: gif::DisposalMethod::Keep,
             ..gif::Frame::default()
         };
         self.frames += 1;
+        self.shown = Some(indices);
         self.encoder.write_frame(&frame).with_context(|| format!("cannot write {}", self.path.display()))
     }
 
@@ -206,7 +243,7 @@ impl Animation {
     /// number of frames.
     pub fn finish(mut self, hold: u16) -> Result<usize> {
         if let Some((last, d)) = self.pending.take() {
-            self.write(&last, d.saturating_add(hold))?;
+            self.write(last, d.saturating_add(hold))?;
         }
         let path = self.path.clone();
         self.encoder.into_inner().with_context(|| format!("cannot write {}", path.display()))?;

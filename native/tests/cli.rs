@@ -510,11 +510,27 @@ fn an_image_model_draws_its_samples_as_png_and_gif() {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::RGBA);
     let mut decoder = options.read_info(std::fs::File::open(&gif_path).unwrap()).unwrap();
-    let mut frames = Vec::new();
+    // Frames after the first store only the rectangle that changed: composite them.
+    let (w, h) = (width as usize, height as usize);
+    let (mut canvas, mut frames, mut partial_frames) = (vec![0u8; w * h * 4], Vec::new(), 0);
     while let Some(frame) = decoder.read_next_frame().unwrap() {
-        assert_eq!((u32::from(frame.width), u32::from(frame.height)), (width, height));
-        frames.push(frame.buffer.to_vec());
+        let (left, top, fw, fh) =
+            (usize::from(frame.left), usize::from(frame.top), usize::from(frame.width), usize::from(frame.height));
+        assert!(left + fw <= w && top + fh <= h, "frame {} outside the sheet", frames.len());
+        assert!(!frames.is_empty() || (fw, fh) == (w, h), "the first frame is the whole sheet");
+        partial_frames += usize::from(fw * fh < w * h);
+        // Transparent pixels keep what the frames before showed.
+        for (k, pixel) in frame.buffer.chunks_exact(4).enumerate().filter(|(_, p)| p[3] != 0) {
+            let at = ((top + k / fw) * w + left + k % fw) * 4;
+            canvas[at..at + 4].copy_from_slice(pixel);
+        }
+        frames.push(canvas.clone());
     }
+    assert!(partial_frames > 0, "every frame was written whole");
+    // The last frame is the PNG, up to the GIF's 252 grey levels.
+    let last_rgb = frames.last().unwrap().chunks_exact(4).flat_map(|p| p[..3].to_vec());
+    let off = last_rgb.zip(&rgb).map(|(a, &b)| a.abs_diff(b)).max().unwrap();
+    assert!(off <= 1, "the GIF's last frame differs from the PNG by {off} levels");
     let has = |frame: &[u8], rgb: [u8; 3]| frame.chunks_exact(4).any(|p| p[..3] == rgb);
     let (mask, marker) = ([0x3b, 0x5b, 0xdb], [0xff, 0x8c, 0x00]);
     assert!(frames.len() >= 3, "{} frames", frames.len());
