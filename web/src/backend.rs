@@ -96,17 +96,3 @@ pub fn describe(device: &ComputeDevice) -> String {
 pub fn report(device: &ComputeDevice) -> BackendReport {
     BackendReport { backend: device.backend, adapter: device.adapter.clone(), notice: device.notice.clone() }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_page_names_three_backends() {
-        assert_eq!(BackendChoice::parse("auto"), Ok(BackendChoice::Auto));
-        assert_eq!(BackendChoice::parse("webgpu"), Ok(BackendChoice::WebGpu));
-        assert_eq!(BackendChoice::parse("gpu"), Ok(BackendChoice::WebGpu));
-        assert_eq!(BackendChoice::parse("cpu"), Ok(BackendChoice::Cpu));
-        assert!(BackendChoice::parse("vulkan").unwrap_err().contains("expected auto, webgpu or cpu"));
-    }
-}

@@ -1,6 +1,6 @@
 //! The browser's session logic, run natively on burn-flex with the shipped Prime model: it takes
 //! exactly the core sampler's steps, its records describe the state faithfully, and they make a
-//! trajectory that reads back as written.
+//! trajectory that reads back as written; and the page's backend names parse.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -124,4 +124,15 @@ fn bad_requests_are_errors() {
     let shader = GenerationRequest { executor: prime_core::ExecutorChoice::Shader, ..GenerationRequest::default() };
     let err = Session::new(&model, &shader, "cpu").expect_err("no shaders on the CPU");
     assert!(err.to_string().contains("wgpu"), "{err}");
+}
+
+/// The page's `?backend=` values (kept here: the library has no unit-test binary).
+#[test]
+fn the_page_names_three_backends() {
+    use prime_web::backend::BackendChoice;
+    assert_eq!(BackendChoice::parse("auto"), Ok(BackendChoice::Auto));
+    assert_eq!(BackendChoice::parse("webgpu"), Ok(BackendChoice::WebGpu));
+    assert_eq!(BackendChoice::parse("gpu"), Ok(BackendChoice::WebGpu));
+    assert_eq!(BackendChoice::parse("cpu"), Ok(BackendChoice::Cpu));
+    assert!(BackendChoice::parse("vulkan").unwrap_err().contains("expected auto, webgpu or cpu"));
 }
