@@ -196,32 +196,24 @@ impl Animation {
     }
 
     fn write(&mut self, indices: Vec<u8>, delay: u16) -> Result<()> {
-        let width = self.sheet.width();
-        // The smallest rectangle holding every pixel that differs from what is shown (the whole
-        // sheet for the first frame; one pixel when nothing differs, which only a longer delay
-        // distinguishes).
-        let (mut x0, mut y0, mut x1, mut y1) = (width, self.sheet.height(), 0, 0);
-        match &self.shown {
-            None => (x0, y0, x1, y1) = (0, 0, width, self.sheet.height()),
-            Some(shown) => {
-                for (i, _) in indices.iter().zip(shown).enumerate().filter(|(_, (a, b))| a != b) {
-                    let (x, y) = (i % width, i / width);
-                    (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
-                }
-                if x1 == 0 {
-                    (x0, y0, x1, y1) = (0, 0, 1, 1);
-                }
-            }
-        }
-        // Inside the rectangle, pixels that did not change are transparent (long runs of one
-        // index, which LZW packs well).
+        let (width, height) = (self.sheet.width(), self.sheet.height());
+        // A frame stores the smallest rectangle holding every pixel that differs from what is
+        // shown (all of them for the first frame; one pixel when none does, which only a longer
+        // delay distinguishes), and inside it the unchanged pixels are transparent (long runs of
+        // one index, which LZW packs well).
         let shown = self.shown.as_deref();
+        let changed = |i: usize| shown.is_none_or(|shown| shown[i] != indices[i]);
+        let (mut x0, mut y0, mut x1, mut y1) = (width, height, 0, 0);
+        for i in (0..indices.len()).filter(|&i| changed(i)) {
+            let (x, y) = (i % width, i / width);
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+        }
+        if x1 == 0 {
+            (x0, y0, x1, y1) = (0, 0, 1, 1);
+        }
         let buffer: Vec<u8> = (y0..y1)
             .flat_map(|y| y * width + x0..y * width + x1)
-            .map(|i| match shown {
-                Some(shown) if shown[i] == indices[i] => GIF_UNCHANGED,
-                _ => indices[i],
-            })
+            .map(|i| if changed(i) { indices[i] } else { GIF_UNCHANGED })
             .collect();
         let frame = gif::Frame {
             transparent: shown.map(|_| GIF_UNCHANGED),

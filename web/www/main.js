@@ -526,8 +526,7 @@ class PixelGrid {
   }
 
   draw(pixels) {
-    const dpr = sizePixelCanvas(this.canvas, this.g, this.shape, PIXEL.scale);
-    this.geometry = { dpr, scale: PIXEL.scale };
+    this.geometry = { dpr: sizePixelCanvas(this.canvas, this.g, this.shape, PIXEL.scale) };
     this.pixels = pixels;
     paintPixels(this.g, pixels, this.shape.width, PIXEL.scale);
   }
@@ -543,18 +542,23 @@ class PixelGrid {
     return x >= 0 && y >= 0 && x < width && y < height ? y * width + x : null;
   }
 
+  // The top-left corner of pixel i's square on the canvas (CSS pixels).
+  origin(i) {
+    return [(i % this.shape.width) * PIXEL.scale, Math.floor(i / this.shape.width) * PIXEL.scale];
+  }
+
   // Pixel i's square in client coordinates.
   rectOf(i) {
     const r = this.canvas.getBoundingClientRect();
-    const [x, y] = [(i % this.shape.width) * PIXEL.scale, Math.floor(i / this.shape.width) * PIXEL.scale];
+    const [x, y] = this.origin(i);
     return { left: r.left + x, top: r.top + y, right: r.left + x + PIXEL.scale, bottom: r.top + y + PIXEL.scale };
   }
 
   // The colour painted at (dx, dy) CSS pixels inside pixel i's square: for scripted checks.
   colourAt(i, dx, dy) {
     const { dpr } = this.geometry;
-    const [x, y] = [(i % this.shape.width) * PIXEL.scale + dx, Math.floor(i / this.shape.width) * PIXEL.scale + dy];
-    const d = this.g.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data;
+    const [x, y] = this.origin(i);
+    const d = this.g.getImageData(Math.round((x + dx) * dpr), Math.round((y + dy) * dpr), 1, 1).data;
     return [d[0], d[1], d[2]];
   }
 }
