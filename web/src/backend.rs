@@ -13,7 +13,7 @@ use serde::Serialize;
 pub enum BackendChoice {
     /// WebGPU on a hardware adapter; the CPU (with a notice) when WebGPU is missing or is a
     /// software rasteriser, which runs these models far slower than the CPU backend (measured
-    /// with SwiftShader: a step of the 14 × 14 image models ~6 s on it, ~0.07 s on burn-flex).
+    /// with SwiftShader: a step of the 14 × 14 image models ~6 s on it, 0.07–0.11 s on burn-flex).
     Auto,
     /// WebGPU whenever the browser offers it, a software adapter included; else the CPU.
     WebGpu,
