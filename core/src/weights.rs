@@ -48,6 +48,18 @@ impl StoredTensor {
         HostTensor { shape: self.shape, data }
     }
 
+    /// A 2-D tensor (r, c) as its transpose (c, r), stored row-major: a linear map's weight in
+    /// the layout its product reads (a transposed view made the CPU's matrix products of the
+    /// MLP up to 1.5× slower). Other ranks are returned unchanged.
+    pub fn transposed(self) -> StoredTensor {
+        let &[rows, cols] = &self.shape[..] else { return self };
+        let values = match self.values {
+            StoredValues::F32(v) => StoredValues::F32(transpose(&v, rows, cols)),
+            StoredValues::F16(v) => StoredValues::F16(transpose(&v, rows, cols)),
+        };
+        StoredTensor { shape: vec![cols, rows], values }
+    }
+
     /// Rows `start..start + count` of the first axis (clamped to the tensor).
     pub fn rows(&self, start: usize, count: usize) -> StoredTensor {
         let per_row: usize = self.shape.iter().skip(1).product();
@@ -237,6 +249,23 @@ pub(crate) fn to_f32(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>>
     })
 }
 
+/// The transpose of a row-major (rows, cols) matrix, in 32 × 32 tiles (so that reads and writes
+/// both stay within a few cache lines).
+fn transpose<T: Copy + Default>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
+    let mut out = vec![T::default(); rows * cols];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = v[r * cols + c];
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +325,23 @@ mod tests {
         assert_eq!(host[0..3], [1.0, -2.5, 65504.0]);
         assert!(host[4] == 0.0 && host[4].is_sign_negative());
         assert_eq!(host[5], 0.333_251_95);
+    }
+
+    /// A transposed weight holds element (r, c) at (c, r), across tile edges and for both
+    /// stored types; other ranks are unchanged.
+    #[test]
+    fn transposed_weights_swap_rows_and_columns() {
+        let (rows, cols) = (35, 70);
+        let values: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let t = StoredTensor { shape: vec![rows, cols], values: StoredValues::F32(values) }.transposed();
+        assert_eq!(t.shape, vec![cols, rows]);
+        let StoredValues::F32(v) = &t.values else { panic!("f32 stays f32") };
+        for (r, c) in [(0, 0), (0, 69), (34, 0), (31, 32), (34, 69), (17, 40)] {
+            assert_eq!(v[c * rows + r], (r * cols + c) as f32, "({r}, {c})");
+        }
+        let bits = StoredTensor { shape: vec![2, 3], values: StoredValues::F16(vec![1, 2, 3, 4, 5, 6]) }.transposed();
+        assert_eq!(bits.values, StoredValues::F16(vec![1, 4, 2, 5, 3, 6]));
+        let vector = StoredTensor { shape: vec![3], values: StoredValues::F16(vec![1, 2, 3]) };
+        assert_eq!(vector.clone().transposed(), vector);
     }
 }

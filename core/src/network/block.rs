@@ -2,10 +2,9 @@
 
 use burn::module::Param;
 use burn::tensor::Tensor;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
-use super::layers::{Linear, export_linear, gelu_tanh, layer_norm, modulate, vector_to_host};
+use super::fused;
+use super::layers::{Linear, export_linear, layer_norm, modulate, vector_to_host};
 use super::rope::RopeTables;
 use super::trace::Trace;
 use super::upload::Upload;
@@ -131,18 +130,17 @@ impl Block {
                 [&q, &k, &v].iter().map(|x| (*x).clone().swap_dims(1, 2).unsqueeze_dim::<5>(2)).collect();
             t.record(&format!("block_{i}_qkv_rope"), Tensor::cat(stacked, 2));
         }
-        // Burn's attention op: softmax(q·kᵀ / √dh)·v. With the default options (scale 1/√dh, no
-        // mask, bias or softcap) backends use their fused kernel; burn-flex tiles long sequences
-        // with an online softmax, so the H·L² score matrix is never held whole.
-        let attn = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        // softmax(q·kᵀ / √dh)·v: Burn's fused op, or one head at a time on the CPU (so the H·L²
+        // score matrix is never held whole).
+        let attn = fused::attention(q, k, v);
         let attn = attn.swap_dims(1, 2).reshape([rows, d]);
         if let Some((t, i)) = trace.as_mut() {
             t.record(&format!("block_{i}_attn"), attn.clone().reshape([batch, length, d]));
         }
-        let x = x + m.gate_msa.clone() * self.attn_out.forward(attn);
+        let x = fused::gated_residual(x, &m.gate_msa, self.attn_out.forward(attn), None);
 
         let h2 = modulate(layer_norm(x.clone(), &self.norm2, self.eps), &m.shift_mlp, &m.scale_mlp);
-        let mlp = self.mlp_out.forward(gelu_tanh(self.mlp_in.forward(h2)));
-        x + m.gate_mlp.clone() * mlp
+        let hidden = fused::bias_gelu(self.mlp_in.product(h2), self.mlp_in.bias().as_ref());
+        fused::gated_residual(x, &m.gate_mlp, self.mlp_out.product(hidden), self.mlp_out.bias().as_ref())
     }
 }

@@ -3,6 +3,7 @@
 use burn::module::Param;
 use burn::tensor::Tensor;
 
+use super::fused;
 use super::upload::Upload;
 use crate::error::Result;
 use crate::readback::read_f32;
@@ -20,9 +21,9 @@ pub struct Linear {
 impl Linear {
     /// Builds the map from a PyTorch-layout weight (out, in) and an optional bias.
     pub fn load(weight: StoredTensor, bias: Option<StoredTensor>, up: &Upload<'_>) -> Result<Self> {
-        let w = up.tensor::<2>(weight)?;
+        let w = up.tensor::<2>(weight.transposed())?;
         let bias = bias.map(|b| up.tensor::<1>(b).map(Param::from_tensor)).transpose()?;
-        Ok(Self { weight_t: Param::from_tensor(w.transpose()), bias })
+        Ok(Self { weight_t: Param::from_tensor(w), bias })
     }
 
     /// The weight in PyTorch layout (out, in) and the bias, read back to the host.
@@ -39,11 +40,21 @@ impl Linear {
 
     /// `x·Wᵀ + b` for x of shape (N, in).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let y = x.matmul(self.weight_t.val());
+        let y = self.product(x);
         match &self.bias {
-            Some(b) => y + b.val().unsqueeze::<2>(),
+            Some(b) => fused::add_bias(y, &b.val()),
             None => y,
         }
+    }
+
+    /// `x·Wᵀ` without the bias, for a caller that adds it in a fused step.
+    pub fn product(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weight_t.val())
+    }
+
+    /// The bias, if any.
+    pub fn bias(&self) -> Option<Tensor<1>> {
+        self.bias.as_ref().map(Param::val)
     }
 }
 
@@ -72,14 +83,4 @@ pub fn layer_norm(x: Tensor<2>, weight: &Param<Tensor<1>>, eps: f64) -> Tensor<2
 /// adaLN modulation `x·(1 + scale) + shift`, with (1, D) vectors broadcast over rows.
 pub fn modulate(x: Tensor<2>, shift: &Tensor<2>, scale: &Tensor<2>) -> Tensor<2> {
     x * (scale.clone() + 1.0) + shift.clone()
-}
-
-/// GELU with the tanh approximation, `½x(1 + tanh(z))` with `z = √(2/π)(x + 0.044715x³)`,
-/// computed as `x·σ(2z)` (the same function, since ½(1 + tanh z) = σ(2z)): one exponential
-/// instead of a tanh, which on the CPU is several times dearer, and no cancellation in
-/// `1 + tanh z` for large negative z.
-pub fn gelu_tanh(x: Tensor<2>) -> Tensor<2> {
-    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
-    let two_z = (x.clone() * x.clone() * x.clone() * 0.044715 + x.clone()) * TWO_SQRT_2_OVER_PI;
-    burn::tensor::activation::sigmoid(two_z) * x
 }

@@ -6,6 +6,7 @@
 //! (conditioning, modulation vectors, RoPE tables) is computed once by [`Network::constants`].
 
 mod block;
+pub mod fused;
 mod layers;
 mod rope;
 mod trace;

@@ -7,6 +7,7 @@ mod batch;
 mod blocks;
 mod device_sampler;
 mod event_driven;
+mod fused;
 mod fuzz_loaders;
 mod golden_parity;
 mod kernels;

@@ -1,0 +1,414 @@
+//! The block's elementwise steps, each in one pass: a bias with GELU-tanh after the MLP's first
+//! product, a bias on the output head, and the gated residual `x + gate·(y + b)`.
+//!
+//! On burn-flex outside autodiff (the native CPU path) each runs as one loop over the rows on
+//! all cores, vectorised for the CPU it finds (AVX-512, AVX2 + FMA, or baseline), with an
+//! exponential that the compiler can vectorise (see [`exp`]). burn-flex runs its elementwise
+//! ops on one core and one op at a time: GELU alone took seven passes and a scalar `expf` per
+//! element, 17 % of a network call at L = 512. Elsewhere (wgpu, the browser's CPU build,
+//! training under autodiff) the same functions are Burn ops: [`twin`], which the tests compare
+//! with the fused loops.
+
+use burn::tensor::Tensor;
+
+/// `√(2/π)·2`: GELU-tanh's `½(1 + tanh z)` is `σ(2z)`.
+const TWO_SQRT_2_OVER_PI: f32 = 2.0 * 0.797_884_6;
+/// The cubic coefficient of GELU-tanh.
+const GELU_CUBIC: f32 = 0.044_715;
+
+/// `gelu_tanh(x + b)` for x (N, W) and an optional bias (W).
+pub fn bias_gelu(x: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
+    #[cfg(not(target_family = "wasm"))]
+    let x = match host::rows(x, bias, None, host::Op::BiasGelu) {
+        Ok(out) => return out,
+        Err(x) => *x,
+    };
+    twin::bias_gelu(x, bias)
+}
+
+/// `x + b` for x (N, W) and a bias (W).
+pub fn add_bias(x: Tensor<2>, bias: &Tensor<1>) -> Tensor<2> {
+    #[cfg(not(target_family = "wasm"))]
+    let x = match host::rows(x, Some(bias), None, host::Op::AddBias) {
+        Ok(out) => return out,
+        Err(x) => *x,
+    };
+    twin::add_bias(x, bias)
+}
+
+/// The gated residual `x + gate·(y + b)` for x, y (N, W), gate (1, W) and an optional bias (W).
+pub fn gated_residual(x: Tensor<2>, gate: &Tensor<2>, y: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
+    #[cfg(not(target_family = "wasm"))]
+    let y = match host::rows(y, bias, Some((&x, gate)), host::Op::GatedResidual) {
+        Ok(out) => return out,
+        Err(y) => *y,
+    };
+    twin::gated_residual(x, gate, y, bias)
+}
+
+/// Attention `softmax(q·kᵀ/√dh)·v` over (B, H, L, dh) tensors: on burn-flex, per (sequence,
+/// head) on all cores, two matrix products with one vectorised softmax pass between them (the
+/// score matrix of one head at a time, L × L); elsewhere Burn's `attention` op. burn-flex's own
+/// op takes `exp` from libm one value at a time, a quarter of the block's time at L = 512.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    #[cfg(not(target_family = "wasm"))]
+    if let Some(out) = host::attention(&q, &k, &v) {
+        return out;
+    }
+    twin::attention(q, k, v)
+}
+
+/// The same steps as Burn ops, on any device (and under autodiff).
+pub mod twin {
+    use burn::tensor::Tensor;
+    use burn::tensor::activation::sigmoid;
+
+    use super::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
+
+    fn plus_bias(x: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
+        match bias {
+            Some(b) => x + b.clone().unsqueeze::<2>(),
+            None => x,
+        }
+    }
+
+    /// GELU with the tanh approximation, `½x(1 + tanh(z))` with `z = √(2/π)(x + 0.044715x³)`,
+    /// computed as `x·σ(2z)` (the same function, since ½(1 + tanh z) = σ(2z)): one exponential
+    /// instead of a tanh, and no cancellation in `1 + tanh z` for large negative z.
+    pub fn bias_gelu(x: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
+        let x = plus_bias(x, bias);
+        let two_z =
+            (x.clone() * x.clone() * x.clone() * f64::from(GELU_CUBIC) + x.clone()) * f64::from(TWO_SQRT_2_OVER_PI);
+        sigmoid(two_z) * x
+    }
+
+    /// Burn's attention op with its default options (scale 1/√dh, no mask, bias or softcap),
+    /// which backends run fused.
+    pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        burn::tensor::module::attention(q, k, v, None, None, burn::tensor::ops::AttentionModuleOptions::default())
+    }
+
+    /// `x + b`.
+    pub fn add_bias(x: Tensor<2>, bias: &Tensor<1>) -> Tensor<2> {
+        plus_bias(x, Some(bias))
+    }
+
+    /// `x + gate·(y + b)`.
+    pub fn gated_residual(x: Tensor<2>, gate: &Tensor<2>, y: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
+        x + gate.clone() * plus_bias(y, bias)
+    }
+}
+
+/// `eˣ` in f32 as straight-line arithmetic the compiler vectorises: `x = n·ln 2 + r` with
+/// `|r| ≤ ½ln 2` (ln 2 in two parts), `eʳ` by its degree-6 Taylor polynomial (relative error
+/// below 2·10⁻⁷ there), and `2ⁿ` put into the exponent bits. `x` is clamped to
+/// `[-87.3, 88.3]`, where `eˣ` is a normal f32 and n stays below 128.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // 1.5·2²³: adding and subtracting it rounds to the nearest integer without a branch.
+    const ROUND: f32 = 12_582_912.0;
+    // 2²³ + 127: n + this holds n + 127 in its low mantissa bits, which the shift moves into
+    // the exponent field (an integer conversion without the saturating `as` cast, which
+    // does not vectorise).
+    const BIAS: f32 = 8_388_735.0;
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * LOG2_E + ROUND) - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    f32::from_bits((n + BIAS).to_bits() << 23) * p
+}
+
+/// `x·σ(2z)`, GELU-tanh of one value with [`exp`].
+#[inline(always)]
+pub fn gelu(x: f32) -> f32 {
+    let two_z = (x * x * x * GELU_CUBIC + x) * TWO_SQRT_2_OVER_PI;
+    x / (1.0 + exp(-two_z))
+}
+
+/// The fused loops on burn-flex tensors (native builds), which the functions above try first.
+#[cfg(not(target_family = "wasm"))]
+pub mod host {
+    use burn::tensor::{DType, Shape, Tensor};
+    use burn_flex::{Flex, FlexTensor};
+    use rayon::prelude::*;
+
+    use super::gelu;
+
+    /// Which pass [`rows`] makes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Op {
+        /// `gelu(y + b)` (the bias optional).
+        BiasGelu,
+        /// `y + b`.
+        AddBias,
+        /// `x + gate·(y + b)` (the bias optional).
+        GatedResidual,
+    }
+
+    /// Elements per parallel task (rounded to whole rows).
+    const TASK: usize = 1 << 15;
+
+    /// The tensor's burn-flex primitive when it is a plain contiguous f32 burn-flex tensor (the
+    /// conversion refuses autodiff ones).
+    fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+        flex_any(t).filter(FlexTensor::is_contiguous)
+    }
+
+    /// [`flex`] in any layout.
+    fn flex_any<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+        let t = t.clone().try_into_primitive::<Flex>().ok()?;
+        (t.dtype() == DType::F32).then_some(t)
+    }
+
+    /// See [`super::attention`]; `None` where the tensors are not plain f32 burn-flex ones of
+    /// shapes (B, H, L, dh).
+    pub fn attention(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>) -> Option<Tensor<4>> {
+        let dims = q.dims();
+        if k.dims() != dims || v.dims() != dims {
+            return None;
+        }
+        let [batch, heads, length, dh] = dims;
+        let contiguous = |t: &Tensor<4>| flex_any(t).map(|t| if t.is_contiguous() { t } else { t.to_contiguous() });
+        let (q, k, v) = (contiguous(q)?, contiguous(k)?, contiguous(v)?);
+        let (q, k, v) = (values(&q), values(&k), values(&v));
+        let head = length * dh;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let mut out = FlexTensor::empty(Shape::new(dims), DType::F32);
+        out.storage_mut::<f32>()[..batch * heads * head].par_chunks_mut(head).enumerate().for_each_init(
+            || vec![0.0f32; length * length],
+            |scores, (i, out)| {
+                let at = i * head..(i + 1) * head;
+                attention_head(AttentionHead {
+                    q: &q[at.clone()],
+                    k: &k[at.clone()],
+                    v: &v[at],
+                    out,
+                    scores,
+                    length,
+                    dh,
+                    scale,
+                })
+            },
+        );
+        Some(Tensor::from_primitive::<Flex>(out))
+    }
+
+    /// One head's inputs (L, dh each), its output and a score buffer (L × L).
+    struct AttentionHead<'a> {
+        q: &'a [f32],
+        k: &'a [f32],
+        v: &'a [f32],
+        out: &'a mut [f32],
+        scores: &'a mut [f32],
+        length: usize,
+        dh: usize,
+        scale: f32,
+    }
+
+    /// `softmax(q·kᵀ·scale)·v` for one head: scores by one product, each row turned into
+    /// `exp(s − max)` in place (vectorised), the output by a second product, each output row
+    /// divided by its row's sum.
+    fn attention_head(h: AttentionHead<'_>) {
+        let AttentionHead { q, k, v, out, scores, length: l, dh, scale } = h;
+        let (li, dhi) = (l as isize, dh as isize);
+        // SAFETY: q, k, v and out hold l × dh values and scores l × l, row-major, as the
+        // strides below describe; the destinations do not overlap the sources.
+        unsafe {
+            gemm::gemm(
+                l,
+                l,
+                dh,
+                scores.as_mut_ptr(),
+                1,
+                li,
+                false,
+                q.as_ptr(),
+                1,
+                dhi,
+                k.as_ptr(),
+                dhi,
+                1,
+                0.0,
+                scale,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        let mut sums = vec![0.0f32; l];
+        for (row, sum) in scores.chunks_exact_mut(l).zip(&mut sums) {
+            *sum = vectorised_softmax_numerators(row);
+        }
+        // SAFETY: as above.
+        unsafe {
+            gemm::gemm(
+                l,
+                dh,
+                l,
+                out.as_mut_ptr(),
+                1,
+                dhi,
+                false,
+                scores.as_ptr(),
+                1,
+                li,
+                v.as_ptr(),
+                1,
+                dhi,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for (row, sum) in out.chunks_exact_mut(dh).zip(&sums) {
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|o| *o *= inv);
+        }
+    }
+
+    /// Replaces a row of scores by `exp(s − max)` and returns their sum.
+    #[inline(always)]
+    fn softmax_numerators(row: &mut [f32]) -> f32 {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        row.iter_mut().for_each(|s| *s = super::exp(*s - max));
+        row.iter().sum()
+    }
+
+    /// [`softmax_numerators`] compiled for the widest vector unit this CPU has.
+    fn vectorised_softmax_numerators(row: &mut [f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked above).
+                return unsafe { softmax_numerators_avx512(row) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                return unsafe { softmax_numerators_avx2(row) };
+            }
+        }
+        softmax_numerators(row)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn softmax_numerators_avx512(row: &mut [f32]) -> f32 {
+        softmax_numerators(row)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn softmax_numerators_avx2(row: &mut [f32]) -> f32 {
+        softmax_numerators(row)
+    }
+
+    fn values(t: &FlexTensor) -> &[f32] {
+        let start = t.layout().start_offset();
+        &t.storage::<f32>()[start..start + t.layout().num_elements()]
+    }
+
+    /// Runs `op` over the rows of `y` (N, W), in place where `y` holds its buffer alone, with
+    /// `bias` (W) and, for the gated residual, the residual x (N, W) and the gate (1, W). Gives
+    /// `y` back where any of them is not a plain contiguous f32 burn-flex tensor of that shape,
+    /// so that the caller runs the Burn ops instead (boxed: a tensor handle is 640 bytes).
+    pub fn rows(
+        y: Tensor<2>,
+        bias: Option<&Tensor<1>>,
+        gated: Option<(&Tensor<2>, &Tensor<2>)>,
+        op: Op,
+    ) -> Result<Tensor<2>, Box<Tensor<2>>> {
+        let [n, w] = y.dims();
+        let bias = match bias.map(flex) {
+            Some(None) => return Err(Box::new(y)),
+            b => b.flatten(),
+        };
+        let gated = match gated.map(|(x, g)| flex(x).zip(flex(g))) {
+            Some(None) => return Err(Box::new(y)),
+            g => g.flatten(),
+        };
+        let Some(mut out) = flex(&y) else { return Err(Box::new(y)) };
+        let (b, g) = (bias.as_ref().map(values), gated.as_ref().map(|(x, g)| (values(x), values(g))));
+        if b.is_some_and(|b| b.len() != w) || g.is_some_and(|(x, g)| x.len() != n * w || g.len() != w) {
+            return Err(Box::new(y));
+        }
+        // With `y` gone, `out` holds the buffer alone unless another tensor shares it.
+        drop(y);
+        if out.try_storage_mut::<f32>().is_none() || out.layout().start_offset() != 0 {
+            let mut fresh = FlexTensor::empty(Shape::new([n, w]), DType::F32);
+            fresh.storage_mut::<f32>()[..n * w].copy_from_slice(values(&out));
+            out = fresh;
+        }
+        let chunk = (TASK / w.max(1)).max(1) * w.max(1);
+        out.storage_mut::<f32>()[..n * w].par_chunks_mut(chunk).enumerate().for_each(|(i, rows)| {
+            let residual = g.map(|(x, g)| (&x[i * chunk..i * chunk + rows.len()], g));
+            vectorised(Task { op, rows, bias: b, residual, width: w });
+        });
+        Ok(Tensor::from_primitive::<Flex>(out))
+    }
+
+    /// One parallel task: rows of the output, in place, and what the pass reads beside them.
+    struct Task<'a> {
+        op: Op,
+        rows: &'a mut [f32],
+        bias: Option<&'a [f32]>,
+        residual: Option<(&'a [f32], &'a [f32])>,
+        width: usize,
+    }
+
+    /// One task's rows, in place.
+    #[inline(always)]
+    fn pass(Task { op, rows, bias, residual, width: w }: Task<'_>) {
+        for (r, row) in rows.chunks_exact_mut(w).enumerate() {
+            match (op, bias, residual) {
+                (Op::BiasGelu, Some(b), _) => row.iter_mut().zip(b).for_each(|(y, &b)| *y = gelu(*y + b)),
+                (Op::BiasGelu, None, _) => row.iter_mut().for_each(|y| *y = gelu(*y)),
+                (Op::AddBias, Some(b), _) => row.iter_mut().zip(b).for_each(|(y, &b)| *y += b),
+                (Op::GatedResidual, Some(b), Some((x, g))) => {
+                    let x = &x[r * w..(r + 1) * w];
+                    row.iter_mut().zip(b).zip(x.iter().zip(g)).for_each(|((y, &b), (&x, &g))| *y = x + g * (*y + b));
+                }
+                (Op::GatedResidual, None, Some((x, g))) => {
+                    let x = &x[r * w..(r + 1) * w];
+                    row.iter_mut().zip(x.iter().zip(g)).for_each(|(y, (&x, &g))| *y = x + g * *y);
+                }
+                (Op::AddBias, None, _) | (Op::GatedResidual, _, None) => {}
+            }
+        }
+    }
+
+    /// Runs the task compiled for the widest vector unit this CPU has ([`pass`] is inlined
+    /// into each variant, so its loops are vectorised for that unit).
+    fn vectorised(task: Task<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked above).
+                return unsafe { pass_avx512(task) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                return unsafe { pass_avx2(task) };
+            }
+        }
+        pass(task)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pass_avx512(task: Task<'_>) {
+        pass(task)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pass_avx2(task: Task<'_>) {
+        pass(task)
+    }
+}
