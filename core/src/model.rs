@@ -219,12 +219,17 @@ impl Model {
         Ok(())
     }
 
-    fn run(&self, ids: &[i64], batch: usize, trace: Option<&mut Trace>) -> Result<Tensor<3>> {
+    /// Checked ids (B, ℓ·L) on the device.
+    fn ids_tensor(&self, ids: &[i64], batch: usize) -> Result<Tensor<2, Int>> {
         self.check_inputs(ids, batch)?;
-        self.blocking.check_whole_logits(&self.config, batch)?;
         let ids: Vec<i32> = ids.iter().map(|&v| v as i32).collect();
         let n = self.config.sequence_subtokens();
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, n]), &self.device);
+        Ok(Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, n]), &self.device))
+    }
+
+    fn run(&self, ids: &[i64], batch: usize, trace: Option<&mut Trace>) -> Result<Tensor<3>> {
+        let ids = self.ids_tensor(ids, batch)?;
+        self.blocking.check_whole_logits(&self.config, batch)?;
         Ok(self.network.forward(&self.constants, ids, trace))
     }
 
@@ -233,10 +238,26 @@ impl Model {
         read_f32(self.run(ids, batch, None)?, "logits")
     }
 
-    /// [`Model::forward`] as the tensor data the device returns (f32, row-major): on the CPU
-    /// the network's own buffer, with no copy (the logits of B = 4 at V = 50257 are 400 MB).
-    pub fn forward_data(&self, ids: &[i64], batch: usize) -> Result<TensorData> {
-        self.run(ids, batch, None)?.try_into_data().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))
+    /// [`Model::forward`] in blocks: the logits as (B·L, V_out) rows, at most `rows` of them at
+    /// a time (fewer where the device binds less), each block handed to `write` (row-major,
+    /// in order) and dropped before the next is computed. The whole logits never exist at once
+    /// (B = 4 at V = 50257 is 400 MB), and `write` gets the device's own buffer, not a copy.
+    pub fn forward_blocks(
+        &self,
+        ids: &[i64],
+        batch: usize,
+        rows: usize,
+        mut write: impl FnMut(&[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let hidden = self.network.hidden(&self.constants, self.ids_tensor(ids, batch)?, None);
+        let total = batch * self.config.length;
+        let rows = rows.min(self.blocking.logits_rows).max(1);
+        for start in (0..total).step_by(rows) {
+            let block = self.network.head(hidden.clone().slice(start..(start + rows).min(total)));
+            let data = block.try_into_data().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?;
+            write(data.as_slice().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?)?;
+        }
+        Ok(())
     }
 
     /// [`Model::forward`] without blocking: the read-back is awaited (required on WebGPU in a

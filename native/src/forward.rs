@@ -1,7 +1,9 @@
 //! `prime forward`: one network call on ids from a file, for parity checks of any model folder.
 
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -69,19 +71,78 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<()> {
             config.sequence_subtokens()
         );
     }
-    let data = model.forward_data(&ids, batch)?;
-    let logits: &[f32] = data.as_slice().map_err(|e| anyhow::anyhow!("the logits are not f32: {e:?}"))?;
-    // Safetensors stores little-endian values: on such a CPU the logits are written as they lie
-    // in memory (B = 4 at V = 50257 is 400 MB; building a byte copy took a quarter of a call).
-    let raw: Cow<'_, [u8]> = if cfg!(target_endian = "little") {
-        Cow::Borrowed(bytemuck::cast_slice(logits))
-    } else {
-        Cow::Owned(logits.iter().flat_map(|v| v.to_le_bytes()).collect())
-    };
-    let shape = vec![batch, config.length, config.output_width()];
-    let view = safetensors::tensor::TensorView::new(Dtype::F32, shape, &raw)?;
-    safetensors::serialize_to_file([("logits", view)], None, &args.output)
+    let shape = [batch, config.length, config.output_width()];
+    write_logits(&args.output, shape, |write| model.forward_blocks(&ids, batch, block_rows(shape[2]), write))
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     eprintln!("wrote logits ({batch} × {} × {}) to {}", config.length, config.output_width(), args.output.display());
+    Ok(())
+}
+
+/// Rows of logits per block: about 32 MiB of them.
+fn block_rows(width: usize) -> usize {
+    (32 << 20) / (4 * width.max(1))
+}
+
+/// Writes a safetensors file holding one f32 tensor `logits` of `shape`, whose values
+/// `produce` hands over block by block (row-major, in order), so that they are never all in
+/// memory at once (safetensors' own writer takes the whole buffer). A regular file is written
+/// beside its path and renamed into place once whole, so a failed run leaves no partial file
+/// (and an earlier file by that name untouched); anything else (`/dev/null`, a pipe) is written
+/// directly.
+fn write_logits(
+    path: &Path,
+    shape: [usize; 3],
+    produce: impl FnOnce(&mut dyn FnMut(&[f32]) -> prime_core::Result<()>) -> prime_core::Result<()>,
+) -> anyhow::Result<()> {
+    let bytes = shape.iter().product::<usize>() * 4;
+    let mut header =
+        serde_json::json!({ "logits": { "dtype": "F32", "shape": shape, "data_offsets": [0, bytes] } }).to_string();
+    // The data starts 8-byte aligned: the header is padded with spaces, as the format allows.
+    header.push_str(&" ".repeat((8 - header.len() % 8) % 8));
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    let target = if special { path.to_path_buf() } else { partial_path(path) };
+    let result = write_blocks(&target, &header, bytes, produce);
+    if !special {
+        match &result {
+            Ok(()) => std::fs::rename(&target, path)?,
+            Err(_) => drop(std::fs::remove_file(&target)),
+        }
+    }
+    result
+}
+
+/// `<path>.partial`, where a file is written before it is renamed to `path`.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// [`write_logits`] into one file: the header, then every block.
+fn write_blocks(
+    path: &Path,
+    header: &str,
+    bytes: usize,
+    produce: impl FnOnce(&mut dyn FnMut(&[f32]) -> prime_core::Result<()>) -> prime_core::Result<()>,
+) -> anyhow::Result<()> {
+    let mut file = BufWriter::new(File::create(path)?);
+    file.write_all(&(header.len() as u64).to_le_bytes())?;
+    file.write_all(header.as_bytes())?;
+    let mut written = 0;
+    produce(&mut |values: &[f32]| {
+        // Safetensors stores little-endian values: on such a CPU they are written as they lie
+        // in memory.
+        let raw: Cow<'_, [u8]> = if cfg!(target_endian = "little") {
+            Cow::Borrowed(bytemuck::cast_slice(values))
+        } else {
+            Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        };
+        written += raw.len();
+        file.write_all(&raw).map_err(|e| prime_core::PrimeError::io(path, e))
+    })?;
+    if written != bytes {
+        bail!("the network produced {written} bytes of logits, {bytes} expected");
+    }
+    file.flush()?;
     Ok(())
 }

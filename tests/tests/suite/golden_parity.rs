@@ -107,3 +107,35 @@ fn gpt2_sized_encoding_matches_official_encoder() {
         assert_eq!(codec.decode(&digits).unwrap(), tokens, "decode ℓ = {l}");
     }
 }
+
+/// Logits written block by block (as `prime forward` streams them) are the official logits,
+/// whatever the block size: one row, a size that splits sequences unevenly, more than all.
+#[test]
+fn logits_in_blocks_are_the_official_logits() {
+    let golden = read_golden(&case_dir("prime_l4_small").join("cases.safetensors"));
+    let ids = golden["input_ids"].i64().to_vec();
+    let batch = golden["input_ids"].shape()[0];
+    for (backend, device) in backends() {
+        let model = Model::load_dir(&case_dir("prime_l4_small"), &device).expect("golden folder loads");
+        let width = model.config().output_width();
+        for rows in [1, 7, 10_000] {
+            let (mut logits, mut blocks) = (Vec::new(), 0);
+            model
+                .forward_blocks(&ids, batch, rows, |block| {
+                    assert!(
+                        block.len() <= rows * width && block.len() % width == 0,
+                        "{backend}: block of {}",
+                        block.len()
+                    );
+                    logits.extend_from_slice(block);
+                    blocks += 1;
+                    Ok(())
+                })
+                .expect("forward runs");
+            assert_eq!(blocks, (batch * model.config().length).div_ceil(rows), "{backend}: blocks of {rows}");
+            let d = max_abs_diff(&logits, golden["logits"].f32());
+            assert!(d <= LOGIT_TOL, "{backend}, blocks of {rows}: logits differ by {d}");
+        }
+        assert!(model.forward_blocks(&ids[1..], batch, 4, |_| Ok(())).is_err(), "{backend}: a short input is refused");
+    }
+}
