@@ -241,7 +241,7 @@ pub mod host {
         }
         let mut sums = vec![0.0f32; l];
         for (row, sum) in scores.chunks_exact_mut(l).zip(&mut sums) {
-            *sum = vectorised_softmax_numerators(row);
+            *sum = vectorised(SoftmaxRow(row));
         }
         // SAFETY: as above.
         unsafe {
@@ -281,32 +281,15 @@ pub mod host {
         row.iter().sum()
     }
 
-    /// [`softmax_numerators`] compiled for the widest vector unit this CPU has.
-    fn vectorised_softmax_numerators(row: &mut [f32]) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked above).
-                return unsafe { softmax_numerators_avx512(row) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA (checked above).
-                return unsafe { softmax_numerators_avx2(row) };
-            }
+    /// One row of scores for [`softmax_numerators`].
+    struct SoftmaxRow<'a>(&'a mut [f32]);
+
+    impl Kernel for SoftmaxRow<'_> {
+        type Output = f32;
+        #[inline(always)]
+        fn run(self) -> f32 {
+            softmax_numerators(self.0)
         }
-        softmax_numerators(row)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn softmax_numerators_avx512(row: &mut [f32]) -> f32 {
-        softmax_numerators(row)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn softmax_numerators_avx2(row: &mut [f32]) -> f32 {
-        softmax_numerators(row)
     }
 
     fn values(t: &FlexTensor) -> &[f32] {
@@ -383,32 +366,46 @@ pub mod host {
         }
     }
 
-    /// Runs the task compiled for the widest vector unit this CPU has ([`pass`] is inlined
-    /// into each variant, so its loops are vectorised for that unit).
-    fn vectorised(task: Task<'_>) {
+    impl Kernel for Task<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            pass(self)
+        }
+    }
+
+    /// A loop to compile for the widest vector unit the CPU has: [`vectorised`] inlines `run`
+    /// into a function built for that unit, so the loop's arithmetic is vectorised for it.
+    trait Kernel {
+        type Output;
+        fn run(self) -> Self::Output;
+    }
+
+    /// Runs `kernel` built for AVX-512, AVX2 + FMA or the baseline, whichever this CPU has.
+    fn vectorised<K: Kernel>(kernel: K) -> K::Output {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F (checked above).
-                return unsafe { pass_avx512(task) };
+                return unsafe { avx512(kernel) };
             }
             if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU has AVX2 and FMA (checked above).
-                return unsafe { pass_avx2(task) };
+                return unsafe { avx2(kernel) };
             }
         }
-        pass(task)
+        kernel.run()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn pass_avx512(task: Task<'_>) {
-        pass(task)
+    unsafe fn avx512<K: Kernel>(kernel: K) -> K::Output {
+        kernel.run()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn pass_avx2(task: Task<'_>) {
-        pass(task)
+    unsafe fn avx2<K: Kernel>(kernel: K) -> K::Output {
+        kernel.run()
     }
 }
