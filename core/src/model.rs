@@ -12,7 +12,7 @@ use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::logits::{Logits, LogitsBlock, NetworkInput};
 use crate::network::{Network, NetworkConstants, Trace};
-use crate::readback::{read_f32, read_f32_async};
+use crate::readback::{read_f32, read_f32_async, with_f32};
 use crate::text::TextCodec;
 use crate::weights::{HostTensor, WeightFile};
 
@@ -254,8 +254,7 @@ impl Model {
         let rows = rows.min(self.blocking.logits_rows).max(1);
         for start in (0..total).step_by(rows) {
             let block = self.network.head(hidden.clone().slice(start..(start + rows).min(total)));
-            let data = block.try_into_data().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?;
-            write(data.as_slice().map_err(|e| PrimeError::Device(format!("reading logits: {e:?}")))?)?;
+            with_f32(block, "logits", &mut write)?;
         }
         Ok(())
     }

@@ -17,10 +17,25 @@ pub async fn read_f32_async<const D: usize>(t: Tensor<D>, what: &str) -> Result<
     host_f32(t.into_data_async().await, what)
 }
 
+/// Reads a tensor back to the host and lends its f32 values to `use_values`, without the copy
+/// into a `Vec` that [`read_f32`] makes (on burn-flex the values are the tensor's own buffer);
+/// `what` names it in the error. Blocks like [`read_f32`].
+pub fn with_f32<const D: usize, R>(
+    t: Tensor<D>,
+    what: &str,
+    use_values: impl FnOnce(&[f32]) -> Result<R>,
+) -> Result<R> {
+    let data = t.try_into_data().map_err(|e| read_error(what, e))?;
+    use_values(data.as_slice::<f32>().map_err(|e| read_error(what, e))?)
+}
+
+/// The error of a failed read of `what`.
+fn read_error(what: &str, e: impl std::fmt::Debug) -> PrimeError {
+    PrimeError::Device(format!("reading {what}: {e:?}"))
+}
+
 fn host_f32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<f32>> {
-    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
-        .try_into_vec::<f32>()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
+    data.map_err(|e| read_error(what, e))?.try_into_vec::<f32>().map_err(|e| read_error(what, e))
 }
 
 /// Reads an integer tensor back to the host as i32 values (whatever its integer dtype);
@@ -35,10 +50,7 @@ pub async fn read_i32_async<const D: usize>(t: Tensor<D, Int>, what: &str) -> Re
 }
 
 fn host_i32<E: std::fmt::Debug>(data: std::result::Result<TensorData, E>, what: &str) -> Result<Vec<i32>> {
-    data.map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))?
-        .convert::<i32>()
-        .try_into_vec::<i32>()
-        .map_err(|e| PrimeError::Device(format!("reading {what}: {e:?}")))
+    data.map_err(|e| read_error(what, e))?.convert::<i32>().try_into_vec::<i32>().map_err(|e| read_error(what, e))
 }
 
 /// What a step must read back before it can go on: at most one integer vector and the float
