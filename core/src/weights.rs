@@ -49,8 +49,8 @@ impl StoredTensor {
     }
 
     /// A 2-D tensor (r, c) as its transpose (c, r), stored row-major: a linear map's weight in
-    /// the layout its product reads (a transposed view made the CPU's matrix products of the
-    /// MLP up to 1.5× slower). Other ranks are returned unchanged.
+    /// the layout the CPU's product reads (see `Upload::transposed_weight`). Other ranks are
+    /// returned unchanged.
     pub fn transposed(self) -> StoredTensor {
         let &[rows, cols] = &self.shape[..] else { return self };
         let values = match self.values {

@@ -18,6 +18,7 @@
 //! equally likely under the true law. The random words themselves are integers and equal
 //! everywhere; `ln` is the platform's, so the CPU and a GPU agree to a few ULPs of the noise.
 
+mod cube;
 mod params;
 mod shader;
 mod twin;
@@ -44,7 +45,7 @@ pub enum KernelPath {
 impl KernelPath {
     /// The shaders on a wgpu device, the twins elsewhere.
     pub fn for_device(device: &Device) -> Self {
-        if shader::is_wgpu(device) { Self::Shader } else { Self::Twin }
+        if cube::is_wgpu(device) { Self::Shader } else { Self::Twin }
     }
 }
 
@@ -137,7 +138,7 @@ impl SubTokenKernels {
     /// Fails if the path is the shader path and `device` is not a wgpu device, or if the codes
     /// do not fit the shaders' 31-bit arithmetic.
     pub fn new(codec: &SubTokenCodec, length: usize, width: usize, path: KernelPath, device: &Device) -> Result<Self> {
-        if path == KernelPath::Shader && !shader::is_wgpu(device) {
+        if path == KernelPath::Shader && !cube::is_wgpu(device) {
             return Err(PrimeError::Device("the WGSL kernels need a wgpu device".into()));
         }
         Ok(Self { params: KernelParams::new(codec, length, width)?, path })

@@ -5,14 +5,13 @@
 //! WGSL declarations and orders the buffers of a launch (named, so a launch that passes other
 //! buffers fails), and `params.rs` generates the parameter block's constants.
 
-use burn::backend::wgpu::{
-    CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
-};
+use burn::backend::wgpu::{CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous};
 use burn::tensor::{DType, Device, Int, Shape, Tensor, TensorData};
 use cubecl::CubeCount;
 use cubecl::prelude::KernelId;
 use cubecl::server::KernelArguments;
 
+use super::cube::{float_in, float_out, int_in, int_out};
 use super::params::{KernelParams, Launch, wgsl_constants};
 use super::{DrawRequest, Normaliser, Revealed};
 use crate::error::{PrimeError, Result};
@@ -32,11 +31,6 @@ const REDUCE_WG: u32 = 256;
 const ELEMENT_WG: u32 = 64;
 /// Most workgroups along one dispatch dimension (WebGPU's default limit).
 const MAX_GROUPS: u32 = 65_535;
-
-/// Whether `device` is a burn-wgpu device.
-pub fn is_wgpu(device: &Device) -> bool {
-    Tensor::<1, Int>::zeros([1], device).try_into_primitive::<CubeBackend>().is_ok()
-}
 
 /// What a binding holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +129,7 @@ impl KernelSource for Wgsl {
 }
 
 fn float_primitive<const D: usize>(t: Tensor<D>) -> Result<CubeTensor> {
-    let t =
-        t.try_into_primitive::<CubeBackend>().map_err(|e| PrimeError::Device(format!("not a wgpu tensor: {e:?}")))?;
+    let t = float_in(t)?;
     if t.dtype != DType::F32 {
         return Err(PrimeError::Device(format!("the kernels take f32 tensors, got {:?}", t.dtype)));
     }
@@ -145,9 +138,7 @@ fn float_primitive<const D: usize>(t: Tensor<D>) -> Result<CubeTensor> {
 
 fn int_primitive(t: Tensor<1, Int>) -> Result<CubeTensor> {
     let t = if t.dtype() == DType::I32 { t } else { t.cast(burn::tensor::IntDType::I32) };
-    let t =
-        t.try_into_primitive::<CubeBackend>().map_err(|e| PrimeError::Device(format!("not a wgpu tensor: {e:?}")))?;
-    Ok(into_contiguous(t))
+    Ok(into_contiguous(int_in(t)?))
 }
 
 fn new_output(like: &CubeTensor, len: usize, dtype: DType) -> CubeTensor {
@@ -202,14 +193,6 @@ fn launch(
     Ok(())
 }
 
-fn int_tensor(t: CubeTensor) -> Tensor<1, Int> {
-    Tensor::from_primitive::<CubeBackend>(t)
-}
-
-fn float_tensor(t: CubeTensor) -> Tensor<1> {
-    Tensor::from_primitive::<CubeBackend>(t)
-}
-
 /// f16 values given by their bits, expanded to an f32 tensor on the wgpu `device` by the
 /// `unpack` kernel (the host twin is [`crate::weights::f16_to_f32`]).
 pub fn unpack_f16(bits: &[u16], device: &Device) -> Result<Tensor<1>> {
@@ -226,7 +209,7 @@ pub fn unpack_f16(bits: &[u16], device: &Device) -> Result<Tensor<1>> {
         Wgsl { name: "unpack", body: UNPACK, consistent: false, workgroup: ELEMENT_WG, bindings: UNPACK_BINDINGS };
     let groups = (n as u32).div_ceil(ELEMENT_WG);
     launch(kernel, grid(groups), &packed, &[("packed", &packed), ("out", &out)], &[count])?;
-    Ok(float_tensor(out))
+    Ok(float_out(out))
 }
 
 /// See [`super::SubTokenKernels::encode`].
@@ -238,7 +221,7 @@ pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>
     let kernel =
         Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, bindings: ENCODE_BINDINGS };
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &tokens, &[("tokens", &tokens), ("out", &out)], &words)?;
-    Ok(int_tensor(out))
+    Ok(int_out(out))
 }
 
 /// See [`super::SubTokenKernels::decode`].
@@ -250,7 +233,7 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>>
         Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, bindings: DECODE_BINDINGS };
     let count = grid((p.length() as u32).div_ceil(ELEMENT_WG));
     launch(kernel, count, &state, &[("state", &state), ("out", &out)], &words)?;
-    Ok(int_tensor(out))
+    Ok(int_out(out))
 }
 
 /// See [`super::SubTokenKernels::normaliser`].
@@ -269,7 +252,7 @@ pub fn normaliser(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Ten
     };
     let buffers = [("logits", &logits), ("state", &state), ("out_max", &max), ("out_lse", &lse), ("out_count", &count)];
     launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
-    Ok(Normaliser { max: float_tensor(max), log_normaliser: float_tensor(lse), count: int_tensor(count) })
+    Ok(Normaliser { max: float_out(max), log_normaliser: float_out(lse), count: int_out(count) })
 }
 
 /// See [`super::SubTokenKernels::draw`].
@@ -307,7 +290,7 @@ pub fn draw(
         ("out", &out),
     ];
     launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
-    Ok(int_tensor(out))
+    Ok(int_out(out))
 }
 
 /// See [`super::SubTokenKernels::reveal`].
@@ -338,7 +321,7 @@ pub fn reveal(
         Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, bindings: REVEAL_BINDINGS };
     let buffers = [("state", &state), ("x0", &x0), ("plan", &plan), ("next", &next), ("changed", &changed)];
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &state, &buffers, words)?;
-    Ok(Revealed { state: int_tensor(next), changed: int_tensor(changed) })
+    Ok(Revealed { state: int_out(next), changed: int_out(changed) })
 }
 
 #[cfg(test)]

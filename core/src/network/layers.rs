@@ -21,7 +21,7 @@ pub struct Linear {
 impl Linear {
     /// Builds the map from a PyTorch-layout weight (out, in) and an optional bias.
     pub fn load(weight: StoredTensor, bias: Option<StoredTensor>, up: &Upload<'_>) -> Result<Self> {
-        let w = up.tensor::<2>(weight.transposed())?;
+        let w = up.transposed_weight(weight)?;
         let bias = bias.map(|b| up.tensor::<1>(b).map(Param::from_tensor)).transpose()?;
         Ok(Self { weight_t: Param::from_tensor(w), bias })
     }
