@@ -104,7 +104,9 @@ fn write_logits(
     let result = write_blocks(&target, &header, bytes, produce);
     if !special {
         match &result {
-            Ok(()) => std::fs::rename(&target, path)?,
+            Ok(()) => std::fs::rename(&target, path).with_context(|| {
+                format!("the logits are whole in {}, but moving them to {} failed", target.display(), path.display())
+            })?,
             Err(_) => drop(std::fs::remove_file(&target)),
         }
     }

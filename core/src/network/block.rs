@@ -115,16 +115,14 @@ impl Block {
     ) -> Tensor<2> {
         let [rows, d] = x.dims();
         let length = rows / batch;
-        let (h, dh) = (self.n_heads, d / self.n_heads);
+        let h = self.n_heads;
 
         let normed = layer_norm(x.clone(), &self.norm1, self.eps);
         if let Some((t, i)) = trace.as_mut() {
             t.record(&format!("block_{i}_norm1"), normed.clone().reshape([batch, length, d]));
         }
         let hmod = modulate(normed, &m.shift_msa, &m.scale_msa);
-        let qkv = self.attn_qkv.forward(hmod).reshape([batch, length, 3, h, dh]);
-        let head = |s: usize| qkv.clone().narrow(2, s, 1).reshape([batch, length, h, dh]).swap_dims(1, 2);
-        let (q, k, v) = (rope.apply(head(0)), rope.apply(head(1)), head(2));
+        let [q, k, v] = fused::split_rotate(self.attn_qkv.forward(hmod), batch, h, rope);
         if let Some((t, i)) = trace.as_mut() {
             let stacked: Vec<Tensor<5>> =
                 [&q, &k, &v].iter().map(|x| (*x).clone().swap_dims(1, 2).unsqueeze_dim::<5>(2)).collect();

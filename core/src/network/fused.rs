@@ -1,5 +1,6 @@
 //! The block's elementwise steps, each in one pass: a bias with GELU-tanh after the MLP's first
-//! product, a bias on the output head, and the gated residual `x + gate·(y + b)`.
+//! product, a bias on the output head, the gated residual `x + gate·(y + b)`, and the split of
+//! the qkv product into q, k, v with the rotary embedding of q and k.
 //!
 //! On burn-flex outside autodiff (the native CPU path) each runs as one loop over the rows on
 //! all cores, vectorised for the CPU it finds (AVX-512, AVX2 + FMA, or baseline), with an
@@ -10,6 +11,8 @@
 //! with the fused loops.
 
 use burn::tensor::Tensor;
+
+use super::RopeTables;
 
 /// `√(2/π)·2`: GELU-tanh's `½(1 + tanh z)` is `σ(2z)`.
 const TWO_SQRT_2_OVER_PI: f32 = 2.0 * 0.797_884_6;
@@ -58,12 +61,34 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     twin::attention(q, k, v)
 }
 
+/// Attention's q, k and v from the qkv product (B·L, 3·H·Dh), whose columns run over (3, H, Dh):
+/// each (B, H, L, Dh), q and k rotated by `rope`. On burn-flex one pass on all cores writes the
+/// three tensors contiguous; elsewhere they are views of the product, q and k rotated by Burn
+/// ops (and the CPU attention would have had to copy v out of its view).
+pub fn split_rotate(qkv: Tensor<2>, batch: usize, heads: usize, rope: &RopeTables) -> [Tensor<4>; 3] {
+    #[cfg(not(target_family = "wasm"))]
+    let qkv = match host::split_rotate(qkv, batch, heads, rope) {
+        Ok(out) => return out,
+        Err(qkv) => *qkv,
+    };
+    twin::split_rotate(qkv, batch, heads, rope)
+}
+
 /// The same steps as Burn ops, on any device (and under autodiff).
 pub mod twin {
     use burn::tensor::Tensor;
     use burn::tensor::activation::sigmoid;
 
-    use super::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
+    use super::{GELU_CUBIC, RopeTables, TWO_SQRT_2_OVER_PI};
+
+    /// See [`super::split_rotate`]: views of the product, q and k through [`RopeTables::apply`].
+    pub fn split_rotate(qkv: Tensor<2>, batch: usize, heads: usize, rope: &RopeTables) -> [Tensor<4>; 3] {
+        let [rows, width] = qkv.dims();
+        let (length, dh) = (rows / batch.max(1), width / (3 * heads).max(1));
+        let qkv = qkv.reshape([batch, length, 3, heads, dh]);
+        let part = |s: usize| qkv.clone().narrow(2, s, 1).reshape([batch, length, heads, dh]).swap_dims(1, 2);
+        [rope.apply(part(0)), rope.apply(part(1)), part(2)]
+    }
 
     fn plus_bias(x: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
         match bias {
@@ -135,7 +160,7 @@ pub mod host {
     use burn_flex::{Flex, FlexTensor};
     use rayon::prelude::*;
 
-    use super::gelu;
+    use super::{RopeTables, gelu};
 
     /// Which pass [`rows`] makes.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +316,51 @@ pub mod host {
         fn run(self) -> f32 {
             softmax_numerators(self.0)
         }
+    }
+
+    /// See [`super::split_rotate`]; gives `qkv` back where it or the tables are not plain
+    /// contiguous f32 burn-flex tensors of matching shapes.
+    pub fn split_rotate(
+        qkv: Tensor<2>,
+        batch: usize,
+        heads: usize,
+        rope: &RopeTables,
+    ) -> Result<[Tensor<4>; 3], Box<Tensor<2>>> {
+        let [rows, width] = qkv.dims();
+        let (Some(src), Some(cos), Some(sin)) = (flex(&qkv), flex(&rope.cos), flex(&rope.sin)) else {
+            return Err(Box::new(qkv));
+        };
+        let (length, dh) = (rows / batch.max(1), width / (3 * heads).max(1));
+        let half = dh / 2;
+        let (src, cos, sin) = (values(&src), values(&cos), values(&sin));
+        if batch * length != rows || 3 * heads * dh != width || 2 * half != dh || cos.len() != length * half {
+            return Err(Box::new(qkv));
+        }
+        let part = |which: usize| {
+            let mut out = FlexTensor::empty(Shape::new([batch, heads, length, dh]), DType::F32);
+            let head = length * dh;
+            out.storage_mut::<f32>()[..batch * heads * head].par_chunks_mut(head.max(1)).enumerate().for_each(
+                |(bh, dst)| {
+                    let (b, h) = (bh / heads, bh % heads);
+                    for (l, row) in dst.chunks_exact_mut(dh).enumerate() {
+                        let start = (b * length + l) * width + (which * heads + h) * dh;
+                        let x = &src[start..start + dh];
+                        if which == 2 {
+                            row.copy_from_slice(x);
+                            continue;
+                        }
+                        let (c, s) = (&cos[l * half..(l + 1) * half], &sin[l * half..(l + 1) * half]);
+                        let ((x1, x2), (r1, r2)) = (x.split_at(half), row.split_at_mut(half));
+                        for i in 0..half {
+                            r1[i] = x1[i] * c[i] - x2[i] * s[i];
+                            r2[i] = x2[i] * c[i] + x1[i] * s[i];
+                        }
+                    }
+                },
+            );
+            Tensor::from_primitive::<Flex>(out)
+        };
+        Ok([part(0), part(1), part(2)])
     }
 
     fn values(t: &FlexTensor) -> &[f32] {

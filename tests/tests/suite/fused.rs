@@ -2,6 +2,7 @@
 //! and the vectorisable exponential they use against the standard library's.
 
 use burn::tensor::{Device, Distribution, Tensor};
+use prime_core::network::RopeTables;
 use prime_core::network::fused::{self, host, twin};
 
 fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<D> {
@@ -116,6 +117,32 @@ fn the_cpu_attention_matches_burns_op() {
     assert_eq!(ours.dims(), [b, h, l, dh]);
     let error = max_error(&values(ours), &values(theirs));
     assert!(error < 2e-6, "attention error {error:e}");
+}
+
+#[test]
+fn the_split_and_rotation_of_qkv_match_the_burn_ops() {
+    let (b, h, l, dh) = (2, 3, 11, 8);
+    let inv_freq: Vec<f32> = (0..dh / 2).map(|i| 10_000f32.powf(-2.0 * i as f32 / dh as f32)).collect();
+    let rope = RopeTables::new(&inv_freq, l, &Device::flex());
+    let qkv = random([b * l, 3 * h * dh], 12);
+    let ours =
+        host::split_rotate(qkv.clone(), b, h, &rope).unwrap_or_else(|_| panic!("burn-flex tensors take the pass"));
+    let theirs = twin::split_rotate(qkv.clone(), b, h, &rope);
+    for (name, (ours, theirs)) in ["q", "k", "v"].into_iter().zip(ours.into_iter().zip(theirs)) {
+        assert_eq!(ours.dims(), [b, h, l, dh], "{name}");
+        let error = max_error(&values(ours), &values(theirs));
+        assert!(error < 1e-6, "{name} error {error:e}");
+    }
+    // v is copied as it is; q at position 0 is unrotated (cos 1, sin 0).
+    let [q, _, v] = host::split_rotate(qkv.clone(), b, h, &rope).unwrap_or_else(|_| panic!("fused"));
+    let rows = values(qkv.clone());
+    let (first_q, first_v) = (&rows[..dh], &rows[2 * h * dh..2 * h * dh + dh]);
+    assert_eq!(&values(v)[..dh], first_v);
+    assert_eq!(&values(q)[..dh], first_q);
+    // Tables for another length, or a width that is not 3·H·Dh, are left to the Burn ops.
+    let short = RopeTables::new(&inv_freq, l - 1, &Device::flex());
+    assert!(host::split_rotate(qkv, b, h, &short).is_err());
+    assert!(host::split_rotate(random([b * l, 3 * h * dh + 1], 13), b, h, &rope).is_err());
 }
 
 #[test]
