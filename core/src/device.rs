@@ -18,7 +18,12 @@ pub use crate::model::ModelSource;
 /// Which backend a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
-    /// Burn's wgpu backend (Vulkan, Metal, DX12, WebGPU); falls back to the CPU unless required.
+    /// A hardware GPU adapter if there is one, else the CPU: a software rasteriser (lavapipe,
+    /// llvmpipe, SwiftShader) runs the network tens of times slower than burn-flex, so it is
+    /// passed over.
+    Auto,
+    /// Burn's wgpu backend (Vulkan, Metal, DX12, WebGPU) on whatever adapter exists, software
+    /// ones included; falls back to the CPU unless required.
     Gpu,
     /// The burn-flex CPU backend.
     Cpu,
@@ -57,6 +62,15 @@ impl AdapterReport {
         self.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
     }
 
+    /// The adapter's name, or its driver's where the name is empty (browsers may withhold it).
+    pub fn label(&self) -> &str {
+        match (self.name.as_str(), self.driver.as_str()) {
+            ("", "") => "an unnamed adapter",
+            ("", driver) => driver,
+            (name, _) => name,
+        }
+    }
+
     /// Describes a wgpu adapter.
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Self {
         let info = adapter.get_info();
@@ -92,6 +106,8 @@ pub struct ComputeDevice {
     pub adapter: Option<AdapterReport>,
     /// Set when the GPU was asked for but the CPU is used; says why.
     pub notice: Option<String>,
+    /// The software adapter that [`DeviceChoice::Auto`] passed over for the CPU, if any.
+    pub passed_over: Option<AdapterReport>,
 }
 
 /// The process-wide wgpu device: a wgpu runtime can be initialised once per process.
@@ -119,14 +135,35 @@ pub fn wgpu_device() -> Result<(Device, AdapterReport)> {
 impl ComputeDevice {
     /// Opens the device `choice` names. With `Gpu` and no usable adapter, falls back to the
     /// CPU and records a notice, unless `require_gpu` makes that an error.
+    /// `Auto` with `require_gpu` is `Gpu`: any adapter, an error without one.
     #[cfg(not(target_family = "wasm"))]
     pub fn open(choice: DeviceChoice, require_gpu: bool) -> Result<Self> {
         match choice {
             DeviceChoice::Cpu => Ok(Self::cpu(None)),
-            DeviceChoice::Gpu => match wgpu_device() {
-                Ok((device, adapter)) => {
-                    Ok(Self { device, backend: BackendKind::Wgpu, adapter: Some(adapter), notice: None })
+            DeviceChoice::Auto if !require_gpu => {
+                // Looked at before the wgpu runtime is started: when every adapter is software,
+                // it is never started at all.
+                let adapters = pollster::block_on(list_adapters());
+                if let Some(software) = adapters.iter().find(|a| a.is_software())
+                    && adapters.iter().all(AdapterReport::is_software)
+                {
+                    return Ok(Self { passed_over: Some(software.clone()), ..Self::cpu(None) });
                 }
+                match Self::open(DeviceChoice::Gpu, false)? {
+                    Self { adapter: Some(chosen), .. } if chosen.is_software() => {
+                        Ok(Self { passed_over: Some(chosen), ..Self::cpu(None) })
+                    }
+                    opened => Ok(opened),
+                }
+            }
+            DeviceChoice::Auto | DeviceChoice::Gpu => match wgpu_device() {
+                Ok((device, adapter)) => Ok(Self {
+                    device,
+                    backend: BackendKind::Wgpu,
+                    adapter: Some(adapter),
+                    notice: None,
+                    passed_over: None,
+                }),
                 Err(e) if !require_gpu => {
                     Ok(Self::cpu(Some(format!("no usable GPU adapter ({e}); running on the CPU (burn-flex)"))))
                 }
@@ -159,7 +196,7 @@ impl ComputeDevice {
 
     /// The burn-flex CPU device.
     pub fn cpu(notice: Option<String>) -> Self {
-        Self { device: Device::flex(), backend: BackendKind::Flex, adapter: None, notice }
+        Self { device: Device::flex(), backend: BackendKind::Flex, adapter: None, notice, passed_over: None }
     }
 }
 

@@ -16,6 +16,15 @@ pub enum PrimeError {
         /// The underlying I/O error.
         error: std::io::Error,
     },
+    /// An output cannot be written where asked: a non-empty folder without `--force`, a
+    /// symbolic link or a file where a folder is wanted.
+    #[error("{path}: {reason}")]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A model folder is not a folder, or a file in it fails; says which folder. (The inner
     /// error is part of the message, not a `source`, for the same reason as `Io`.)
     #[error("model folder {dir}: {error}")]

@@ -23,6 +23,8 @@ pub mod kernels;
 pub mod logits;
 pub mod model;
 pub mod network;
+#[cfg(not(target_family = "wasm"))]
+pub mod output;
 pub mod readback;
 pub mod rng;
 pub mod sampler;

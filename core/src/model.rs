@@ -83,16 +83,21 @@ fn read_dir(dir: &Path) -> Result<FolderBytes> {
     Ok(FolderBytes { config, weights, tokenizer })
 }
 
-/// Writes a model folder (created if missing): `config.json`, `model.safetensors` (the bytes of
-/// a safetensors file) and, if given, `tokenizer.json` — what [`Model::load_dir`] reads.
-pub fn write_dir(dir: &Path, config: &ModelConfig, weights: &[u8], tokenizer: Option<&[u8]>) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| PrimeError::io(dir, e))?;
+/// Writes a model folder: `config.json`, `model.safetensors` (the bytes of a safetensors file)
+/// and, if given, `tokenizer.json` — what [`Model::load_dir`] reads — into `out` (which the
+/// caller commits, after adding any files of its own).
+#[cfg(not(target_family = "wasm"))]
+pub fn write_dir(
+    out: &crate::output::DirOutput,
+    config: &ModelConfig,
+    weights: &[u8],
+    tokenizer: Option<&[u8]>,
+) -> Result<()> {
     let config = serde_json::to_vec_pretty(config).map_err(|e| PrimeError::Config(e.to_string()))?;
     let files = [(CONFIG_FILE, Some(config.as_slice())), (WEIGHTS_FILE, Some(weights)), (TOKENIZER_FILE, tokenizer)];
     for (name, bytes) in files {
         if let Some(bytes) = bytes {
-            let path = dir.join(name);
-            std::fs::write(&path, bytes).map_err(|e| PrimeError::io(&path, e))?;
+            out.write(name, bytes)?;
         }
     }
     Ok(())

@@ -43,7 +43,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     steps: usize,
     /// Number of generations per path (seeds 0..runs).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     runs: u64,
     /// Paths to time, comma-separated (default: all the device supports).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -235,7 +235,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let (call_ms, logits) = network_pass(&model, 1).context("timing the network")?;
     let fixed = Fixed { device: model.device().clone(), logits };
-    let bar = ProgressBar::new(args.runs * paths.len() as u64 + args.batch.len() as u64);
+    let bar = ProgressBar::new(args.runs.saturating_mul(paths.len() as u64).saturating_add(args.batch.len() as u64));
     let mut rows = Vec::new();
     let mut masked = 0;
     for &path in &paths {
@@ -296,26 +296,39 @@ pub fn run(args: BenchArgs) -> Result<()> {
         batches,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&figures)?);
+        prime_native::say!("{}", serde_json::to_string(&figures)?)?;
         return Ok(());
     }
-    println!("backend        {}", figures.backend);
-    println!(
+    prime_native::say!("backend        {}", figures.backend)?;
+    prime_native::say!(
         "model          {} · {} ℓ={} L={} V={}",
-        figures.model, figures.model_class, figures.subtokens, figures.length, figures.vocab
-    );
-    println!("steps × runs   {} × {}", figures.steps, figures.runs);
-    println!("network pass   {:.3} ms", figures.ms_per_network_call);
-    println!(
+        figures.model,
+        figures.model_class,
+        figures.subtokens,
+        figures.length,
+        figures.vocab
+    )?;
+    prime_native::say!("steps × runs   {} × {}", figures.steps, figures.runs)?;
+    prime_native::say!("network pass   {:.3} ms", figures.ms_per_network_call)?;
+    prime_native::say!(
         "closed form    NFE {:.1} · idle-step ratio {:.4}",
-        figures.expected_nfe, figures.expected_idle_step_ratio
-    );
-    println!(
+        figures.expected_nfe,
+        figures.expected_idle_step_ratio
+    )?;
+    prime_native::say!(
         "{:<13} {:>10} {:>16} {:>9} {:>10} {:>8} {:>7} {:>15} {:>13}",
-        "path", "ms/step", "sampler ms/step", "% step", "samples/s", "NFE", "idle", "readbacks/step", "kB read/step"
-    );
+        "path",
+        "ms/step",
+        "sampler ms/step",
+        "% step",
+        "samples/s",
+        "NFE",
+        "idle",
+        "readbacks/step",
+        "kB read/step"
+    )?;
     for r in &figures.rows {
-        println!(
+        prime_native::say!(
             "{:<13} {:>10.3} {:>16.3} {:>8.1}% {:>10.4} {:>8.1} {:>7.3} {:>15.2} {:>13.1}",
             format!("{:?}", r.path).to_lowercase(),
             r.ms_per_step,
@@ -326,11 +339,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
             r.idle_step_ratio,
             r.readbacks_per_step,
             r.bytes_read_per_step / 1e3
-        );
+        )?;
     }
     let (base_batch, base) = figures.batches.first().map_or((1, 0.0), |r| (r.batch, r.samples_per_second));
-    println!();
-    println!(
+    prime_native::say!("")?;
+    prime_native::say!(
         "{:<6} {:>12} {:>15} {:>10} {:>11} {:>8} {:>7}",
         "B",
         "ms/call",
@@ -339,9 +352,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         format!("vs B = {base_batch}"),
         "NFE",
         "idle"
-    );
+    )?;
     for r in &figures.batches {
-        println!(
+        prime_native::say!(
             "{:<6} {:>12.3} {:>15.3} {:>10.4} {:>10.2}× {:>8.1} {:>7.3}",
             r.batch,
             r.ms_per_network_call,
@@ -350,7 +363,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             r.samples_per_second / base.max(f64::MIN_POSITIVE),
             r.nfe,
             r.idle_step_ratio
-        );
+        )?;
     }
     Ok(())
 }

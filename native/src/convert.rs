@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use prime_core::checkpoint::{WeightSource, convert};
 use prime_core::model::write_dir;
+use prime_core::output::DirOutput;
 use prime_core::text::TextCodec;
 use prime_core::weights::to_safetensors_as;
 use safetensors::Dtype;
@@ -16,9 +17,13 @@ use safetensors::Dtype;
 pub struct ConvertArgs {
     /// The Lightning checkpoint (`.ckpt`) written by the official training code.
     checkpoint: PathBuf,
-    /// The model folder to write (created; files in it are replaced).
+    /// The model folder to write. It is assembled beside its path and moved into place when
+    /// whole; an existing folder that is not empty is refused unless `--force`.
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing `--out` folder as a whole.
+    #[arg(long)]
+    force: bool,
     /// How the weights are stored.
     #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
     dtype: StoredDtype,
@@ -53,6 +58,8 @@ impl StoredDtype {
 /// Runs the command.
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     let what = || format!("checkpoint {}", args.checkpoint.display());
+    // The output is checked first: a refused --out should not wait for the conversion.
+    let out = DirOutput::create(&args.out, args.force)?;
     let bytes =
         std::fs::read(&args.checkpoint).with_context(|| format!("cannot read {}", args.checkpoint.display()))?;
     let source = if args.no_ema { WeightSource::StateDict } else { WeightSource::Ema };
@@ -65,11 +72,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     if let Some(json) = &tokenizer {
         TextCodec::from_bytes(json, config.vocab_size).context("the tokenizer does not fit the model")?;
     }
-    if args.out.is_file() {
-        bail!("--out {} is a file; give a folder", args.out.display());
-    }
     let weights = to_safetensors_as(&converted.tensors, args.dtype.dtype())?;
-    write_dir(&args.out, &config, &weights, tokenizer.as_deref())?;
+    write_dir(&out, &config, &weights, tokenizer.as_deref())?;
+    out.commit()?;
     if tokenizer.is_none() {
         eprintln!("notice: the checkpoint carries no tokenizer; the folder works on token ids (or pass --tokenizer)");
     }

@@ -6,7 +6,11 @@ use prime_core::device::{ComputeDevice, DeviceChoice};
 /// Backend names accepted by `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceName {
-    /// Burn's wgpu backend (Vulkan, Metal, DX12); falls back to the CPU if no adapter exists.
+    /// A hardware GPU if there is one, else the CPU: a software adapter (lavapipe, llvmpipe,
+    /// SwiftShader) is passed over, being tens of times slower than the CPU backend.
+    Auto,
+    /// Burn's wgpu backend (Vulkan, Metal, DX12) on any adapter, software ones included; falls
+    /// back to the CPU if no adapter exists.
     Gpu,
     /// The burn-flex CPU backend.
     Cpu,
@@ -16,9 +20,10 @@ pub enum DeviceName {
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
     /// Compute backend.
-    #[arg(long, value_enum, default_value_t = DeviceName::Gpu)]
+    #[arg(long, value_enum, default_value_t = DeviceName::Auto)]
     pub device: DeviceName,
-    /// Fail instead of falling back to the CPU when no GPU adapter exists.
+    /// Fail instead of falling back to the CPU when no GPU adapter exists (with `auto`, a
+    /// software adapter then counts as one).
     #[arg(long)]
     pub require_gpu: bool,
 }
@@ -31,6 +36,7 @@ impl DeviceArgs {
             "--require-gpu asks for a GPU but --device cpu chooses the CPU; drop one of them"
         );
         let choice = match self.device {
+            DeviceName::Auto => DeviceChoice::Auto,
             DeviceName::Gpu => DeviceChoice::Gpu,
             DeviceName::Cpu => DeviceChoice::Cpu,
         };
@@ -41,11 +47,16 @@ impl DeviceArgs {
         Ok(device)
     }
 
-    /// A one-line description of the opened device.
+    /// A one-line description of the opened device (saying when `auto` passed over a
+    /// software adapter).
     pub fn describe(device: &ComputeDevice) -> String {
-        match &device.adapter {
-            Some(a) => format!("wgpu: {} ({}, {})", a.name, a.api, a.device_type),
-            None => "burn-flex (CPU)".to_string(),
+        match (&device.adapter, &device.passed_over) {
+            (Some(a), _) => format!("wgpu: {} ({}, {})", a.name, a.api, a.device_type),
+            (None, Some(skipped)) => format!(
+                "burn-flex (CPU; the only GPU adapter, {}, is a software rasteriser: --device gpu uses it)",
+                skipped.label()
+            ),
+            (None, None) => "burn-flex (CPU)".to_string(),
         }
     }
 }

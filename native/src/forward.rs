@@ -1,12 +1,12 @@
 //! `prime forward`: one network call on ids from a file, for parity checks of any model folder.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use prime_core::output::FileOutput;
 use safetensors::{Dtype, SafeTensors};
 
 use prime_native::device_args::DeviceArgs;
@@ -85,49 +85,23 @@ fn block_rows(width: usize) -> usize {
 
 /// Writes a safetensors file holding one f32 tensor `logits` of `shape`, whose values
 /// `produce` hands over block by block (row-major, in order), so that they are never all in
-/// memory at once (safetensors' own writer takes the whole buffer). A regular file is written
-/// beside its path and renamed into place once whole, so a failed run leaves no partial file
-/// (and an earlier file by that name untouched); anything else (`/dev/null`, a pipe) is written
-/// directly.
+/// memory at once (safetensors' own writer takes the whole buffer). The file appears at its path
+/// only once whole (see [`FileOutput`]): a failed run leaves no partial file and an earlier file
+/// by that name untouched.
 fn write_logits(
     path: &Path,
     shape: [usize; 3],
     produce: impl FnOnce(&mut dyn FnMut(&[f32]) -> prime_core::Result<()>) -> prime_core::Result<()>,
 ) -> anyhow::Result<()> {
-    let bytes = shape.iter().product::<usize>() * 4;
+    let bytes = shape
+        .iter()
+        .try_fold(4usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| anyhow::anyhow!("logits of shape {shape:?} exceed this machine's address space"))?;
     let mut header =
         serde_json::json!({ "logits": { "dtype": "F32", "shape": shape, "data_offsets": [0, bytes] } }).to_string();
     // The data starts 8-byte aligned: the header is padded with spaces, as the format allows.
     header.push_str(&" ".repeat((8 - header.len() % 8) % 8));
-    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
-    let target = if special { path.to_path_buf() } else { partial_path(path) };
-    let result = write_blocks(&target, &header, bytes, produce);
-    if !special {
-        match &result {
-            Ok(()) => std::fs::rename(&target, path).with_context(|| {
-                format!("the logits are whole in {}, but moving them to {} failed", target.display(), path.display())
-            })?,
-            Err(_) => drop(std::fs::remove_file(&target)),
-        }
-    }
-    result
-}
-
-/// `<path>.partial`, where a file is written before it is renamed to `path`.
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
-}
-
-/// [`write_logits`] into one file: the header, then every block.
-fn write_blocks(
-    path: &Path,
-    header: &str,
-    bytes: usize,
-    produce: impl FnOnce(&mut dyn FnMut(&[f32]) -> prime_core::Result<()>) -> prime_core::Result<()>,
-) -> anyhow::Result<()> {
-    let mut file = BufWriter::new(File::create(path)?);
+    let mut file = FileOutput::create(path)?;
     file.write_all(&(header.len() as u64).to_le_bytes())?;
     file.write_all(header.as_bytes())?;
     let mut written = 0;
@@ -145,6 +119,5 @@ fn write_blocks(
     if written != bytes {
         bail!("the network produced {written} bytes of logits, {bytes} expected");
     }
-    file.flush()?;
-    Ok(())
+    Ok(file.commit()?)
 }

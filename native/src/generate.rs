@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prime_core::image::ImageShape;
+use prime_core::output::FileOutput;
 use prime_core::sampler::run_together;
 use prime_core::schedule::expected_idle_ratio;
 use prime_core::trajectory::{Ending, Header, Recorder};
@@ -154,25 +155,25 @@ fn tokens(text: &Option<String>, ids: &[u32]) -> Tokens {
 }
 
 /// Writes the trajectory file line by line.
+/// (It appears at its path once whole: see [`FileOutput`].)
 struct TrajectoryFile {
-    path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    out: FileOutput,
     recorder: Recorder,
 }
 
 impl TrajectoryFile {
     fn create(path: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), out: std::io::BufWriter::new(file), recorder: Recorder::default() })
+        Ok(Self { out: FileOutput::create(path)?, recorder: Recorder::default() })
     }
 
     fn line(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
         let line = serde_json::to_string(value)?;
-        writeln!(self.out, "{line}").with_context(|| format!("cannot write the trajectory {}", self.path.display()))
+        writeln!(self.out, "{line}")
+            .with_context(|| format!("cannot write the trajectory {}", self.out.path().display()))
     }
 
-    fn finish(mut self) -> anyhow::Result<()> {
-        self.out.flush().with_context(|| format!("cannot write the trajectory {}", self.path.display()))
+    fn finish(self) -> anyhow::Result<()> {
+        Ok(self.out.commit()?)
     }
 }
 
@@ -210,7 +211,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(path) => Some(TrajectoryFile::create(path)?),
         None => None,
     };
-    let bar = ProgressBar::new((samples * (args.steps + 1)) as u64);
+    let bar = ProgressBar::new((samples as u64).saturating_mul((args.steps as u64).saturating_add(1)));
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} steps {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -291,16 +292,16 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let drawn = pictures.as_ref().map(|p| p.write(&model, &reports, &states)).transpose()?;
     for r in &reports {
         if args.json {
-            println!("{}", serde_json::to_string(r)?);
+            prime_native::say!("{}", serde_json::to_string(r)?)?;
             continue;
         }
         let seed = if drawn.is_some() {
             format!("seed {} · ", r.seed)
         } else {
             if samples > 1 {
-                println!("# sample seed {}", r.seed);
+                prime_native::say!("# sample seed {}", r.seed)?;
             }
-            println!("{}", r.text);
+            prime_native::say!("{}", r.text)?;
             String::new()
         };
         eprintln!(
@@ -394,7 +395,9 @@ impl Pictures {
             return Ok(None);
         };
         if args.gif.is_some() {
-            let bytes = args.samples as u64 * (args.steps as u64 + 2) * model.config().sequence_subtokens() as u64 * 4;
+            let bytes = [u64::from(args.samples), (args.steps as u64).saturating_add(2), 4]
+                .into_iter()
+                .fold(model.config().sequence_subtokens() as u64, u64::saturating_mul);
             if bytes > MAX_GIF_STATES {
                 anyhow::bail!(
                     "a GIF of {} samples × {} steps keeps {:.1} GB of states; draw fewer samples or steps",

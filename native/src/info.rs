@@ -21,6 +21,8 @@ struct Info {
     adapters: Vec<AdapterReport>,
     backend: BackendKind,
     chosen: Option<AdapterReport>,
+    /// The software adapter `--device auto` passed over for the CPU.
+    passed_over: Option<AdapterReport>,
     notice: Option<String>,
 }
 
@@ -28,23 +30,32 @@ struct Info {
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let adapters = pollster::block_on(list_adapters());
     let device = args.device.open()?;
-    let info =
-        Info { adapters, backend: device.backend, chosen: device.adapter.clone(), notice: device.notice.clone() };
+    let info = Info {
+        adapters,
+        backend: device.backend,
+        chosen: device.adapter.clone(),
+        passed_over: device.passed_over.clone(),
+        notice: device.notice.clone(),
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        prime_native::say!("{}", serde_json::to_string_pretty(&info)?)?;
         return Ok(());
     }
-    println!("adapters found: {}", info.adapters.len());
+    prime_native::say!("adapters found: {}", info.adapters.len())?;
     for a in &info.adapters {
-        println!("  - {} ({}, {}; driver {})", a.name, a.api, a.device_type, a.driver);
+        let mark = if a.is_software() { " · software rasteriser: --device auto passes it over" } else { "" };
+        prime_native::say!("  - {} ({}, {}; driver {}){mark}", a.name, a.api, a.device_type, a.driver)?;
     }
-    println!("backend chosen: {}", DeviceArgs::describe(&device));
+    prime_native::say!("backend chosen: {}", DeviceArgs::describe(&device))?;
     if let Some(a) = &info.chosen {
-        println!("limits:");
+        prime_native::say!("limits:")?;
         for (name, value) in &a.limits {
-            println!("  {name:<40} {value}");
+            prime_native::say!("  {name:<40} {value}")?;
         }
-        println!("features: {}", if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") });
+        prime_native::say!(
+            "features: {}",
+            if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") }
+        )?;
     }
     Ok(())
 }

@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use prime_core::image::{GREY_LEVELS, ImageShape};
 use prime_core::model::write_dir;
 use prime_core::network::parameter_shapes;
+use prime_core::output::DirOutput;
 use prime_core::text::TextCodec;
 use prime_core::train::initial_weights;
 use prime_core::weights::to_safetensors_as;
@@ -21,9 +22,13 @@ pub struct InitArgs {
     /// The official shape to make.
     #[arg(long, value_enum)]
     preset: Preset,
-    /// The model folder to write (created; files in it are replaced).
+    /// The model folder to write. It is assembled beside its path and moved into place when
+    /// whole; an existing folder that is not empty is refused unless `--force`.
     #[arg(long)]
     out: PathBuf,
+    /// Replace an existing `--out` folder as a whole.
+    #[arg(long)]
+    force: bool,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -113,9 +118,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         config.image = Some(shape);
     }
     config.validate().context("the model these options describe")?;
-    if args.out.is_file() {
-        bail!("--out {} is a file; give a folder", args.out.display());
-    }
+    let out = DirOutput::create(&args.out, args.force)?;
     let tokenizer = match &args.tokenizer {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -132,7 +135,8 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         .map(|(name, shape)| Ok((name.clone(), weights.take(&name, &shape)?.into_host())))
         .collect::<prime_core::Result<Vec<_>>>()?;
     let bytes = to_safetensors_as(&tensors, args.dtype.dtype())?;
-    write_dir(&args.out, &config, &bytes, tokenizer.as_deref())?;
+    write_dir(&out, &config, &bytes, tokenizer.as_deref())?;
+    out.commit()?;
     eprintln!(
         "wrote {} ({:?} ℓ = {}, V = {}, L = {}, D = {}, {} blocks; {:.0} MB of random {:?} weights)",
         args.out.display(),

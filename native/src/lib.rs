@@ -54,6 +54,23 @@ fn init_logging() {
         .init();
 }
 
+/// Prints a line to standard output like `println!`, but returns a failed write (a full disk,
+/// a closed pipe) as an error instead of panicking.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::stdout_line(format_args!($($arg)*)) };
+}
+
+/// One line to standard output, flushed; see [`say!`].
+pub fn stdout_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}"))
+}
+
 /// The exit code of a command's result, printing the error as one line.
 pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {

@@ -4,13 +4,12 @@
 //! mean of the levels it can still become) with an orange dot in its middle.
 
 use std::borrow::Cow;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use prime_core::SubTokenCodec;
 use prime_core::image::{ImageShape, Pixel};
+use prime_core::output::FileOutput;
 
 /// Sheet pixels between two images and around the edge.
 const GAP: usize = 2;
@@ -138,14 +137,15 @@ impl Sheet {
     /// Writes the images (flat sub-token states; final ones are all known) as an RGB PNG.
     pub fn write_png(&self, path: &Path, codec: &SubTokenCodec, states: &[&[u32]]) -> Result<()> {
         let paint = self.paint(codec, states)?;
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut encoder = png::Encoder::new(BufWriter::new(file), self.width() as u32, self.height() as u32);
+        let mut file = FileOutput::create(path)?;
+        let mut encoder = png::Encoder::new(&mut file, self.width() as u32, self.height() as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let data: Vec<u8> = paint.into_iter().flat_map(Paint::rgb).collect();
         let mut writer = encoder.write_header().with_context(|| format!("cannot write {}", path.display()))?;
         writer.write_image_data(&data).with_context(|| format!("cannot write {}", path.display()))?;
-        writer.finish().with_context(|| format!("cannot write {}", path.display()))
+        writer.finish().with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(file.commit()?)
     }
 }
 
@@ -153,7 +153,7 @@ impl Sheet {
 pub struct Animation {
     sheet: Sheet,
     path: PathBuf,
-    encoder: gif::Encoder<BufWriter<File>>,
+    encoder: gif::Encoder<FileOutput>,
     /// The last frame's indices and delay, written when the next one differs (or at the end).
     pending: Option<(Vec<u8>, u16)>,
     /// What the GIF shows after the frames written so far: the next frame only stores the
@@ -171,10 +171,9 @@ impl Animation {
             sheet.width(),
             sheet.height()
         );
-        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let mut encoder =
-            gif::Encoder::new(BufWriter::new(file), sheet.width() as u16, sheet.height() as u16, &gif_palette())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+        let file = FileOutput::create(path)?;
+        let mut encoder = gif::Encoder::new(file, sheet.width() as u16, sheet.height() as u16, &gif_palette())
+            .with_context(|| format!("cannot write {}", path.display()))?;
         encoder.set_repeat(gif::Repeat::Infinite).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Self { sheet, path: path.to_path_buf(), encoder, pending: None, shown: None, frames: 0 })
     }
@@ -238,7 +237,7 @@ impl Animation {
             self.write(last, d.saturating_add(hold))?;
         }
         let path = self.path.clone();
-        self.encoder.into_inner().with_context(|| format!("cannot write {}", path.display()))?;
+        self.encoder.into_inner().with_context(|| format!("cannot write {}", path.display()))?.commit()?;
         Ok(self.frames)
     }
 }

@@ -29,7 +29,7 @@ pub fn run(args: &TokenizerArgs) -> Result<()> {
     ensure!(args.corpus.is_file(), "corpus {} not found (run `prime-train corpus` first)", args.corpus.display());
     let tokenizer = train(&args.corpus, args.vocab)?;
     tokenizer.save(&args.out, false).map_err(|e| anyhow!("cannot write {}: {e}", args.out.display()))?;
-    println!("{} tokens written to {}", tokenizer.get_vocab_size(true), args.out.display());
+    prime_native::say!("{} tokens written to {}", tokenizer.get_vocab_size(true), args.out.display())?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prime_core::binding::Blocking;
 use prime_core::image::{GREY_LEVELS, ImageShape};
 use prime_core::model::write_dir;
+use prime_core::output::{DirOutput, FileOutput};
 use prime_core::text::TextCodec;
 use prime_core::train::{BoundEstimate, LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, validation_bound};
 use prime_core::weights::to_safetensors;
@@ -179,7 +180,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let started = Instant::now();
     let mut since_save = Instant::now();
     let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
-    let tokens_per_step = trainer.settings().batch_size * config.length;
+    let tokens_per_step = trainer.settings().batch_size.saturating_mul(config.length);
     while trainer.step() < total {
         if budget.is_some_and(|b| started.elapsed() >= b) {
             break;
@@ -187,7 +188,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let loss = trainer.train_step(&train)?;
         loss_sum += f64::from(loss);
         loss_n += 1;
-        let rate = (loss_n * tokens_per_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let rate = loss_n as f64 * tokens_per_step as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(trainer.step() as u64);
         bar.set_message(format!("loss {:.3} · {rate:.0} tok/s", loss_sum / loss_n as f64));
         if trainer.step().is_multiple_of(args.checkpoint_every) || trainer.step() == total {
@@ -212,7 +213,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         steps: total,
         batch_size: trainer.settings().batch_size,
         length: config.length,
-        training_tokens: total * tokens_per_step,
+        training_tokens: total.saturating_mul(tokens_per_step),
         corpus_tokens: train.len(),
         training_seconds: log.seconds,
         device: DeviceArgs::describe(&compute),
@@ -223,20 +224,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let dir = args.out.join("model");
     export(&trainer, data.tokenizer(), &report, &dir)?;
-    println!(
+    prime_native::say!(
         "validation bound {:.4} ± {:.4} nats/token (PPL ≤ {:.1}) · exported to {}",
         validation.nll_per_token,
         validation.std_error,
         validation.nll_per_token.exp(),
         dir.display()
-    );
+    )?;
     Ok(())
 }
 
 fn save(trainer: &Trainer, checkpoint: &Path, log: &RunLog, log_path: &Path) -> Result<()> {
     trainer.save(checkpoint)?;
-    std::fs::write(log_path, serde_json::to_string_pretty(log)?)
-        .with_context(|| format!("cannot write {}", log_path.display()))
+    Ok(FileOutput::write_all_to(log_path, &serde_json::to_vec_pretty(log)?)?)
 }
 
 /// What a model is trained on.
@@ -275,7 +275,7 @@ impl Data {
                             None => "a text model".to_string(),
                         }
                     );
-                    let n = count.min(set.len()) * config.length;
+                    let n = count.min(set.len()).saturating_mul(config.length).min(set.pixels.len());
                     let tokens = set.pixels[..n].iter().map(|&p| u32::from(p)).collect();
                     Ok(TokenCorpus::records(tokens, config.length, config.vocab_size)?)
                 };
@@ -361,8 +361,9 @@ fn load_split(text: &TextCodec, path: &Path, config: &ModelConfig) -> Result<Tok
 
 fn export(trainer: &Trainer, tokenizer: Option<&[u8]>, report: &TrainingReport, dir: &Path) -> Result<()> {
     let weights = to_safetensors(&trainer.ema().export()?)?;
-    write_dir(dir, trainer.config(), &weights, tokenizer)?;
-    let path = dir.join("training.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(report)?)
-        .with_context(|| format!("cannot write {}", path.display()))
+    // The exported folder belongs to the run: a finished run replaces it as a whole.
+    let out = DirOutput::create(dir, true)?;
+    write_dir(&out, trainer.config(), &weights, tokenizer)?;
+    out.write("training.json", &serde_json::to_vec_pretty(report)?)?;
+    Ok(out.commit()?)
 }

@@ -85,9 +85,9 @@ pub fn run(args: &WordsArgs) -> Result<()> {
         first_sample,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        prime_native::say!("{}", serde_json::to_string(&report)?)?;
     } else {
-        println!(
+        prime_native::say!(
             "{}: {known}/{words} words in the dictionary ({:.1} %) over {} samples of T = {} · mean NFE {:.1} · mean idle steps {:.1}\n\n{}",
             report.model,
             100.0 * report.fraction,
@@ -96,7 +96,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
             report.mean_nfe,
             report.mean_idle_steps,
             report.first_sample
-        );
+        )?;
     }
     Ok(())
 }

@@ -632,3 +632,110 @@ fn inpainting_keeps_the_pixels_outside_the_erased_region() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A model folder is written whole or not at all: a non-empty `--out` is refused without
+/// `--force`; with it the old folder is replaced as a whole (its stale files go, and a symlink
+/// inside it is removed, never written through).
+#[test]
+fn convert_replaces_a_folder_only_when_forced_and_as_a_whole() {
+    let checkpoint =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/checkpoints/owt_prime_l2_co/checkpoint.ckpt");
+    let dir = std::env::temp_dir().join(format!("prime-cli-convert-force-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("model");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("tokenizer.json"), b"stale").unwrap();
+    let outside = dir.join("outside.json");
+    std::fs::write(&outside, b"keep").unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("config.json")).unwrap();
+    let args = ["convert", checkpoint.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let refused = prime(&args);
+    let err = stderr(&refused);
+    assert!(!refused.status.success() && err.contains("not empty") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(out.join("tokenizer.json")).unwrap(), b"stale", "a refused run changes nothing");
+    let forced = prime(&[&args[..], &["--force"]].concat());
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert_eq!(std::fs::read(&outside).unwrap(), b"keep", "the symlink was not written through");
+    assert!(!std::fs::symlink_metadata(out.join("config.json")).unwrap().is_symlink());
+    let tokenizer = std::fs::read(out.join("tokenizer.json")).unwrap();
+    assert!(tokenizer.len() > 1000, "the stale tokenizer.json was replaced");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["model", "outside.json"], "no temporary folder is left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A write that fails (a full device) is an error, on a picture, a trajectory and standard
+/// output alike: never a success, never a panic.
+#[test]
+fn failed_writes_are_errors() {
+    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/fashion-prime");
+    let png = std::env::temp_dir().join(format!("prime-cli-full-{}.png", std::process::id()));
+    let base = ["generate", "--model", image.to_str().unwrap(), "--steps", "4", "--device", "cpu"];
+    for extra in [
+        vec!["--png", png.to_str().unwrap(), "--gif", "/dev/full"],
+        vec!["--png", "/dev/full"],
+        vec!["--png", png.to_str().unwrap(), "--trajectory", "/dev/full"],
+    ] {
+        let out = prime(&[&base[..], &extra[..]].concat());
+        let err = stderr(&out);
+        assert!(!out.status.success() && !err.contains("panicked"), "{extra:?}: {err}");
+        assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("/dev/full")), "{extra:?}: {err}");
+    }
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let text = golden("prime_l2_tiny");
+    let out = Command::new(env!("CARGO_BIN_EXE_prime"))
+        .args(["generate", "--model", text.to_str().unwrap(), "--steps", "4", "--device", "cpu", "--json"])
+        .stdout(full)
+        .output()
+        .expect("prime runs");
+    let err = stderr(&out);
+    assert!(!out.status.success() && err.contains("error: cannot write to standard output"), "{err}");
+    let _ = std::fs::remove_file(&png);
+}
+
+/// Counts near the top of their type are refused or computed in a wider type, never wrapped
+/// into a panic.
+#[test]
+fn huge_counts_are_refused_cleanly() {
+    let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/fashion-prime");
+    let text = golden("prime_l2_tiny");
+    let (image, text) = (image.to_str().unwrap(), text.to_str().unwrap());
+    let max = u64::MAX.to_string();
+    for args in [
+        vec!["generate", "--model", text, "--device", "cpu", "--steps", &max],
+        vec!["generate", "--model", text, "--device", "cpu", "--steps", &max, "--samples", "4096"],
+        vec!["generate", "--model", image, "--device", "cpu", "--steps", &max, "--gif", "/dev/null"],
+        vec!["bench", "--model", text, "--device", "cpu", "--runs", &max],
+    ] {
+        let out = prime(&args);
+        let err = stderr(&out);
+        assert!(!out.status.success() && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.lines().any(|l| l.starts_with("error:")), "{args:?}: {err}");
+    }
+}
+
+/// Where every adapter is a software rasteriser (lavapipe in CI), the default device is the
+/// CPU and says why, and `--device gpu` still takes the adapter; elsewhere a hardware adapter is
+/// chosen and nothing is passed over.
+#[test]
+fn the_default_device_passes_over_software_adapters() {
+    let auto = json_of(&prime(&["info", "--json"]));
+    let adapters = auto["adapters"].as_array().expect("adapters").clone();
+    let software = |a: &serde_json::Value| a["device_type"] == "Cpu";
+    if !adapters.is_empty() && adapters.iter().all(software) {
+        assert_eq!(auto["backend"], "flex", "{auto}");
+        assert!(software(&auto["passed_over"]), "{auto}");
+        let gpu = json_of(&prime(&["info", "--json", "--device", "gpu"]));
+        assert_eq!(gpu["backend"], "wgpu", "{gpu}");
+        let model = golden("prime_l2_tiny");
+        let out = prime(&["generate", "--model", model.to_str().unwrap(), "--steps", "4"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("on burn-flex (CPU; the only GPU adapter"), "{}", stderr(&out));
+    } else {
+        assert!(auto["passed_over"].is_null(), "{auto}");
+        let hardware = adapters.iter().any(|a| !software(a));
+        assert_eq!(auto["backend"], if hardware { "wgpu" } else { "flex" }, "{auto}");
+    }
+}

@@ -71,15 +71,19 @@ pub async fn open(choice: BackendChoice) -> ComputeDevice {
     }
     match webgpu().await {
         Ok((_, adapter)) if choice == BackendChoice::Auto && adapter.is_software() => {
-            let name = if adapter.name.is_empty() { "unnamed" } else { adapter.name.as_str() };
+            let name = adapter.label();
             ComputeDevice::cpu(Some(format!(
                 "WebGPU here is a software adapter ({name}), far slower than the CPU backend: running on the CPU \
                  (burn-flex); ?backend=webgpu uses the adapter anyway"
             )))
         }
-        Ok((device, adapter)) => {
-            ComputeDevice { device, backend: BackendKind::Wgpu, adapter: Some(adapter), notice: None }
-        }
+        Ok((device, adapter)) => ComputeDevice {
+            device,
+            backend: BackendKind::Wgpu,
+            adapter: Some(adapter),
+            notice: None,
+            passed_over: None,
+        },
         Err(e) => ComputeDevice::cpu(Some(format!("WebGPU is not available ({e}); running on the CPU (burn-flex)"))),
     }
 }
@@ -87,7 +91,7 @@ pub async fn open(choice: BackendChoice) -> ComputeDevice {
 /// The device in words, for the trajectory header.
 pub fn describe(device: &ComputeDevice) -> String {
     match &device.adapter {
-        Some(a) => format!("WebGPU: {} ({})", if a.name.is_empty() { &a.driver } else { &a.name }, a.device_type),
+        Some(a) => format!("WebGPU: {} ({})", a.label(), a.device_type),
         None => "burn-flex (CPU, wasm)".to_string(),
     }
 }

@@ -49,10 +49,18 @@ struct Archive<R> {
     zip: zip::ZipArchive<R>,
     /// Folder the records live in (`archive/` as Lightning writes it, or the file's stem).
     root: String,
+    /// Bytes a record may hold: the archive's own size, since records are stored uncompressed
+    /// (the zip reader is built without decompressors, so a compressed record is refused; were
+    /// one ever read, this bound would still cap what it expands to).
+    limit: u64,
 }
 
+/// The largest `data.pkl` read: the pickle of an official checkpoint is 1.7 MB (most of it
+/// the tokenizer's JSON).
+pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
+
 impl<R: std::io::Read + std::io::Seek> Archive<R> {
-    fn open(reader: R) -> Result<Self> {
+    fn open(reader: R, limit: u64) -> Result<Self> {
         let zip = zip::ZipArchive::new(reader).map_err(|e| match e {
             zip::result::ZipError::InvalidArchive(_) => {
                 bad(format!("not a PyTorch checkpoint (not a zip archive, or a truncated one: {e})"))
@@ -64,14 +72,26 @@ impl<R: std::io::Read + std::io::Seek> Archive<R> {
             .filter_map(|n| n.ok())
             .find_map(|n| n.strip_suffix("data.pkl").map(str::to_string))
             .ok_or_else(|| bad("the zip archive has no data.pkl: not a torch.save checkpoint"))?;
-        Ok(Self { zip, root })
+        Ok(Self { zip, root, limit })
     }
 
-    fn record(&mut self, name: &str) -> Result<Vec<u8>> {
+    /// The bytes of record `name`, refused past `max` bytes (and past the archive's size).
+    fn record(&mut self, name: &str, max: u64) -> Result<Vec<u8>> {
         let path = format!("{}{name}", self.root);
-        let mut file = self.zip.by_name(&path).map_err(|e| bad(format!("record {path}: {e}")))?;
-        let mut out = Vec::with_capacity(usize::try_from(file.size()).unwrap_or(0).min(1 << 30));
-        file.read_to_end(&mut out).map_err(|e| bad(format!("record {path} is unreadable (truncated file?): {e}")))?;
+        let max = max.min(self.limit);
+        let file = self.zip.by_name(&path).map_err(|e| bad(format!("record {path}: {e}")))?;
+        let declared = file.size();
+        let too_big = |size: u64| bad(format!("record {path} holds {size} bytes or more, over the {max} allowed"));
+        if declared > max {
+            return Err(too_big(declared));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| bad(format!("record {path} is unreadable (truncated file?): {e}")))?;
+        if out.len() as u64 > max {
+            return Err(too_big(out.len() as u64));
+        }
         Ok(out)
     }
 
@@ -94,7 +114,7 @@ impl<R: std::io::Read + std::io::Seek> Archive<R> {
         if t.offset.saturating_add(count) > t.storage.numel {
             return Err(bad(format!("{what} reaches past its storage `{}`", t.storage.key)));
         }
-        let bytes = self.record(&format!("data/{}", t.storage.key))?;
+        let bytes = self.record(&format!("data/{}", t.storage.key), u64::MAX)?;
         // Offsets come from the file: checked, so that a hostile one is an error, not an overflow.
         let width = dtype.bitsize() as u64 / 8;
         let span = t.offset.checked_mul(width).zip(count.checked_mul(width));
@@ -137,13 +157,13 @@ fn config_int(p: &Pickle, config: &Value, path: &[&str]) -> Result<usize> {
 
 /// The pickle (`data.pkl`) of a `torch.save` archive, unparsed: for inspection and tests.
 pub fn data_pickle(bytes: &[u8]) -> Result<Vec<u8>> {
-    Archive::open(std::io::Cursor::new(bytes))?.record("data.pkl")
+    Archive::open(std::io::Cursor::new(bytes), bytes.len() as u64)?.record("data.pkl", MAX_PICKLE_BYTES)
 }
 
 /// Reads a checkpoint (the bytes of a `.ckpt` file).
 pub fn convert(bytes: &[u8], source: WeightSource) -> Result<Converted> {
-    let mut archive = Archive::open(std::io::Cursor::new(bytes))?;
-    let pickle = Pickle::parse(&archive.record("data.pkl")?)?;
+    let mut archive = Archive::open(std::io::Cursor::new(bytes), bytes.len() as u64)?;
+    let pickle = Pickle::parse(&archive.record("data.pkl", MAX_PICKLE_BYTES)?)?;
     let root = &pickle.root;
     let hyper = pickle.get(root, "hyper_parameters").ok_or_else(|| {
         bad("the checkpoint has no `hyper_parameters`: a plain state dict (an image-model .pth?) is not supported yet")
@@ -194,8 +214,8 @@ pub fn convert(bytes: &[u8], source: WeightSource) -> Result<Converted> {
         tensors.push((name.to_string(), checked(archive.tensor(t, name)?, name, &[half])?));
     }
     let tokenizer = pickle.objects_of("tokenizers", "Tokenizer").find_map(|state| match state {
-        Some(Value::Bytes(json)) => Some(json.clone()),
-        Some(Value::Str(json)) => Some(json.clone().into_bytes()),
+        Some(Value::Bytes(json)) => Some(json.to_vec()),
+        Some(Value::Str(json)) => Some(json.as_bytes().to_vec()),
         _ => None,
     });
     let global_step = match pickle.get(root, "global_step") {
@@ -220,7 +240,7 @@ fn checked(tensor: HostTensor, name: &str, shape: &[usize]) -> Result<HostTensor
 /// network code (4, 1e-5, 10000, 256).
 fn model_config(p: &Pickle, cfg: &Value) -> Result<ModelConfig> {
     let backbone = match config_value(p, cfg, &["backbone"]) {
-        Some(Value::Str(s)) => s.clone(),
+        Some(Value::Str(s)) => s.to_string(),
         _ => return Err(bad("the checkpoint's config has no `backbone`: not an MDM-Prime text checkpoint")),
     };
     if backbone != "dit" {
@@ -289,5 +309,34 @@ mod tests {
         assert!(error(&other).contains("no `backbone`"), "{}", error(&other));
         let broken = archive(b"\x80\x02}(X\x10\x00\x00\x00hyper_param");
         assert!(error(&broken).starts_with("pickle: truncated"), "{}", error(&broken));
+    }
+
+    /// The official fixture with one call of `os.system` added where the converter never looks
+    /// (called, then popped, before the root is returned): converted "successfully" by a reader
+    /// that only records calls; refused by the allowlist.
+    #[test]
+    fn a_checkpoint_naming_code_is_refused() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/checkpoints/owt_prime_l2_co/checkpoint.ckpt");
+        let bytes = std::fs::read(path).unwrap();
+        convert(&bytes, WeightSource::Ema).expect("the fixture converts");
+        let mut pickle = data_pickle(&bytes).unwrap();
+        assert_eq!(pickle.pop(), Some(b'.'));
+        pickle.extend(b"cos\nsystem\n\x8c\x07echo hi\x85R0.");
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let mut source = zip::ZipArchive::new(std::io::Cursor::new(&bytes[..])).unwrap();
+        for i in 0..source.len() {
+            let mut entry = source.by_index(i).unwrap();
+            let name = entry.name().unwrap().to_string();
+            zip.start_file(name.as_str(), options).unwrap();
+            if name.ends_with("/data.pkl") {
+                zip.write_all(&pickle).unwrap();
+            } else {
+                std::io::copy(&mut entry, &mut zip).unwrap();
+            }
+        }
+        let hostile = zip.finish().unwrap().into_inner();
+        let e = error(&hostile);
+        assert!(e.contains("`os.system` is not allowed"), "{e}");
     }
 }

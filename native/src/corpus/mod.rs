@@ -71,15 +71,15 @@ pub fn run(args: &CorpusArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     for (name, text) in [("train.txt", &train), ("valid.txt", &valid)] {
         let path = args.out.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        prime_core::output::FileOutput::write_all_to(&path, text.as_bytes())?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    println!(
+    prime_native::say!(
         "{} novels: {n_train} training paragraphs ({} bytes), {n_valid} validation paragraphs ({} bytes) in {}",
         novels.len(),
         train.len(),
         valid.len(),
         args.out.display()
-    );
+    )?;
     Ok(())
 }

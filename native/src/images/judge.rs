@@ -22,6 +22,9 @@ use super::{CLASS_NAMES, CLASSES, ImageSet};
 /// Confidence above which a label counts as confident.
 const CONFIDENT: f32 = 0.9;
 
+/// Most samples (and sequences per call) one judgement draws.
+const MAX_SAMPLES: usize = 1 << 16;
+
 /// Arguments of `prime-train judge`.
 #[derive(Debug, Args)]
 pub struct JudgeArgs {
@@ -104,7 +107,10 @@ struct JudgeReport {
 
 /// Runs `prime-train judge`.
 pub fn run(args: &JudgeArgs) -> Result<()> {
-    ensure!(args.samples > 0 && args.batch > 0, "--samples and --batch must be positive");
+    ensure!(
+        (1..=MAX_SAMPLES).contains(&args.samples) && (1..=MAX_SAMPLES).contains(&args.batch),
+        "--samples and --batch must be between 1 and {MAX_SAMPLES}"
+    );
     let train = ImageSet::load(&args.images, "train")?;
     let valid = ImageSet::load(&args.images, "valid")?;
     let device = args.device.open()?;
@@ -141,7 +147,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let (mut images, mut nfe) = (Vec::with_capacity(args.samples), 0);
     for first in (0..args.samples).step_by(args.batch) {
-        let mut runs = request.start_seeds(&model, first..(first + args.batch).min(args.samples))?;
+        let mut runs = request.start_seeds(&model, first..first.saturating_add(args.batch).min(args.samples))?;
         let outcomes =
             run_together(&mut runs, &model, |_, _, _| ControlFlow::Continue(()))?.context("sampling stopped early")?;
         for outcome in outcomes {
@@ -166,16 +172,16 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         seconds_sampling,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        prime_native::say!("{}", serde_json::to_string(&report)?)?;
         return Ok(());
     }
-    println!(
+    prime_native::say!(
         "classifier: {:.1} % accurate on {} held-out images; labels {:.1} % of them with confidence ≥ {CONFIDENT}",
         100.0 * report.classifier_valid_accuracy,
         valid.len(),
         100.0 * report.held_out.confident
-    );
-    println!(
+    )?;
+    prime_native::say!(
         "{}: {:.1} % of {} samples (T = {}, top-p {}, mean NFE {:.1}) labelled with confidence ≥ {CONFIDENT}; mean confidence {:.3} (held-out: {:.3})",
         report.model,
         100.0 * report.samples.confident,
@@ -185,10 +191,15 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         report.mean_nfe,
         report.samples.mean_confidence,
         report.held_out.mean_confidence
-    );
-    println!("{:<12} {:>8} {:>8}", "class", "samples", "data");
+    )?;
+    prime_native::say!("{:<12} {:>8} {:>8}", "class", "samples", "data")?;
     for c in 0..CLASSES {
-        println!("{:<12} {:>7.1}% {:>7.1}%", CLASS_NAMES[c], 100.0 * report.samples.classes[c], 100.0 * counts[c]);
+        prime_native::say!(
+            "{:<12} {:>7.1}% {:>7.1}%",
+            CLASS_NAMES[c],
+            100.0 * report.samples.classes[c],
+            100.0 * counts[c]
+        )?;
     }
     Ok(())
 }

@@ -161,12 +161,12 @@ pub fn run(args: &ImagesArgs) -> Result<()> {
         ];
         for (what, array) in arrays {
             let path = args.out.join(format!("{ours}-{what}.idx"));
-            std::fs::write(&path, array.to_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+            prime_core::output::FileOutput::write_all_to(&path, &array.to_bytes())?;
         }
-        println!("{summary}");
+        prime_native::say!("{summary}")?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    println!("written to {}", args.out.display());
+    prime_native::say!("written to {}", args.out.display())?;
     Ok(())
 }
 

@@ -22,10 +22,10 @@ use prime_core::{GenerationRequest, Model, ModelConfig};
 use prime_tests::case_dir;
 
 /// splitmix64: a small, seeded source for the mutations.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -33,7 +33,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
@@ -71,7 +71,7 @@ const INTERESTING: &[&str] = &[
 
 /// Where mutations land.
 #[derive(Debug, Clone, Copy)]
-enum Focus {
+pub(crate) enum Focus {
     /// Anywhere in the input.
     Anywhere,
     /// Mostly in the first n bytes (the safetensors header, where the structure is).
@@ -81,7 +81,7 @@ enum Focus {
 }
 
 /// One random mutation of `input`.
-fn mutate(rng: &mut Rng, input: &[u8], focus: Focus) -> Vec<u8> {
+pub(crate) fn mutate(rng: &mut Rng, input: &[u8], focus: Focus) -> Vec<u8> {
     let mut out = input.to_vec();
     let rounds = 1 + rng.below(4);
     for _ in 0..rounds {
@@ -136,12 +136,23 @@ fn budget() -> (Option<Duration>, u64) {
 }
 
 /// What a check makes of one input: accepted, or refused with a clean error.
-type Verdict = Result<bool, String>;
+pub(crate) type Verdict = Result<bool, String>;
 
 /// Runs `check` on mutations of `input` for the budget (or `iterations` times), failing with
 /// the saved input on the first panic or bad message.
 fn fuzz(name: &str, input: &[u8], focus: Focus, iterations: usize, check: impl Fn(&[u8]) -> Verdict) {
     assert_eq!(check(input), Ok(true), "{name}: the unmutated input must be accepted");
+    fuzz_cases(name, iterations, |rng| mutate(rng, input, focus), check);
+}
+
+/// Runs `check` on the inputs `generate` makes for the budget (or `iterations` times), failing
+/// with the saved input on the first panic or bad message.
+pub(crate) fn fuzz_cases(
+    name: &str,
+    iterations: usize,
+    mut generate: impl FnMut(&mut Rng) -> Vec<u8>,
+    check: impl Fn(&[u8]) -> Verdict,
+) {
     let (seconds, seed) = budget();
     let mut rng = Rng(seed ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))));
     let start = Instant::now();
@@ -152,7 +163,7 @@ fn fuzz(name: &str, input: &[u8], focus: Focus, iterations: usize, check: impl F
             None if done >= iterations => break,
             _ => {}
         }
-        let case = mutate(&mut rng, input, focus);
+        let case = generate(&mut rng);
         let failure = match catch_unwind(AssertUnwindSafe(|| check(&case))) {
             Ok(Ok(ok)) => {
                 accepted += usize::from(ok);
@@ -182,7 +193,7 @@ fn fuzz(name: &str, input: &[u8], focus: Focus, iterations: usize, check: impl F
 }
 
 /// A clean refusal is one line that contains `file`; anything else is a failure.
-fn judge<T>(result: prime_core::Result<T>, file: &str) -> Verdict {
+pub(crate) fn judge<T>(result: prime_core::Result<T>, file: &str) -> Verdict {
     match result {
         Ok(_) => Ok(true),
         Err(e) => {

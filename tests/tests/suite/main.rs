@@ -9,6 +9,7 @@ mod device_sampler;
 mod event_driven;
 mod fused;
 mod fuzz_loaders;
+mod fuzz_pickle;
 mod golden_parity;
 mod kernels;
 mod module_graph;
