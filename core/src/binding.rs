@@ -77,13 +77,12 @@ impl Blocking {
     pub fn check_batch(&self, config: &ModelConfig, batch: usize) -> Result<()> {
         let Some(limit) = self.limit else { return Ok(()) };
         let (b, l) = (batch as u64, config.length as u64);
-        let largest = [
-            ("attention scores", b * config.n_heads as u64 * l * l),
-            ("MLP activations", b * l * (config.mlp_ratio * config.hidden_size) as u64),
-        ]
-        .into_iter()
-        .map(|(what, values)| (what, 4 * values))
-        .max_by_key(|&(_, bytes)| bytes);
+        let mlp = (config.mlp_ratio as u64).saturating_mul(config.hidden_size as u64);
+        // Saturating: a batch near the top of its type is refused, not wrapped.
+        let largest = [("attention scores", [b, config.n_heads as u64, l, l]), ("MLP activations", [b, l, mlp, 1])]
+            .into_iter()
+            .map(|(what, factors)| (what, factors.into_iter().fold(4, u64::saturating_mul)))
+            .max_by_key(|&(_, bytes)| bytes);
         match largest {
             Some((what, bytes)) if bytes > limit => Err(PrimeError::Input(format!(
                 "{batch} sequences at once need {what} of {}, above the adapter's largest storage binding ({}); \
@@ -99,7 +98,8 @@ impl Blocking {
     /// forward pass returns; sampling never needs that).
     pub fn check_whole_logits(&self, config: &ModelConfig, batch: usize) -> Result<()> {
         let Some(limit) = self.limit else { return Ok(()) };
-        let bytes = 4 * (batch * config.length * config.output_width()) as u64;
+        let bytes =
+            [batch, config.length, config.output_width()].into_iter().fold(4u64, |n, f| n.saturating_mul(f as u64));
         if bytes > limit {
             return Err(PrimeError::Input(format!(
                 "the logits of {batch} × {} positions × {} ({}) exceed the adapter's largest storage binding ({}) \

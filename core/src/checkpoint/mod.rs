@@ -40,8 +40,16 @@ pub struct Converted {
     pub global_step: Option<i64>,
 }
 
+/// A checkpoint error, on one line: names taken from the file (globals, storage keys, config
+/// strings) may hold line breaks and other control characters, which are escaped.
 fn bad(message: impl Into<String>) -> PrimeError {
-    PrimeError::Checkpoint(message.into())
+    let message: String = message.into();
+    let one_line = if message.contains(char::is_control) {
+        message.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+    } else {
+        message
+    };
+    PrimeError::Checkpoint(one_line)
 }
 
 /// The checkpoint archive: its pickle and its storages.
@@ -338,5 +346,12 @@ mod tests {
         let hostile = zip.finish().unwrap().into_inner();
         let e = error(&hostile);
         assert!(e.contains("`os.system` is not allowed"), "{e}");
+    }
+
+    /// Names from the file are escaped into the one-line message.
+    #[test]
+    fn errors_stay_on_one_line() {
+        let e = pickle::Pickle::parse(b"\x80\x02cos\nsys\rtem\n.").unwrap_err().to_string();
+        assert!(e.contains("`os.sys\\rtem` is not allowed") && !e.contains('\r'), "{e}");
     }
 }

@@ -321,7 +321,7 @@ impl Pickle {
 }
 
 fn bad(message: String) -> PrimeError {
-    PrimeError::Checkpoint(format!("pickle: {message}"))
+    super::bad(format!("pickle: {message}"))
 }
 
 struct Machine<'a> {
@@ -444,8 +444,8 @@ impl Machine<'_> {
     fn global(&mut self, module: String, name: String) -> Result<()> {
         if !is_allowed_global(&module, &name) {
             return Err(bad(format!(
-                "global `{module}.{name}` is not allowed: a checkpoint holds data, not code, and this \
-                 reader accepts only the classes a Lightning checkpoint is made of"
+                "global `{module}.{name}` is not allowed: a checkpoint holds data, not code, and this reader \
+                 accepts only the classes a Lightning checkpoint is made of"
             )));
         }
         self.stack.push(Value::Global(Rc::new(Global { module, name })));
