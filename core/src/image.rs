@@ -25,7 +25,7 @@ pub struct ImageShape {
 impl ImageShape {
     /// Pixels per image.
     pub fn pixels(&self) -> usize {
-        self.width * self.height
+        self.width.saturating_mul(self.height)
     }
 
     /// Checks the shape against a model's sequence length and vocabulary.

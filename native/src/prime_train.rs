@@ -6,6 +6,7 @@ mod deb;
 mod images;
 mod tokenizer;
 mod train;
+mod train_bench;
 mod words;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Measure the share of dictionary words in a model's samples.
     Words(words::WordsArgs),
+    /// Time training steps at a given shape (ms/step, tokens/s, cores used, phases).
+    Bench(train_bench::TrainBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +49,6 @@ fn main() -> ExitCode {
         Command::Tokenizer(args) => tokenizer::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Words(args) => words::run(&args),
+        Command::Bench(args) => train_bench::run(&args),
     })
 }

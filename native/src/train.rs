@@ -44,24 +44,8 @@ pub struct TrainArgs {
     /// Run folder: checkpoints, log and the exported model.
     #[arg(long)]
     out: PathBuf,
-    /// Sub-tokens per token ℓ; 1 trains the MDLM (`DIT`) twin.
-    #[arg(long, default_value_t = 2)]
-    subtokens: usize,
-    /// Hidden size D.
-    #[arg(long, default_value_t = 128)]
-    hidden: usize,
-    /// DDiT blocks.
-    #[arg(long, default_value_t = 4)]
-    blocks: usize,
-    /// Attention heads.
-    #[arg(long, default_value_t = 4)]
-    heads: usize,
-    /// Conditioning width.
-    #[arg(long, default_value_t = 64)]
-    cond: usize,
-    /// Sequence length L in tokens (image models: set by the images).
-    #[arg(long, default_value_t = 128)]
-    length: usize,
+    #[command(flatten)]
+    shape: ShapeArgs,
     /// Sequences per step.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -88,6 +72,56 @@ pub struct TrainArgs {
     minutes: Option<f64>,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// The network's shape: what `train` trains and `bench` times.
+#[derive(Debug, Args)]
+pub struct ShapeArgs {
+    /// Sub-tokens per token ℓ; 1 trains the MDLM (`DIT`) twin.
+    #[arg(long, default_value_t = 2)]
+    subtokens: usize,
+    /// Hidden size D.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// DDiT blocks.
+    #[arg(long, default_value_t = 4)]
+    blocks: usize,
+    /// Attention heads.
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    /// Conditioning width.
+    #[arg(long, default_value_t = 64)]
+    cond: usize,
+    /// Sequence length L in tokens (image models: set by the images).
+    #[arg(long, default_value_t = 128)]
+    length: usize,
+}
+
+impl ShapeArgs {
+    /// The model of this shape for a vocabulary of `vocab` tokens, of `length` tokens (image
+    /// models: their pixels) instead of `--length` where given.
+    pub fn config(&self, vocab: usize, image: Option<ImageShape>) -> Result<ModelConfig> {
+        ensure!(self.subtokens >= 1, "--subtokens must be at least 1");
+        let config = ModelConfig {
+            model_class: if self.subtokens == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT },
+            vocab_size: u32::try_from(vocab).context("vocabulary too large")?,
+            subtokens: self.subtokens,
+            base: None,
+            hidden_size: self.hidden,
+            n_blocks: self.blocks,
+            n_heads: self.heads,
+            cond_dim: self.cond,
+            length: image.map_or(self.length, |s| s.pixels()),
+            mlp_ratio: 4,
+            layer_norm_eps: 1e-5,
+            rope_base: 10000.0,
+            frequency_embedding_size: 256,
+            carry_over: true,
+            image,
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 /// Wall time and losses of a run, kept across resumes.
@@ -309,33 +343,12 @@ impl Data {
 }
 
 fn model_config(args: &TrainArgs, data: &Data) -> Result<ModelConfig> {
-    ensure!(args.subtokens >= 1, "--subtokens must be at least 1");
-    let (vocab, length, image) = match data {
-        Data::Text(tokenizer) => (TextCodec::from_bytes(tokenizer, u32::MAX)?.vocab_size(), args.length, None),
+    match data {
+        Data::Text(tokenizer) => args.shape.config(TextCodec::from_bytes(tokenizer, u32::MAX)?.vocab_size(), None),
         Data::Images { train, .. } => {
-            let shape = ImageShape { width: train.width, height: train.height };
-            (GREY_LEVELS as usize, shape.pixels(), Some(shape))
+            args.shape.config(GREY_LEVELS as usize, Some(ImageShape { width: train.width, height: train.height }))
         }
-    };
-    let config = ModelConfig {
-        model_class: if args.subtokens == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT },
-        vocab_size: u32::try_from(vocab).context("vocabulary too large")?,
-        subtokens: args.subtokens,
-        base: None,
-        hidden_size: args.hidden,
-        n_blocks: args.blocks,
-        n_heads: args.heads,
-        cond_dim: args.cond,
-        length,
-        mlp_ratio: 4,
-        layer_norm_eps: 1e-5,
-        rope_base: 10000.0,
-        frequency_embedding_size: 256,
-        carry_over: true,
-        image,
-    };
-    config.validate()?;
-    Ok(config)
+    }
 }
 
 fn settings(args: &TrainArgs) -> TrainSettings {

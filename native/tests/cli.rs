@@ -739,3 +739,32 @@ fn the_default_device_passes_over_software_adapters() {
         assert_eq!(auto["backend"], if hardware { "wgpu" } else { "flex" }, "{auto}");
     }
 }
+
+/// `prime-train bench` times training steps at the shape it is given and reports consistent
+/// figures: tokens/s from the timed steps, phases that add up to no more than a step.
+#[test]
+fn train_bench_reports_its_figures() {
+    let args = ["bench", "--hidden", "32", "--blocks", "1", "--heads", "2", "--cond", "16", "--length", "16"];
+    let more = ["--vocab", "64", "--batch", "2", "--steps", "3", "--warmup", "1", "--device", "cpu", "--json"];
+    let out = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(args.iter().chain(&more))
+        .output()
+        .expect("prime-train runs");
+    let v = json_of(&out);
+    assert!(stderr(&out).contains("ms/step"), "{}", stderr(&out));
+    let f = |key: &str| v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+    assert_eq!((f("length"), f("batch"), f("vocab"), f("steps")), (16.0, 2.0, 64.0, 3.0), "{v}");
+    let (min, median, max) = (f("ms_per_step_min"), f("ms_per_step_median"), f("ms_per_step_max"));
+    assert!(0.0 < min && min <= median && median <= max, "{v}");
+    // 3 steps of 2 × 16 tokens took at least 3 × the fastest step.
+    let bound = 96.0 / (3.0 * min / 1e3);
+    assert!(f("tokens_per_second") > 0.0 && f("tokens_per_second") <= bound * 1.001, "{v}");
+    let phases: f64 = ["data", "forward", "backward", "optimizer", "ema"]
+        .iter()
+        .map(|p| v["phases"][p].as_f64().unwrap_or_else(|| panic!("phase {p} in {v}")))
+        .sum();
+    assert!(phases > 0.0 && phases * 1e3 <= max * 1.001, "{v}");
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        assert!(v["cores_used"].as_f64().is_some_and(|c| c > 0.0), "{v}");
+    }
+}

@@ -18,4 +18,4 @@ pub use init::initial_weights;
 pub use noise::{NoiseSchedule, NoisedBatch};
 pub use objective::{BoundEstimate, Objective, validation_bound};
 pub use schedule::LearningRateSchedule;
-pub use trainer::{TrainSettings, Trainer};
+pub use trainer::{StepTimes, TrainSettings, Trainer};

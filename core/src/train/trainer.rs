@@ -83,6 +83,23 @@ const MODEL_FILE: &str = "model.bpk";
 const EMA_FILE: &str = "ema.bpk";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 
+/// Wall time of each phase of the last training step, in seconds. On the CPU every phase runs
+/// when it is called; on a GPU the work is queued, and the loss read after the forward pass is
+/// where the queue is drained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StepTimes {
+    /// Cutting the windows and drawing the noised batch.
+    pub data: f64,
+    /// The forward pass and the loss (read back).
+    pub forward: f64,
+    /// The backward pass.
+    pub backward: f64,
+    /// Gradient clipping and the AdamW update.
+    pub optimizer: f64,
+    /// The EMA update.
+    pub ema: f64,
+}
+
 /// A training run in memory.
 pub struct Trainer {
     config: ModelConfig,
@@ -93,6 +110,7 @@ pub struct Trainer {
     objective: Objective,
     rng: CounterRng,
     step: usize,
+    times: StepTimes,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -116,7 +134,7 @@ impl Trainer {
         let optimizer = optimizer(&settings);
         let objective = Objective::new(&config, &device.clone().autodiff())?;
         let rng = CounterRng::new(settings.seed);
-        Ok(Self { config, settings, model, ema, optimizer, objective, rng, step: 0 })
+        Ok(Self { config, settings, model, ema, optimizer, objective, rng, step: 0, times: StepTimes::default() })
     }
 
     /// Steps taken so far.
@@ -145,14 +163,27 @@ impl Trainer {
         &self.ema
     }
 
+    /// Where the last step's time went.
+    pub fn last_step_times(&self) -> StepTimes {
+        self.times
+    }
+
     /// One optimiser step on a fresh batch from `corpus`; returns the batch loss.
     pub fn train_step(&mut self, corpus: &TokenCorpus) -> Result<f32> {
+        let mut clock = std::time::Instant::now();
+        let mut lap = || {
+            let now = std::time::Instant::now();
+            let seconds = (now - clock).as_secs_f64();
+            clock = now;
+            seconds
+        };
         let step = u32::try_from(self.step).map_err(|_| PrimeError::Input("too many steps".into()))?;
         let length = self.config.length;
         let windows: Vec<&[u32]> = (0..self.settings.batch_size as u32)
             .map(|row| corpus.random_window(&self.rng, step, row, length))
             .collect();
         let batch = NoisedBatch::draw(&windows, self.objective.codec(), &self.rng, step, NoiseSchedule::Training);
+        let data = lap();
         let device = self.model.device();
         let constants = self.model.constants();
         let logits = self.model.forward(&constants, batch.input(&device), None);
@@ -161,10 +192,14 @@ impl Trainer {
         if !value.is_finite() {
             return Err(PrimeError::Training(format!("the loss is {value} at step {}", self.step)));
         }
+        let forward = lap();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let backward = lap();
         let lr = self.settings.schedule.at(self.step);
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
+        let optimizer = lap();
         self.ema = ema::update(self.ema.clone(), &self.model.valid(), self.settings.ema_decay);
+        self.times = StepTimes { data, forward, backward, optimizer, ema: lap() };
         self.step += 1;
         Ok(value)
     }
