@@ -28,7 +28,8 @@ pub fn run(args: &TokenizerArgs) -> Result<()> {
     ensure!(args.vocab > 256, "--vocab must exceed the 256 byte tokens, got {}", args.vocab);
     ensure!(args.corpus.is_file(), "corpus {} not found (run `prime-train corpus` first)", args.corpus.display());
     let tokenizer = train(&args.corpus, args.vocab)?;
-    tokenizer.save(&args.out, false).map_err(|e| anyhow!("cannot write {}: {e}", args.out.display()))?;
+    let json = tokenizer.to_string(false).map_err(|e| anyhow!("cannot serialise the tokenizer: {e}"))?;
+    prime_core::output::FileOutput::write_all_to(&args.out, json.as_bytes())?;
     prime_native::say!("{} tokens written to {}", tokenizer.get_vocab_size(true), args.out.display())?;
     Ok(())
 }
