@@ -1,7 +1,7 @@
 //! The training loss (spec §5.1) and the marginalised validation bound (spec §5.3), both on the
 //! carry-over-filtered output distribution, written with tensor ops so autodiff sees them.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::corpus::TokenCorpus;
 use super::noise::{NoiseSchedule, NoisedBatch};
@@ -29,8 +29,10 @@ pub struct Objective {
 struct BatchTensors {
     /// Clean digit j of every token, (B, L, 1) each.
     clean_digits: Vec<Tensor<3>>,
-    /// 1 where digit j is revealed, (B, L, 1) each.
-    revealed: Vec<Tensor<3>>,
+    /// 1 where digit j is revealed, (B, L, 1) each (for the marginal bound's weights).
+    revealed_weight: Vec<Tensor<3>>,
+    /// True where digit j is revealed, (B, L, 1) each.
+    revealed: Vec<Tensor<3, Bool>>,
     /// Clean token ids, (B, L, 1).
     clean: Tensor<3, Int>,
     /// 1/t per row, (B, 1, 1).
@@ -76,7 +78,7 @@ impl Objective {
         let filtered = self.filter(logits.narrow(2, 0, self.vocab), &b);
         let log_p = filtered.clone() - logsumexp(filtered);
         let mut total = Tensor::<3>::zeros([rows, length, 1], &device);
-        for ((table, clean), revealed) in self.digit_tables.iter().zip(&b.clean_digits).zip(&b.revealed) {
+        for ((table, clean), revealed) in self.digit_tables.iter().zip(&b.clean_digits).zip(&b.revealed_weight) {
             let other = differs(table, clean, [rows, length, self.vocab]);
             let marginal = logsumexp(log_p.clone() - other * EXCLUDED);
             total = total - marginal * (revealed.clone().neg() + 1.0);
@@ -84,30 +86,45 @@ impl Objective {
         (total * b.inverse_time).sum_dim(1).reshape([rows])
     }
 
-    /// Logits with every token inconsistent with the revealed digits pushed to −1e4 below.
+    /// Logits with every token inconsistent with the revealed digits set to −1e4 (the clean
+    /// token is always consistent, so the maximum stays a real logit and the excluded terms'
+    /// exponentials are exactly 0). The mask is built in one-byte booleans and applied in one
+    /// pass: the float penalty sum it replaces took five passes of four bytes per digit over
+    /// the B × L × V logits.
     fn filter(&self, logits: Tensor<3>, b: &BatchTensors) -> Tensor<3> {
         let shape = logits.dims();
-        let mut penalty = Tensor::<3>::zeros(shape, &logits.device());
+        let mut excluded: Option<Tensor<3, Bool>> = None;
         for ((table, clean), revealed) in self.digit_tables.iter().zip(&b.clean_digits).zip(&b.revealed) {
-            penalty = penalty + differs(table, clean, shape) * revealed.clone().expand(shape);
+            let differs = table.clone().expand(shape).not_equal(clean.clone().expand(shape));
+            let here = differs.bool_and(revealed.clone().expand(shape));
+            excluded = Some(match excluded {
+                Some(before) => before.bool_or(here),
+                None => here,
+            });
         }
-        logits - penalty * EXCLUDED
+        match excluded {
+            Some(mask) => logits.mask_fill(mask, -EXCLUDED),
+            None => logits,
+        }
     }
 
     fn upload(&self, batch: &NoisedBatch, device: &Device) -> BatchTensors {
         let (rows, length, ell) = (batch.batch, batch.length, self.codec.digits());
         let column = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [rows, length, 1]), device);
         let mut clean_digits = Vec::with_capacity(ell);
+        let mut revealed_weight = Vec::with_capacity(ell);
         let mut revealed = Vec::with_capacity(ell);
         for j in 0..ell {
             clean_digits.push(column(batch.clean.iter().map(|&t| self.codec.digit(t, j) as f32).collect()));
-            let slots = batch.masked.iter().skip(j).step_by(ell);
-            revealed.push(column(slots.map(|&m| if m { 0.0 } else { 1.0 }).collect()));
+            let slots: Vec<bool> = batch.masked.iter().skip(j).step_by(ell).map(|&m| !m).collect();
+            revealed_weight.push(column(slots.iter().map(|&r| if r { 1.0 } else { 0.0 }).collect()));
+            revealed.push(Tensor::from_data(TensorData::new(slots, [rows, length, 1]), device));
         }
         let clean: Vec<i64> = batch.clean.iter().map(|&t| i64::from(t)).collect();
         let inverse: Vec<f32> = batch.times.iter().map(|t| 1.0 / t).collect();
         BatchTensors {
             clean_digits,
+            revealed_weight,
             revealed,
             clean: Tensor::from_data(TensorData::new(clean, [rows, length, 1]), device),
             inverse_time: Tensor::from_data(TensorData::new(inverse, [rows, 1, 1]), device),

@@ -1,9 +1,13 @@
 //! Training: the objective and bound on a known case, loss reduction, exact resume, export.
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 use prime_core::network::Network;
-use prime_core::train::{LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, initial_weights, validation_bound};
+use prime_core::rng::{CounterRng, Stream};
+use prime_core::train::{
+    LearningRateSchedule, NoiseSchedule, NoisedBatch, Objective, TokenCorpus, TrainSettings, Trainer, initial_weights,
+    validation_bound,
+};
 use prime_core::weights::{WeightFile, to_safetensors};
 use prime_core::{ModelClass, ModelConfig};
 use prime_tests::TempDir;
@@ -47,6 +51,40 @@ fn patterned_corpus(vocab: u32, n: usize) -> Vec<u32> {
 
 fn weights_of(network: &Network) -> Vec<(String, Vec<f32>)> {
     network.export().expect("export").into_iter().map(|(n, t)| (n, t.data)).collect()
+}
+
+/// The training loss on random logits equals the loss computed here position by position, in
+/// f64, from its definition: mean over positions of (log Σ_{v consistent} e^{z_v} − z_clean)/t,
+/// where v is consistent when it agrees with every revealed digit of the clean token.
+#[test]
+fn the_training_loss_is_its_definition() {
+    let rng = CounterRng::new(5);
+    for (ell, vocab) in [(2, 64u32), (3, 100), (1, 50)] {
+        let class = if ell == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT };
+        let config = config(class, ell, vocab);
+        let codec = config.codec().unwrap();
+        let device = Device::flex().autodiff();
+        let objective = Objective::new(&config, &device).unwrap();
+        let corpus = patterned_corpus(vocab, 4 * 16);
+        let windows: Vec<&[u32]> = corpus.chunks(16).collect();
+        let batch = NoisedBatch::draw(&windows, &codec, &rng, 3, NoiseSchedule::Training);
+        let width = config.output_width();
+        let values: Vec<f32> =
+            (0..4 * 16 * width as u32).map(|i| 4.0 * rng.uniform(Stream::Init, 9, 9, i) - 2.0).collect();
+        let logits = Tensor::<3>::from_data(TensorData::new(values.clone(), [4, 16, width]), &device);
+        let got = objective.training_loss(logits, &batch).into_data().to_vec::<f32>().unwrap()[0];
+        let mut want = 0.0f64;
+        for p in 0..4 * 16 {
+            let clean = batch.clean[p];
+            let revealed = |j: usize| !batch.masked[p * ell + j];
+            let consistent = |v: u32| (0..ell).all(|j| !revealed(j) || codec.digit(v, j) == codec.digit(clean, j));
+            let z = |v: u32| f64::from(values[p * width + v as usize]);
+            let lse = (0..vocab).filter(|&v| consistent(v)).map(|v| z(v).exp()).sum::<f64>().ln();
+            want += (lse - z(clean)) / f64::from(batch.times[p / 16]);
+        }
+        want /= 64.0;
+        assert!((f64::from(got) - want).abs() <= 1e-4 * want.abs().max(1.0), "ℓ={ell}: {got} vs {want}");
+    }
 }
 
 #[test]
