@@ -5,6 +5,7 @@
 //! `prime generate` loads — with `training.json` holding the measured figures.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -67,7 +68,8 @@ pub struct TrainArgs {
     /// Write a checkpoint every this many steps.
     #[arg(long, default_value_t = 100)]
     checkpoint_every: usize,
-    /// Stop (with a checkpoint) after this many minutes; run again to resume.
+    /// Stop (with a checkpoint) after this many minutes; Ctrl-C stops the same way. Run the
+    /// same command again to resume.
     #[arg(long)]
     minutes: Option<f64>,
     #[command(flatten)]
@@ -152,8 +154,25 @@ struct TrainingReport<'a> {
 const CHECKPOINT: &str = "checkpoint";
 const RUN_LOG: &str = "run.json";
 
+/// Set by the first Ctrl-C: the run stops after the step in progress, with a checkpoint.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C once stops the run after the current step and writes a checkpoint; twice exits at
+/// once (every checkpoint file is renamed into place whole, so none is left half-written).
+fn stop_on_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting without a new checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)");
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
 /// Runs `prime-train train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
+    stop_on_ctrl_c()?;
     let compute = args.device.open()?;
     let device = compute.device.clone();
     let data = match &args.images {
@@ -203,7 +222,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps · ETA {eta} · {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(trainer.step() as u64);
@@ -216,7 +235,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
     let tokens_per_step = trainer.settings().batch_size.saturating_mul(config.length);
     while trainer.step() < total {
-        if budget.is_some_and(|b| started.elapsed() >= b) {
+        if budget.is_some_and(|b| started.elapsed() >= b) || STOP.load(Ordering::SeqCst) {
             break;
         }
         let loss = trainer.train_step(&train)?;

@@ -768,3 +768,82 @@ fn train_bench_reports_its_figures() {
         assert!(v["cores_used"].as_f64().is_some_and(|c| c > 0.0), "{v}");
     }
 }
+
+/// Ctrl-C stops a training run after its current step with a checkpoint, and the same command
+/// resumes from that step.
+#[test]
+#[cfg(unix)]
+fn ctrl_c_stops_training_with_a_checkpoint_that_resumes() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("prime-cli-ctrl-c-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let text = "It was a truth universally acknowledged, that a single man in possession of a good fortune, \
+                must be in want of a wife.\n"
+        .repeat(40);
+    std::fs::write(corpus.join("train.txt"), &text).unwrap();
+    std::fs::write(corpus.join("valid.txt"), &text).unwrap();
+    let tokenizer = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/prime/tokenizer.json");
+    let run = dir.join("run");
+    let (corpus, tokenizer, run) = (corpus.to_str().unwrap(), tokenizer.to_str().unwrap(), run.to_str().unwrap());
+    let args = [
+        "train",
+        "--corpus",
+        corpus,
+        "--tokenizer",
+        tokenizer,
+        "--out",
+        run,
+        "--hidden",
+        "32",
+        "--blocks",
+        "1",
+        "--heads",
+        "2",
+        "--cond",
+        "16",
+        "--length",
+        "16",
+        "--batch",
+        "2",
+        "--steps",
+        "1000000",
+        "--device",
+        "cpu",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prime-train runs");
+    // The summary line comes after the handler is installed, just before the first step.
+    let mut progress = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while progress.read_line(&mut line).unwrap() > 0 && !line.contains("parameters") {
+        line.clear();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut progress, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success() && rest.contains("Ctrl-C: stopping"), "{status:?}: {rest}");
+    let stopped: usize = rest
+        .split("stopped at step ")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stop line: {rest}"));
+    assert!(stopped > 0, "{rest}");
+    // Resumed, it takes up at that step (and stops at once: a budget of no time).
+    let resumed = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(args.iter().chain(&["--minutes", "0.0000001"]))
+        .output()
+        .expect("prime-train runs");
+    let err = stderr(&resumed);
+    assert!(resumed.status.success(), "{err}");
+    assert!(err.contains(&format!("at step {stopped} of 1000000")), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
