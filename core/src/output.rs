@@ -42,14 +42,15 @@ pub struct FileOutput {
 impl FileOutput {
     /// Starts writing `path`.
     pub fn create(path: &Path) -> Result<Self> {
-        let special = std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file() && !m.is_symlink() && !m.is_dir());
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        let kind = std::fs::symlink_metadata(path).map(|m| m.file_type()).ok();
+        if kind.is_some_and(|k| k.is_dir()) {
             return Err(PrimeError::Output {
                 path: path.to_path_buf(),
                 reason: "is a folder; give a file path".into(),
             });
         }
-        if special {
+        // A device or pipe is written directly; a regular file or a symlink is replaced.
+        if kind.is_some_and(|k| !k.is_file() && !k.is_symlink()) {
             let file = OpenOptions::new().write(true).open(path).map_err(|e| PrimeError::io(path, e))?;
             return Ok(Self { path: path.to_path_buf(), temp: None, out: BufWriter::new(file) });
         }

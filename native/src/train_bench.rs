@@ -98,19 +98,12 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
     let cpu_before = process_cpu_seconds();
     let started = std::time::Instant::now();
     let mut ms = Vec::with_capacity(args.steps);
-    let mut phases = StepTimes::default();
+    let mut phases = Vec::with_capacity(args.steps);
     for _ in 0..args.steps {
         let step = std::time::Instant::now();
         trainer.train_step(&corpus)?;
         ms.push(step.elapsed().as_secs_f64() * 1e3);
-        let t = trainer.last_step_times();
-        phases = StepTimes {
-            data: phases.data + t.data,
-            forward: phases.forward + t.forward,
-            backward: phases.backward + t.backward,
-            optimizer: phases.optimizer + t.optimizer,
-            ema: phases.ema + t.ema,
-        };
+        phases.push(trainer.last_step_times());
         bar.inc(1);
         bar.set_message(format!("{:.0} ms/step", ms[ms.len() - 1]));
     }
@@ -135,13 +128,7 @@ pub fn run(args: &TrainBenchArgs) -> Result<()> {
         ms_per_step_max: ms[ms.len() - 1],
         tokens_per_second: (args.batch * config.length) as f64 * n / wall,
         cores_used,
-        phases: StepTimes {
-            data: phases.data / n,
-            forward: phases.forward / n,
-            backward: phases.backward / n,
-            optimizer: phases.optimizer / n,
-            ema: phases.ema / n,
-        },
+        phases: StepTimes::mean(&phases),
     };
     report(&figures);
     if args.json {

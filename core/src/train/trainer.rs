@@ -100,6 +100,21 @@ pub struct StepTimes {
     pub ema: f64,
 }
 
+impl StepTimes {
+    /// The mean of each phase over `steps` (zero for none).
+    pub fn mean(steps: &[StepTimes]) -> Self {
+        let n = steps.len().max(1) as f64;
+        let total = |phase: fn(&StepTimes) -> f64| steps.iter().map(phase).sum::<f64>() / n;
+        Self {
+            data: total(|t| t.data),
+            forward: total(|t| t.forward),
+            backward: total(|t| t.backward),
+            optimizer: total(|t| t.optimizer),
+            ema: total(|t| t.ema),
+        }
+    }
+}
+
 /// A training run in memory.
 pub struct Trainer {
     config: ModelConfig,
