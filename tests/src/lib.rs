@@ -144,3 +144,26 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A one-block model small enough for any test: hidden 32 (2 heads), L = 16, carry-over on;
+/// ℓ = 1 is MDLM's DiT, ℓ ≥ 2 MDM-Prime's Perceiver DiT. Tests change fields as they need.
+pub fn tiny_config(subtokens: usize, vocab: u32) -> prime_core::ModelConfig {
+    use prime_core::ModelClass;
+    prime_core::ModelConfig {
+        model_class: if subtokens == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT },
+        vocab_size: vocab,
+        subtokens,
+        base: None,
+        hidden_size: 32,
+        n_blocks: 1,
+        n_heads: 2,
+        cond_dim: 16,
+        length: 16,
+        mlp_ratio: 2,
+        layer_norm_eps: 1e-5,
+        rope_base: 10000.0,
+        frequency_embedding_size: 32,
+        carry_over: true,
+        image: None,
+    }
+}

@@ -387,24 +387,33 @@ pub mod host {
             Some(None) => return Err(Box::new(y)),
             g => g.flatten(),
         };
-        let Some(mut out) = flex(&y) else { return Err(Box::new(y)) };
         let (b, g) = (bias.as_ref().map(values), gated.as_ref().map(|(x, g)| (values(x), values(g))));
         if b.is_some_and(|b| b.len() != w) || g.is_some_and(|(x, g)| x.len() != n * w || g.len() != w) {
             return Err(Box::new(y));
         }
-        // With `y` gone, `out` holds the buffer alone unless another tensor shares it.
-        drop(y);
-        if out.try_storage_mut::<f32>().is_none() || out.layout().start_offset() != 0 {
-            let mut fresh = FlexTensor::empty(Shape::new([n, w]), DType::F32);
-            fresh.storage_mut::<f32>()[..n * w].copy_from_slice(values(&out));
-            out = fresh;
-        }
+        let mut out = owned(y)?;
         let chunk = (TASK / w.max(1)).max(1) * w.max(1);
         out.storage_mut::<f32>()[..n * w].par_chunks_mut(chunk).enumerate().for_each(|(i, rows)| {
             let residual = g.map(|(x, g)| (&x[i * chunk..i * chunk + rows.len()], g));
             vectorised(Task { op, rows, bias: b, residual, width: w });
         });
         Ok(Tensor::from_primitive::<Flex>(out))
+    }
+
+    /// The buffer of `t` to write in place: its own where `t` is a plain contiguous f32
+    /// burn-flex tensor that holds its buffer alone, else a copy; `t` back where it is not a
+    /// plain f32 burn-flex tensor.
+    pub(crate) fn owned(t: Tensor<2>) -> Result<FlexTensor, Box<Tensor<2>>> {
+        let Some(mut out) = flex(&t) else { return Err(Box::new(t)) };
+        // With `t` gone, `out` holds the buffer alone unless another tensor shares it.
+        let dims = t.dims();
+        drop(t);
+        if out.try_storage_mut::<f32>().is_none() || out.layout().start_offset() != 0 {
+            let mut fresh = FlexTensor::empty(Shape::new(dims), DType::F32);
+            fresh.storage_mut::<f32>()[..dims[0] * dims[1]].copy_from_slice(values(&out));
+            out = fresh;
+        }
+        Ok(out)
     }
 
     /// One parallel task: rows of the output, in place, and what the pass reads beside them.
@@ -447,13 +456,15 @@ pub mod host {
 
     /// A loop to compile for the widest vector unit the CPU has: [`vectorised`] inlines `run`
     /// into a function built for that unit, so the loop's arithmetic is vectorised for it.
-    trait Kernel {
+    pub(crate) trait Kernel {
+        /// What the loop returns.
         type Output;
+        /// The loop.
         fn run(self) -> Self::Output;
     }
 
     /// Runs `kernel` built for AVX-512, AVX2 + FMA or the baseline, whichever this CPU has.
-    fn vectorised<K: Kernel>(kernel: K) -> K::Output {
+    pub(crate) fn vectorised<K: Kernel>(kernel: K) -> K::Output {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {

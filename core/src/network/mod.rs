@@ -206,6 +206,12 @@ impl Network {
         }
     }
 
+    /// The output head's vocabulary blocks, in order (their outputs side by side are the
+    /// logits).
+    pub fn output_head(&self) -> &[Linear] {
+        &self.output
+    }
+
     /// Runs the network up to the output head: the final layer's normalised, modulated hidden
     /// state (B·L, D) of sub-token ids (B, ℓ·L). See [`Network::forward`].
     pub fn hidden(&self, k: &NetworkConstants, ids: Tensor<2, Int>, mut trace: Option<&mut Trace>) -> Tensor<2> {

@@ -7,6 +7,7 @@
 
 mod corpus;
 mod ema;
+pub mod head_loss;
 mod init;
 mod noise;
 mod objective;
@@ -16,6 +17,6 @@ mod trainer;
 pub use corpus::TokenCorpus;
 pub use init::initial_weights;
 pub use noise::{NoiseSchedule, NoisedBatch};
-pub use objective::{BoundEstimate, Objective, validation_bound};
+pub use objective::{BoundEstimate, Objective, RowTargets, validation_bound};
 pub use schedule::LearningRateSchedule;
 pub use trainer::{StepTimes, TrainSettings, Trainer};

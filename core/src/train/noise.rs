@@ -82,6 +82,19 @@ impl NoisedBatch {
         out
     }
 
+    /// The rows `range` of the batch (whole sequences), as a batch of their own.
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        let (tokens, slots) = (self.length, self.masked.len() / self.batch.max(1));
+        Self {
+            batch: range.len(),
+            length: self.length,
+            noised: self.noised[range.start * slots..range.end * slots].to_vec(),
+            clean: self.clean[range.start * tokens..range.end * tokens].to_vec(),
+            masked: self.masked[range.start * slots..range.end * slots].to_vec(),
+            times: self.times[range].to_vec(),
+        }
+    }
+
     /// The noised sub-token ids as a (B, ℓL) tensor.
     pub fn input(&self, device: &Device) -> Tensor<2, Int> {
         let ids: Vec<i64> = self.noised.iter().map(|&v| i64::from(v)).collect();

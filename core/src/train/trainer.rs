@@ -5,9 +5,10 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, grad_clipping::GradientClippingConfig};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::corpus::TokenCorpus;
@@ -126,6 +127,8 @@ pub struct Trainer {
     rng: CounterRng,
     step: usize,
     times: StepTimes,
+    /// Slices of the batch run side by side (on the CPU, one per core; elsewhere 1).
+    shards: usize,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -147,9 +150,31 @@ impl Trainer {
         )?;
         let ema = model.valid();
         let optimizer = optimizer(&settings);
-        let objective = Objective::new(&config, &device.clone().autodiff())?;
+        let objective = Objective::new(&config)?;
         let rng = CounterRng::new(settings.seed);
-        Ok(Self { config, settings, model, ema, optimizer, objective, rng, step: 0, times: StepTimes::default() })
+        // burn-flex runs most elementwise ops on one core: slices of the batch on every core
+        // keep them all busy. A GPU queue gains nothing from it.
+        let shards = if *device == Device::flex() { rayon::current_num_threads() } else { 1 };
+        Ok(Self {
+            config,
+            settings,
+            model,
+            ema,
+            optimizer,
+            objective,
+            rng,
+            step: 0,
+            times: StepTimes::default(),
+            shards,
+        })
+    }
+
+    /// Runs each batch as `shards` slices side by side (at least 1; by default one per core
+    /// on the CPU and 1 on a GPU). The step's loss and gradients are the same up to rounding.
+    #[must_use]
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
+        self
     }
 
     /// Steps taken so far.
@@ -199,17 +224,43 @@ impl Trainer {
             .collect();
         let batch = NoisedBatch::draw(&windows, self.objective.codec(), &self.rng, step, NoiseSchedule::Training);
         let data = lap();
-        let device = self.model.device();
-        let constants = self.model.constants();
-        let logits = self.model.forward(&constants, batch.input(&device), None);
-        let loss = self.objective.training_loss(logits, &batch);
-        let value = read_f32(loss.clone().detach(), "the loss")?.first().copied().unwrap_or(f32::NAN);
+        let shards = self.shards.min(batch.batch).max(1);
+        let passes: Vec<Result<ShardPass>> = if shards == 1 {
+            vec![shard_pass(&self.model, &self.objective, &batch, 1.0)]
+        } else {
+            (0..shards)
+                .into_par_iter()
+                .map(|s| {
+                    let rows = batch.rows(s * batch.batch / shards..(s + 1) * batch.batch / shards);
+                    let share = rows.batch as f32 / batch.batch as f32;
+                    // Its own copy of the parameters (same ids, a graph of its own), so the
+                    // shards' graphs stay apart and run their backward passes side by side.
+                    let model = self.model.clone().fork(&self.model.device());
+                    shard_pass(&model, &self.objective, &rows, share)
+                })
+                .collect()
+        };
+        let wall = lap();
+        let mut value = 0.0;
+        let mut forward = 0.0;
+        let mut grads: Option<GradientsParams> = None;
+        for pass in passes {
+            let pass = pass?;
+            value += pass.loss;
+            forward += pass.forward / shards as f64;
+            grads = Some(match grads {
+                Some(mut total) => {
+                    self.model.visit(&mut AddGradients { total: &mut total, from: pass.grads });
+                    total
+                }
+                None => pass.grads,
+            });
+        }
         if !value.is_finite() {
             return Err(PrimeError::Training(format!("the loss is {value} at step {}", self.step)));
         }
-        let forward = lap();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let backward = lap();
+        let grads = grads.unwrap_or_default();
+        let backward = wall + lap() - forward;
         let lr = self.settings.schedule.at(self.step);
         self.model = self.optimizer.step(lr, self.model.clone(), grads);
         let optimizer = lap();
@@ -252,6 +303,45 @@ impl Trainer {
             optimizer(&run.settings).load(dir.join(OPTIMIZER_FILE)).map_err(|e| record(OPTIMIZER_FILE, e))?;
         run.step = state.step;
         Ok(run)
+    }
+}
+
+/// One slice of a batch, through the network and back.
+struct ShardPass {
+    /// Its share of the loss.
+    loss: f32,
+    /// Its share of the gradients.
+    grads: GradientsParams,
+    /// Seconds of the forward pass.
+    forward: f64,
+}
+
+/// The forward and backward pass of `model` on `batch`, the loss scaled by `share` (the slice's
+/// fraction of the step's rows, so that the slices' losses and gradients add up to the step's).
+fn shard_pass(model: &Network, objective: &Objective, batch: &NoisedBatch, share: f32) -> Result<ShardPass> {
+    let clock = std::time::Instant::now();
+    let constants = model.constants();
+    let hidden = model.hidden(&constants, batch.input(&model.device()), None);
+    let loss = objective.head_loss(model.output_head(), hidden, batch, share);
+    let value = read_f32(loss.clone().detach(), "the loss")?.first().copied().unwrap_or(f32::NAN);
+    let forward = clock.elapsed().as_secs_f64();
+    Ok(ShardPass { loss: value, grads: GradientsParams::from_grads(loss.backward(), model), forward })
+}
+
+/// Adds the gradients in `from` to those in `total`, parameter by parameter.
+struct AddGradients<'a> {
+    total: &'a mut GradientsParams,
+    from: GradientsParams,
+}
+
+impl ModuleVisitor for AddGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let Some(more) = self.from.remove::<D>(param.id) else { return };
+        let sum = match self.total.remove::<D>(param.id) {
+            Some(before) => before + more,
+            None => more,
+        };
+        self.total.register::<D>(param.id, sum);
     }
 }
 

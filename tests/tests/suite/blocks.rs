@@ -19,28 +19,12 @@ use prime_core::{
     Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, NetworkInput, SamplerSettings,
     StepEvent, Tokens,
 };
-use prime_tests::backends;
+use prime_tests::{backends, tiny_config};
 use safetensors::Dtype;
 
 /// A small model with a large vocabulary, so that a small limit cuts its head and logits.
 fn config(class: ModelClass, subtokens: usize, length: usize) -> ModelConfig {
-    ModelConfig {
-        model_class: class,
-        vocab_size: 1000,
-        subtokens,
-        base: None,
-        hidden_size: 16,
-        n_blocks: 1,
-        n_heads: 2,
-        cond_dim: 16,
-        length,
-        mlp_ratio: 2,
-        layer_norm_eps: 1e-5,
-        rope_base: 10000.0,
-        frequency_embedding_size: 32,
-        carry_over: true,
-        image: None,
-    }
+    ModelConfig { model_class: class, hidden_size: 16, length, ..tiny_config(subtokens, 1000) }
 }
 
 /// (name, config, limit): ℓ = 2 with 8 KB (head in 8 blocks, logits in rows of 2), MDLM with

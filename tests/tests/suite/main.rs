@@ -16,3 +16,4 @@ mod module_graph;
 mod sampler;
 mod shipped_models;
 mod training;
+mod training_gradients;
