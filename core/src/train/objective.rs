@@ -41,6 +41,24 @@ pub struct RowTargets {
     pub weight: Vec<f32>,
 }
 
+impl RowTargets {
+    /// The rows with at least one masked digit (the others add 0 to the loss).
+    pub fn live_rows(&self) -> Vec<usize> {
+        let ell = self.revealed.len() / self.clean.len().max(1);
+        (0..self.clean.len()).filter(|&n| self.revealed[n * ell..(n + 1) * ell].iter().any(|r| !r)).collect()
+    }
+
+    /// The rows `rows`, in that order.
+    pub fn rows(&self, rows: &[usize]) -> Self {
+        let ell = self.revealed.len() / self.clean.len().max(1);
+        Self {
+            clean: rows.iter().map(|&n| self.clean[n]).collect(),
+            revealed: rows.iter().flat_map(|&n| self.revealed[n * ell..(n + 1) * ell].iter().copied()).collect(),
+            weight: rows.iter().map(|&n| self.weight[n]).collect(),
+        }
+    }
+}
+
 /// Per-row tensors of one batch (N = B·L rows), uploaded.
 pub(super) struct RowTensors {
     /// Clean digit j of every row, (N, 1) each.
