@@ -132,6 +132,31 @@ struct RunLog {
     seconds: f64,
     /// (step, mean loss over the steps since the previous entry).
     losses: Vec<(usize, f64)>,
+    /// Fingerprint of the tokenizer a text run trains with (see [`Data::fingerprint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tokenizer: Option<String>,
+}
+
+/// Each field where `checkpoint` and `requested` differ, as `name = checkpoint's value (these
+/// flags: requested value)`.
+fn differences<T: Serialize>(checkpoint: &T, requested: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(was)), Ok(serde_json::Value::Object(now))) =
+        (serde_json::to_value(checkpoint), serde_json::to_value(requested))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, value) in &was {
+        let other = now.get(name).unwrap_or(&serde_json::Value::Null);
+        match (value, other) {
+            (serde_json::Value::Object(_), serde_json::Value::Object(_)) => {
+                out.extend(differences(value, other).into_iter().map(|d| format!("{name}.{d}")))
+            }
+            _ if value != other => out.push(format!("{name} = {value} (these flags: {other})")),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// What `model/training.json` records.
@@ -182,11 +207,44 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         ),
     };
     let checkpoint = args.out.join(CHECKPOINT);
+    let log_path = args.out.join(RUN_LOG);
+    let mut log: RunLog = match std::fs::read_to_string(&log_path) {
+        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", log_path.display()))?,
+        Err(_) => RunLog::default(),
+    };
+    let fingerprint = data.fingerprint();
+    if let (Some(was), Some(now)) = (&log.tokenizer, &fingerprint) {
+        ensure!(
+            was == now,
+            "{} was trained with another tokenizer than {} (fingerprint {was}, this one {now}): pass the run's \
+             own --tokenizer, or start a new run in another --out",
+            args.out.display(),
+            args.tokenizer.display()
+        );
+    }
+    log.tokenizer = fingerprint;
     let mut trainer = if checkpoint.join("trainer.json").is_file() {
         let mut t = Trainer::resume(&checkpoint, &device)?;
+        let differences = differences(t.config(), &model_config(args, &data)?)
+            .into_iter()
+            .chain(differences(
+                t.settings(),
+                &TrainSettings {
+                    schedule: LearningRateSchedule { total: t.settings().schedule.total, ..settings(args).schedule },
+                    ..settings(args)
+                },
+            ))
+            .collect::<Vec<_>>();
+        ensure!(
+            differences.is_empty(),
+            "{} holds a run of another model or settings ({}): resume with the run's own flags (a larger --steps \
+             extends it), or start a new run in another --out",
+            checkpoint.display(),
+            differences.join("; ")
+        );
         t.extend_to(args.steps);
         eprintln!(
-            "resuming {} at step {} of {} (the checkpoint's settings apply; a larger --steps extends the run)",
+            "resuming {} at step {} of {} (a larger --steps extends the run)",
             checkpoint.display(),
             t.step(),
             t.settings().schedule.total
@@ -202,11 +260,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         .and_then(|b| b.check_batch(&config, trainer.settings().batch_size))
         .with_context(|| format!("training on {}", DeviceArgs::describe(&compute)))?;
     let (train, valid) = data.splits(args, &config)?;
-    let log_path = args.out.join(RUN_LOG);
-    let mut log: RunLog = match std::fs::read_to_string(&log_path) {
-        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", log_path.display()))?,
-        Err(_) => RunLog::default(),
-    };
     let total = trainer.settings().schedule.total;
     let parameters = trainer.ema().num_params();
     eprintln!(
@@ -335,6 +388,15 @@ impl Data {
                 Ok((pixels(train, train.len())?, pixels(valid, args.valid_images)?))
             }
         }
+    }
+
+    /// A fingerprint of the tokenizer (FNV-1a, 64 bits, of its bytes) that tells runs on two
+    /// tokenizers apart; `None` for images, whose grid is checked instead.
+    fn fingerprint(&self) -> Option<String> {
+        let Self::Text(bytes) = self else { return None };
+        let hash =
+            bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        Some(format!("fnv1a64:{hash:016x}"))
     }
 
     /// The tokenizer the exported model carries.

@@ -845,5 +845,35 @@ fn ctrl_c_stops_training_with_a_checkpoint_that_resumes() {
     let err = stderr(&resumed);
     assert!(resumed.status.success(), "{err}");
     assert!(err.contains(&format!("at step {stopped} of 1000000")), "{err}");
+    // Another shape, another setting or another tokenizer on that run folder is an error that
+    // names the difference, and the checkpoint is kept.
+    let other_tokenizer = dir.join("other-tokenizer.json");
+    let mut bytes = std::fs::read(tokenizer).unwrap();
+    bytes.extend_from_slice(b"\n");
+    std::fs::write(&other_tokenizer, bytes).unwrap();
+    let other_tokenizer = other_tokenizer.to_str().unwrap();
+    let edits: [(&[&str], &str); 3] = [
+        (&["--hidden", "64"], "hidden_size = 32 (these flags: 64)"),
+        (&["--lr", "0.5"], "schedule.peak"),
+        (&["--tokenizer", other_tokenizer], "another tokenizer"),
+    ];
+    for (edit, want) in edits {
+        let mut changed: Vec<&str> = args.to_vec();
+        for pair in edit.chunks(2) {
+            match changed.iter().position(|a| *a == pair[0]) {
+                Some(i) => changed[i + 1] = pair[1],
+                None => changed.extend_from_slice(pair),
+            }
+        }
+        let refused = Command::new(env!("CARGO_BIN_EXE_prime-train")).args(&changed).output().unwrap();
+        let err = stderr(&refused);
+        assert!(!refused.status.success() && err.contains(want), "{edit:?}: {err}");
+    }
+    let again = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(args.iter().chain(&["--minutes", "0.0000001"]))
+        .output()
+        .unwrap();
+    let kept = err.split("stopped at step ").nth(1).and_then(|s| s.split('/').next()).unwrap_or("?");
+    assert!(stderr(&again).contains(&format!("at step {kept} of 1000000")), "{kept}: {}", stderr(&again));
     let _ = std::fs::remove_dir_all(&dir);
 }
