@@ -178,12 +178,12 @@ pub mod host {
 
     /// The tensor's burn-flex primitive when it is a plain contiguous f32 burn-flex tensor (the
     /// conversion refuses autodiff ones).
-    fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    pub(crate) fn flex<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
         flex_any(t).filter(FlexTensor::is_contiguous)
     }
 
     /// [`flex`] in any layout.
-    fn flex_any<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    pub(crate) fn flex_any<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
         let t = t.clone().try_into_primitive::<Flex>().ok()?;
         (t.dtype() == DType::F32).then_some(t)
     }
@@ -363,7 +363,8 @@ pub mod host {
         Ok([part(0), part(1), part(2)])
     }
 
-    fn values(t: &FlexTensor) -> &[f32] {
+    /// The values of a contiguous f32 burn-flex tensor.
+    pub(crate) fn values(t: &FlexTensor) -> &[f32] {
         let start = t.layout().start_offset();
         &t.storage::<f32>()[start..start + t.layout().num_elements()]
     }

@@ -24,24 +24,102 @@ use crate::network::{Linear, fused};
 ///
 /// Positions whose digits are all revealed add exactly 0 to the loss and its gradient, so only
 /// the others go through the head (a third of the positions are fully revealed on average at
-/// ℓ = 2, half at ℓ = 1).
+/// ℓ = 2, half at ℓ = 1). On burn-flex, positions with revealed digits whose consistent tokens
+/// are few (see [`narrow_rows`]) are scored on those tokens alone ([`host::narrow_rows`]).
 pub(super) fn head_loss(head: &[Linear], hidden: Tensor<2>, targets: &RowTargets, objective: &Objective) -> Tensor<1> {
     let live = targets.live_rows();
     if live.is_empty() {
         // Nothing to score: a zero loss that is still part of the graph.
         return hidden.sum() * 0.0;
     }
-    let index = |device: &Device| {
-        let ids: Vec<i64> = live.iter().map(|&n| n as i64).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(ids, [live.len()]), device)
+    #[cfg(not(target_family = "wasm"))]
+    let narrow = match head {
+        [only] if host::plain(&only.weight_t.val().inner()) => narrow_rows(targets, &live, objective),
+        _ => Vec::new(),
     };
-    let (hidden, targets) = match live.len() == targets.clean.len() {
-        true => (hidden, targets.clone()),
-        false => (hidden.clone().select(0, index(&hidden.device())), targets.rows(&live)),
+    #[cfg(target_family = "wasm")]
+    let narrow: Vec<usize> = Vec::new();
+    let dense: Vec<usize> = live.iter().copied().filter(|n| narrow.binary_search(n).is_err()).collect();
+    let rows = targets.clean.len();
+    let pick = |t: &Tensor<2>, subset: &[usize]| match subset.len() == rows {
+        true => t.clone(),
+        false => {
+            let ids: Vec<i64> = subset.iter().map(|&n| n as i64).collect();
+            t.clone().select(0, Tensor::<1, Int>::from_data(TensorData::new(ids, [subset.len()]), &t.device()))
+        }
     };
-    let h = hidden.clone().inner();
     let parts: Vec<(Tensor<2>, Option<Tensor<1>>)> =
         head.iter().map(|p| (p.weight_t.val().inner(), p.bias().map(Tensor::inner))).collect();
+    let inner = hidden.clone().inner();
+    let device = inner.device();
+    let mut grads = HeadGradients::new(parts.len(), &device);
+    let mut d_hidden = Vec::new();
+    if !dense.is_empty() {
+        let h = pick(&inner, &dense);
+        let d = dense_rows(&parts, h, &targets.rows(&dense), objective, &mut grads);
+        d_hidden.push((dense, d));
+    }
+    #[cfg(not(target_family = "wasm"))]
+    if !narrow.is_empty() {
+        let (h, t) = (pick(&inner, &narrow), targets.rows(&narrow));
+        let d = match host::narrow_rows(&parts[0], &h, &t, objective, &mut grads) {
+            Some(d) => d,
+            None => dense_rows(&parts, h, &t, objective, &mut grads),
+        };
+        d_hidden.push((narrow, d));
+    }
+    if !hidden.is_autodiff() {
+        return grads.loss;
+    }
+    let mut surrogate = Tensor::<1>::zeros([1], &hidden.device());
+    for ((part, d_weight), d_bias) in head.iter().zip(grads.weight).zip(grads.bias) {
+        if let Some(d_weight) = d_weight {
+            surrogate = surrogate + (part.weight_t.val() * d_weight).sum();
+        }
+        if let (Some(b), Some(d_bias)) = (part.bias(), d_bias) {
+            surrogate = surrogate + (b * d_bias).sum();
+        }
+    }
+    for (subset, d) in d_hidden {
+        surrogate = surrogate + (pick(&hidden, &subset) * d).sum();
+    }
+    surrogate.clone() - surrogate.detach() + grads.loss
+}
+
+/// The loss of some rows and the gradients of the head's parameters, summed over row groups
+/// (`None`: no group has added to it yet).
+pub(super) struct HeadGradients {
+    /// Σ w·nll so far, (1).
+    pub loss: Tensor<1>,
+    /// ∂loss/∂Wᵀ of each vocabulary block, (D, width).
+    pub weight: Vec<Option<Tensor<2>>>,
+    /// ∂loss/∂b of each vocabulary block (its bias), (width).
+    pub bias: Vec<Option<Tensor<1>>>,
+}
+
+impl HeadGradients {
+    fn new(blocks: usize, device: &Device) -> Self {
+        Self { loss: Tensor::zeros([1], device), weight: vec![None; blocks], bias: vec![None; blocks] }
+    }
+}
+
+/// `total + more`, or `more` where nothing was added yet.
+fn accumulate<const D: usize>(total: &mut Option<Tensor<D>>, more: Tensor<D>) {
+    *total = Some(match total.take() {
+        Some(before) => before + more,
+        None => more,
+    });
+}
+
+/// The rows `h` (n, D) through the whole head: logits, the loss pass, then the products. Adds
+/// to `grads` and returns ∂loss/∂h (n, D).
+fn dense_rows(
+    parts: &[(Tensor<2>, Option<Tensor<1>>)],
+    h: Tensor<2>,
+    targets: &RowTargets,
+    objective: &Objective,
+    grads: &mut HeadGradients,
+) -> Tensor<2> {
     let blocks = parts
         .iter()
         .map(|(w, b)| {
@@ -52,32 +130,37 @@ pub(super) fn head_loss(head: &[Linear], hidden: Tensor<2>, targets: &RowTargets
             }
         })
         .collect();
-    let (loss, grad) = nll_gradient(Tensor::cat(blocks, 1), &targets, objective);
-    if !hidden.is_autodiff() {
-        return loss;
-    }
-    let mut surrogate = Tensor::<1>::zeros([1], &hidden.device());
+    let (loss, grad) = nll_gradient(Tensor::cat(blocks, 1), targets, objective);
+    grads.loss = grads.loss.clone() + loss;
     let mut d_hidden: Option<Tensor<2>> = None;
     let mut start = 0;
-    for (part, (w, _)) in head.iter().zip(&parts) {
+    for (((w, b), d_weight), d_bias) in parts.iter().zip(grads.weight.iter_mut()).zip(grads.bias.iter_mut()) {
         let width = w.dims()[1];
         let g = grad.clone().narrow(1, start, width);
         start += width;
-        let d_weight = h.clone().transpose().matmul(g.clone());
-        surrogate = surrogate + (part.weight_t.val() * d_weight).sum();
-        if let Some(b) = part.bias() {
-            surrogate = surrogate + (b * g.clone().sum_dim(0).reshape([width])).sum();
+        accumulate(d_weight, h.clone().transpose().matmul(g.clone()));
+        if b.is_some() {
+            accumulate(d_bias, g.clone().sum_dim(0).reshape([width]));
         }
-        let d = g.matmul(w.clone().transpose());
-        d_hidden = Some(match d_hidden {
-            Some(before) => before + d,
-            None => d,
-        });
+        accumulate(&mut d_hidden, g.matmul(w.clone().transpose()));
     }
-    if let Some(d) = d_hidden {
-        surrogate = surrogate + (hidden * d).sum();
-    }
-    surrogate.clone() - surrogate.detach() + loss
+    d_hidden.unwrap_or_else(|| Tensor::zeros(h.dims(), &h.device()))
+}
+
+/// The live rows (of `live`, ascending) whose consistent tokens are at most a quarter of the
+/// vocabulary: scored on those alone, they cost a small part of a full row of the head.
+pub fn narrow_rows(targets: &RowTargets, live: &[usize], objective: &Objective) -> Vec<usize> {
+    let codec = objective.codec();
+    let (ell, base) = (codec.digits(), u64::from(codec.base()));
+    let vocab = objective.vocab() as u64;
+    live.iter()
+        .copied()
+        .filter(|&n| {
+            let masked = targets.revealed[n * ell..(n + 1) * ell].iter().filter(|r| !**r).count();
+            let consistent = (0..masked).try_fold(1u64, |s, _| s.checked_mul(base)).unwrap_or(u64::MAX);
+            consistent.saturating_mul(4) <= vocab
+        })
+        .collect()
 }
 
 /// The weighted loss Σ_n w_n·nll_n of logits (N, W) (a one-element tensor) and its gradient
@@ -123,14 +206,15 @@ pub mod twin {
 /// The row pass on burn-flex: rows in parallel, each in three vectorised sweeps.
 #[cfg(not(target_family = "wasm"))]
 pub mod host {
-    use burn::tensor::Tensor;
-    use burn_flex::Flex;
+    use burn::tensor::{DType, Shape, Tensor};
+    use burn_flex::{Flex, FlexTensor};
     use rayon::prelude::*;
 
-    use super::TensorData;
+    use super::{HeadGradients, TensorData};
     use crate::network::fused::exp;
-    use crate::network::fused::host::{Kernel, owned, vectorised};
-    use crate::train::RowTargets;
+    use crate::network::fused::host::{Kernel, flex, flex_any, owned, values, vectorised};
+    use crate::readback::read_f32;
+    use crate::train::{Objective, RowTargets};
 
     /// Logit values per parallel task (rounded to whole rows).
     const TASK: usize = 1 << 16;
@@ -183,6 +267,135 @@ pub mod host {
             .sum();
         let loss = Tensor::<1>::from_data(TensorData::new(vec![loss as f32], [1]), &device);
         Ok((loss, Tensor::from_primitive::<Flex>(out)))
+    }
+
+    /// Whether `t` is a plain contiguous f32 burn-flex tensor.
+    pub fn plain(t: &Tensor<2>) -> bool {
+        flex(t).is_some()
+    }
+
+    /// What one narrow row gives: its consistent tokens (ascending), the gradient of its loss
+    /// with respect to their logits, and its weighted loss.
+    struct NarrowRow {
+        tokens: Vec<usize>,
+        grad: Vec<f32>,
+        loss: f64,
+    }
+
+    /// Rows `h` (n, D) scored on their consistent tokens alone, through the head `part`
+    /// (Wᵀ (D, width), bias): the same loss and gradients as the full rows, whose other tokens'
+    /// probabilities are exactly 0 under the carry-over filter. Adds to `grads` (the first
+    /// block's) and returns ∂loss/∂h (n, D); `None` (and nothing added) where a tensor is not
+    /// an f32 burn-flex one.
+    pub(in crate::train) fn narrow_rows(
+        part: &(Tensor<2>, Option<Tensor<1>>),
+        h: &Tensor<2>,
+        targets: &RowTargets,
+        objective: &Objective,
+        grads: &mut HeadGradients,
+    ) -> Option<Tensor<2>> {
+        let device = h.device();
+        let [n, d_model] = h.dims();
+        let width = part.0.dims()[1];
+        let contiguous = |t: &Tensor<2>| flex_any(t).map(|t| if t.is_contiguous() { t } else { t.to_contiguous() });
+        let (w, h) = (contiguous(&part.0)?, contiguous(h)?);
+        let bias = match &part.1 {
+            Some(b) => Some(read_f32(b.clone(), "the output bias").ok()?),
+            None => None,
+        };
+        let d_weight = match grads.weight[0].take() {
+            None => FlexTensor::zeros(Shape::new([d_model, width]), DType::F32),
+            Some(t) => match owned(t) {
+                Ok(t) => t,
+                Err(t) => {
+                    grads.weight[0] = Some(*t);
+                    return None;
+                }
+            },
+        };
+        let d_bias = match (&bias, grads.bias[0].take()) {
+            (None, _) => None,
+            (Some(_), None) => Some(vec![0.0f32; width]),
+            (Some(_), Some(b)) => match read_f32(b.clone(), "the output bias's gradient") {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    grads.bias[0] = Some(b);
+                    grads.weight[0] = Some(Tensor::from_primitive::<Flex>(d_weight));
+                    return None;
+                }
+            },
+        };
+        let (w, h) = (values(&w), values(&h));
+        let codec = objective.codec();
+        let ell = codec.digits();
+        let rows: Vec<NarrowRow> = (0..n)
+            .into_par_iter()
+            .map(|r| {
+                let clean = targets.clean[r];
+                let mut tokens = vec![0u64];
+                for j in 0..ell {
+                    let power = codec.digit_power(j);
+                    if targets.revealed[r * ell + j] {
+                        let at = u64::from(codec.digit(clean, j)) * power;
+                        tokens.iter_mut().for_each(|t| *t += at);
+                    } else {
+                        tokens = tokens
+                            .iter()
+                            .flat_map(|&t| (0..u64::from(codec.base())).map(move |d| t + d * power))
+                            .collect();
+                    }
+                }
+                let tokens: Vec<usize> =
+                    tokens.into_iter().filter(|&t| t < u64::from(codec.vocab())).map(|t| t as usize).collect();
+                let h = &h[r * d_model..(r + 1) * d_model];
+                let mut z: Vec<f32> = match &bias {
+                    Some(b) => tokens.iter().map(|&t| b[t]).collect(),
+                    None => vec![0.0; tokens.len()],
+                };
+                for (d, &hd) in h.iter().enumerate() {
+                    let w = &w[d * width..(d + 1) * width];
+                    z.iter_mut().zip(&tokens).for_each(|(z, &t)| *z += hd * w[t]);
+                }
+                let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let lse = max + z.iter().map(|&v| exp(v - max)).sum::<f32>().ln();
+                let weight = targets.weight[r];
+                let mut loss = 0.0;
+                for (z, &t) in z.iter_mut().zip(&tokens) {
+                    let target = t == clean as usize;
+                    if target {
+                        loss = f64::from(weight * (lse - *z));
+                    }
+                    *z = weight * (exp(*z - lse) - if target { 1.0 } else { 0.0 });
+                }
+                NarrowRow { tokens, grad: z, loss }
+            })
+            .collect();
+        let mut d_hidden = vec![0.0f32; n * d_model];
+        d_hidden.par_chunks_mut(d_model.max(1)).zip(&rows).for_each(|(out, row)| {
+            for (d, o) in out.iter_mut().enumerate() {
+                let w = &w[d * width..(d + 1) * width];
+                *o = row.tokens.iter().zip(&row.grad).map(|(&t, &g)| g * w[t]).sum();
+            }
+        });
+        let mut d_weight = d_weight;
+        d_weight.storage_mut::<f32>()[..d_model * width].par_chunks_mut(width.max(1)).enumerate().for_each(
+            |(d, out)| {
+                for (r, row) in rows.iter().enumerate() {
+                    let hd = h[r * d_model + d];
+                    row.tokens.iter().zip(&row.grad).for_each(|(&t, &g)| out[t] += hd * g);
+                }
+            },
+        );
+        grads.weight[0] = Some(Tensor::from_primitive::<Flex>(d_weight));
+        if let Some(mut sums) = d_bias {
+            for row in &rows {
+                row.tokens.iter().zip(&row.grad).for_each(|(&t, &g)| sums[t] += g);
+            }
+            grads.bias[0] = Some(Tensor::from_data(TensorData::new(sums, [width]), &device));
+        }
+        let loss: f64 = rows.iter().map(|r| r.loss).sum();
+        grads.loss = grads.loss.clone() + loss as f32;
+        Some(Tensor::from_data(TensorData::new(d_hidden, [n, d_model]), &device))
     }
 
     /// One row: its logits (W, overwritten by the gradient), scratch for the consistency mask
