@@ -51,12 +51,17 @@ pub fn gated_residual(x: Tensor<2>, gate: &Tensor<2>, y: Tensor<2>, bias: Option
 
 /// Attention `softmax(q·kᵀ/√dh)·v` over (B, H, L, dh) tensors: on burn-flex, per (sequence,
 /// head) on all cores, two matrix products with one vectorised softmax pass between them (the
-/// score matrix of one head at a time, L × L); elsewhere Burn's `attention` op. burn-flex's own
+/// score matrix of one head at a time, L × L); under autodiff (training) one node with its own
+/// backward pass (`training_ops`); elsewhere Burn's `attention` op. burn-flex's own
 /// op takes `exp` from libm one value at a time, a quarter of the block's time at L = 512.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     #[cfg(not(target_family = "wasm"))]
     if let Some(out) = host::attention(&q, &k, &v) {
         return out;
+    }
+    #[cfg(feature = "train")]
+    if q.is_autodiff() {
+        return super::training_ops::attention(q, k, v);
     }
     twin::attention(q, k, v)
 }
@@ -219,6 +224,135 @@ pub mod host {
             },
         );
         Some(Tensor::from_primitive::<Flex>(out))
+    }
+
+    /// The gradients of attention's q, k and v (B, H, L, dh) for the output gradient `grad`, per
+    /// (sequence, head) on all cores: the probabilities recomputed (one product and the
+    /// vectorised softmax), then four products and one vectorised pass (see
+    /// `training_ops::composed_backward`, the twin). `None` where a tensor is not an f32
+    /// burn-flex one of the same shape.
+    #[cfg(feature = "train")]
+    pub fn attention_backward(
+        q: &FlexTensor,
+        k: &FlexTensor,
+        v: &FlexTensor,
+        grad: &FlexTensor,
+    ) -> Option<[FlexTensor; 3]> {
+        let shape = q.layout().shape().clone();
+        let dims: [usize; 4] = shape.dims::<4>();
+        let contiguous = |t: &FlexTensor| {
+            (t.dtype() == DType::F32 && t.layout().shape().dims::<4>() == dims)
+                .then(|| if t.is_contiguous() { t.clone() } else { t.to_contiguous() })
+        };
+        let (q, k, v, grad) = (contiguous(q)?, contiguous(k)?, contiguous(v)?, contiguous(grad)?);
+        let (q, k, v, grad) = (values(&q), values(&k), values(&v), values(&grad));
+        let [batch, heads, length, dh] = dims;
+        let head = length * dh;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let mut outs = [0; 3].map(|_| FlexTensor::empty(shape.clone(), DType::F32));
+        let [out_q, out_k, out_v] = &mut outs;
+        let n = batch * heads * head;
+        out_q.storage_mut::<f32>()[..n]
+            .par_chunks_mut(head.max(1))
+            .zip(out_k.storage_mut::<f32>()[..n].par_chunks_mut(head.max(1)))
+            .zip(out_v.storage_mut::<f32>()[..n].par_chunks_mut(head.max(1)))
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f32; 2 * length * length],
+                |scratch, (i, ((d_q, d_k), d_v))| {
+                    let at = i * head..(i + 1) * head;
+                    let (p, d_p) = scratch.split_at_mut(length * length);
+                    let inputs = [&q[at.clone()], &k[at.clone()], &v[at.clone()], &grad[at]];
+                    attention_head_backward(inputs, [d_q, d_k, d_v], p, d_p, length, dh, scale);
+                },
+            );
+        Some(outs)
+    }
+
+    /// `dst = a·b` for row-major or transposed operands, each given as (values, column stride,
+    /// row stride): dst (m × n, row-major), a (m × k), b (k × n).
+    #[cfg(feature = "train")]
+    fn product(
+        dst: &mut [f32],
+        [m, n, k]: [usize; 3],
+        a: (&[f32], usize, usize),
+        b: (&[f32], usize, usize),
+        beta: f32,
+    ) {
+        assert!(dst.len() >= m * n && a.0.len() >= m * k && b.0.len() >= k * n, "product operands too short");
+        // SAFETY: the slices hold the m × n, m × k and k × n values the strides address (checked
+        // just above for the row-major and transposed layouts used here), and dst overlaps
+        // neither operand.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.0.as_ptr(),
+                a.1 as isize,
+                a.2 as isize,
+                b.0.as_ptr(),
+                b.1 as isize,
+                b.2 as isize,
+                0.0,
+                beta,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// One head's backward pass: `inputs` q, k, v, ∂out (L × dh each), `outputs` ∂q, ∂k, ∂v,
+    /// scratch for P and ∂P (L × L each).
+    #[cfg(feature = "train")]
+    fn attention_head_backward(
+        [q, k, v, grad]: [&[f32]; 4],
+        [d_q, d_k, d_v]: [&mut [f32]; 3],
+        p: &mut [f32],
+        d_p: &mut [f32],
+        l: usize,
+        dh: usize,
+        scale: f32,
+    ) {
+        // Row-major X (r × c) is (X, 1, c); its transpose (X, c, 1).
+        product(p, [l, l, dh], (q, 1, dh), (k, dh, 1), scale);
+        for row in p.chunks_exact_mut(l) {
+            let sum = vectorised(SoftmaxRow(row));
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|x| *x *= inv);
+        }
+        product(d_v, [l, dh, l], (p, l, 1), (grad, 1, dh), 1.0);
+        product(d_p, [l, l, dh], (grad, 1, dh), (v, dh, 1), 1.0);
+        for (dp, p) in d_p.chunks_exact_mut(l).zip(p.chunks_exact(l)) {
+            vectorised(SoftmaxGrad { d_p: dp, p, scale });
+        }
+        product(d_q, [l, dh, l], (d_p, 1, l), (k, 1, dh), 1.0);
+        product(d_k, [l, dh, l], (d_p, l, 1), (q, 1, dh), 1.0);
+    }
+
+    /// One row of the softmax's backward pass, in place: `∂S = s·P∘(∂P − Σ ∂P∘P)`.
+    #[cfg(feature = "train")]
+    struct SoftmaxGrad<'a> {
+        d_p: &'a mut [f32],
+        p: &'a [f32],
+        scale: f32,
+    }
+
+    #[cfg(feature = "train")]
+    impl Kernel for SoftmaxGrad<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let SoftmaxGrad { d_p, p, scale } = self;
+            let row: f32 = d_p.iter().zip(p).map(|(&d, &p)| d * p).sum();
+            d_p.iter_mut().zip(p).for_each(|(d, &p)| *d = scale * p * (*d - row));
+        }
     }
 
     /// One head's inputs (L, dh each), its output and scratch space (L × L scores, then L row

@@ -10,6 +10,8 @@ pub mod fused;
 mod layers;
 mod rope;
 mod trace;
+#[cfg(feature = "train")]
+pub mod training_ops;
 mod upload;
 
 use burn::module::Param;

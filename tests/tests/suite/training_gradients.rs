@@ -6,7 +6,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use prime_core::ModelConfig;
-use prime_core::network::Network;
+use prime_core::network::{Network, training_ops};
 use prime_core::rng::{CounterRng, Stream};
 use prime_core::train::{
     LearningRateSchedule, NoiseSchedule, NoisedBatch, Objective, RowTargets, TokenCorpus, TrainSettings, Trainer,
@@ -237,5 +237,44 @@ fn a_sliced_batch_trains_like_a_whole_one() {
         }
         let diff = max_abs_diff(&weights, &whole);
         assert!(diff <= 1e-5, "{shards} slices: weights differ by {diff}");
+    }
+}
+
+fn random4(seed: u64, dims: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(TensorData::new(uniform(seed, 1, dims.iter().product(), 1.5), dims), device)
+}
+
+/// Attention's backward pass: burn-flex's per-head loops equal the composed twin, and on every
+/// backend the custom node's gradients of q, k and v equal autodiff's through Burn's attention.
+#[test]
+fn the_attention_backward_pass_equals_autodiff_and_its_twin() {
+    let dims = [2, 3, 20, 8];
+    let flex = Device::flex();
+    let inputs = |device: &Device| [1, 2, 3, 4].map(|s| random4(s, dims, device));
+    let [q, k, v, grad] = inputs(&flex);
+    let fused = training_ops::attention_backward(q.clone(), k.clone(), v.clone(), grad.clone());
+    let twin = training_ops::composed_attention_backward(q, k, v, grad);
+    for (name, (a, b)) in ["q", "k", "v"].iter().zip(fused.into_iter().zip(twin)) {
+        let (a, b) = (to_vec(a), to_vec(b));
+        assert!(b.iter().any(|x| x.abs() > 1e-2), "∂{name} is all but zero");
+        assert!(max_abs_diff(&a, &b) <= 1e-5, "∂{name}: loops and twin differ by {}", max_abs_diff(&a, &b));
+    }
+    for (name, device) in backends() {
+        let device = device.autodiff();
+        let grads_of = |custom: bool| {
+            let [q, k, v, weights] = inputs(&device);
+            let [q, k, v] = [q, k, v].map(Tensor::require_grad);
+            let out = match custom {
+                true => training_ops::attention(q.clone(), k.clone(), v.clone()),
+                false => prime_core::network::fused::twin::attention(q.clone(), k.clone(), v.clone()),
+            };
+            let g = (out * weights.inner()).sum().backward();
+            [q, k, v].map(|t| to_vec(t.grad(&g).expect("a gradient")))
+        };
+        let (got, want) = (grads_of(true), grads_of(false));
+        for (which, (a, b)) in ["q", "k", "v"].iter().zip(got.iter().zip(&want)) {
+            let diff = max_abs_diff(a, b);
+            assert!(diff <= 1e-5, "{name}: ∂{which} differs from autodiff's by {diff}");
+        }
     }
 }
