@@ -15,9 +15,9 @@ use burn::tensor::Tensor;
 use super::RopeTables;
 
 /// `√(2/π)·2`: GELU-tanh's `½(1 + tanh z)` is `σ(2z)`.
-const TWO_SQRT_2_OVER_PI: f32 = 2.0 * 0.797_884_6;
+pub(crate) const TWO_SQRT_2_OVER_PI: f32 = 2.0 * 0.797_884_6;
 /// The cubic coefficient of GELU-tanh.
-const GELU_CUBIC: f32 = 0.044_715;
+pub(crate) const GELU_CUBIC: f32 = 0.044_715;
 
 /// `gelu_tanh(x + b)` for x (N, W) and an optional bias (W).
 pub fn bias_gelu(x: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
@@ -26,6 +26,10 @@ pub fn bias_gelu(x: Tensor<2>, bias: Option<&Tensor<1>>) -> Tensor<2> {
         Ok(out) => return out,
         Err(x) => *x,
     };
+    #[cfg(feature = "train")]
+    if let (true, Some(b)) = (x.is_autodiff(), bias) {
+        return super::training_ops::bias_gelu(x, b.clone());
+    }
     twin::bias_gelu(x, bias)
 }
 
@@ -165,6 +169,8 @@ pub mod host {
     use burn_flex::{Flex, FlexTensor};
     use rayon::prelude::*;
 
+    #[cfg(feature = "train")]
+    use super::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
     use super::{RopeTables, gelu};
 
     /// Which pass [`rows`] makes.
@@ -334,6 +340,58 @@ pub mod host {
         }
         product(d_q, [l, dh, l], (d_p, 1, l), (k, 1, dh), 1.0);
         product(d_k, [l, dh, l], (d_p, l, 1), (q, 1, dh), 1.0);
+    }
+
+    /// The gradient of x in `gelu_tanh(x + b)` for the output gradient `grad`, x and grad
+    /// (N, W), b (W): one vectorised pass on all cores (see
+    /// `training_ops::composed_gelu_backward`, the twin). `None` where a tensor is not an f32
+    /// burn-flex one of those shapes.
+    #[cfg(feature = "train")]
+    pub fn bias_gelu_backward(x: &FlexTensor, bias: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
+        let shape = x.layout().shape().clone();
+        let [n, w] = shape.dims::<2>();
+        let fits = |t: &FlexTensor, dims: &[usize]| t.dtype() == DType::F32 && t.layout().shape().as_slice() == dims;
+        if !(fits(x, &[n, w]) && fits(grad, &[n, w]) && fits(bias, &[w])) {
+            return None;
+        }
+        let contiguous = |t: &FlexTensor| if t.is_contiguous() { t.clone() } else { t.to_contiguous() };
+        let (x, bias, grad) = (contiguous(x), contiguous(bias), contiguous(grad));
+        let (x, bias, grad) = (values(&x), values(&bias), values(&grad));
+        let mut out = FlexTensor::empty(shape, DType::F32);
+        let chunk = (TASK / w.max(1)).max(1) * w.max(1);
+        out.storage_mut::<f32>()[..n * w].par_chunks_mut(chunk).enumerate().for_each(|(i, rows)| {
+            let at = i * chunk..i * chunk + rows.len();
+            vectorised(GeluGrad { out: rows, x: &x[at.clone()], grad: &grad[at], bias, width: w });
+        });
+        Some(out)
+    }
+
+    /// Rows of the GELU's backward pass: `out = grad·(σ + u·σ(1 − σ)·2z'(u))`, `u = x + b`.
+    #[cfg(feature = "train")]
+    struct GeluGrad<'a> {
+        out: &'a mut [f32],
+        x: &'a [f32],
+        grad: &'a [f32],
+        bias: &'a [f32],
+        width: usize,
+    }
+
+    #[cfg(feature = "train")]
+    impl Kernel for GeluGrad<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let GeluGrad { out, x, grad, bias, width } = self;
+            for ((out, x), grad) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)).zip(grad.chunks_exact(width))
+            {
+                for (((o, &x), &g), &b) in out.iter_mut().zip(x).zip(grad).zip(bias) {
+                    let u = x + b;
+                    let sigma = 1.0 / (1.0 + super::exp(-(u * u * u * GELU_CUBIC + u) * TWO_SQRT_2_OVER_PI));
+                    let slope = TWO_SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * u * u);
+                    *o = g * (sigma + u * sigma * (1.0 - sigma) * slope);
+                }
+            }
+        }
     }
 
     /// One row of the softmax's backward pass, in place: `∂S = s·P∘(∂P − Σ ∂P∘P)`.

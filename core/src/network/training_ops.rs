@@ -1,12 +1,14 @@
-//! Attention with its own backward pass, for training (feature `train`).
+//! Attention and the MLP's bias + GELU with their own backward passes, for training (feature
+//! `train`).
 //!
 //! Under autodiff, Burn's attention decomposes into a product, a softmax of five elementwise ops
 //! and a second product, each recorded on the graph, each elementwise step on one core with a
-//! scalar `exp`; their backward passes add as many again. [`attention`] records one node
-//! instead: on burn-flex its forward pass is the fused per-head loop of [`super::fused`], and its
-//! backward pass one loop per (sequence, head) on all cores that recomputes the probabilities and
-//! takes the four products of the gradient. Elsewhere (wgpu) both passes are Burn ops: the trait's
-//! default bodies, the twin the tests compare the loops with.
+//! scalar `exp`; their backward passes add as many again. GELU-tanh is seven elementwise nodes.
+//! [`attention`] and [`bias_gelu`] record one node each instead: on burn-flex their forward
+//! passes are the fused loops of [`super::fused`], and their backward passes loops on all cores
+//! (attention's per (sequence, head): the probabilities recomputed, then the four products of
+//! the gradient). Elsewhere (wgpu) both passes are Burn ops: the trait's default bodies, the twin
+//! the tests compare the loops with.
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -16,7 +18,9 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Cube, Dispatch, ExtensionType, Flex, TensorMetadata, backend_extension};
-use burn::tensor::Tensor;
+use burn::tensor::{Shape, Tensor};
+
+use super::fused::{GELU_CUBIC, TWO_SQRT_2_OVER_PI};
 use burn::tensor::ops::AttentionModuleOptions;
 
 /// The gradients of attention's three inputs.
@@ -30,9 +34,10 @@ pub struct AttentionGrads<B: Backend> {
     pub v: FloatTensor<B>,
 }
 
-/// Attention `softmax(q·kᵀ/√dh)·v` over (B, H, L, dh) tensors and its backward pass.
+/// Attention `softmax(q·kᵀ/√dh)·v` over (B, H, L, dh) tensors and `gelu_tanh(x + b)`, each
+/// with its backward pass.
 #[backend_extension(Flex, Cube, Autodiff)]
-pub trait AttentionOps: Backend {
+pub trait TrainingOps: Backend {
     /// The forward pass: Burn's attention op with its default options.
     fn training_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::attention(q, k, v, None, None, AttentionModuleOptions::default())
@@ -47,6 +52,62 @@ pub trait AttentionOps: Backend {
     ) -> AttentionGrads<Self> {
         composed_backward::<Self>(q, k, v, grad)
     }
+
+    /// `gelu_tanh(x + b)` for x (N, W) and a bias (W): `u·σ(2z)`, `z = c(u + a·u³)`.
+    fn training_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_bias_gelu::<Self>(x, bias)
+    }
+
+    /// The gradient of x for the output gradient `grad`: `grad·(σ + u·σ(1 − σ)·2c(1 + 3a·u²))`
+    /// with σ = σ(2z); the bias's is its sum over rows.
+    fn training_bias_gelu_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        composed_gelu_backward::<Self>(x, bias, grad)
+    }
+}
+
+/// `gelu_tanh(x + b)` as Burn ops: `u·σ(2z)`, `z = c(u + a·u³)`.
+fn composed_bias_gelu<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+    let u = plus_bias::<B>(x, bias);
+    B::float_mul(u.clone(), B::sigmoid(two_z::<B>(u)))
+}
+
+/// The gradient of x in `gelu_tanh(x + b)` as Burn ops: `grad·(σ + u·σ(1 − σ)·2c(1 + 3a·u²))`.
+pub fn composed_gelu_backward<B: Backend>(
+    x: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
+    let u = plus_bias::<B>(x, bias);
+    let sigma = B::sigmoid(two_z::<B>(u.clone()));
+    let one_minus = B::float_add_scalar(B::float_neg(sigma.clone()), 1.0.into());
+    let slope = B::float_mul_scalar(
+        B::float_add_scalar(
+            B::float_mul_scalar(B::float_mul(u.clone(), u.clone()), (3.0 * f64::from(GELU_CUBIC)).into()),
+            1.0.into(),
+        ),
+        f64::from(TWO_SQRT_2_OVER_PI).into(),
+    );
+    let tail = B::float_mul(B::float_mul(u, B::float_mul(sigma.clone(), one_minus)), slope);
+    B::float_mul(grad, B::float_add(sigma, tail))
+}
+
+/// `x + b` for x (N, W) and b (W).
+fn plus_bias<B: Backend>(x: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+    let width = bias.shape().dims::<1>()[0];
+    B::float_add(x, B::float_reshape(bias, Shape::new([1, width])))
+}
+
+/// `2z = 2c(u + a·u³)`.
+fn two_z<B: Backend>(u: FloatTensor<B>) -> FloatTensor<B> {
+    let cube = B::float_mul(B::float_mul(u.clone(), u.clone()), u.clone());
+    B::float_mul_scalar(
+        B::float_add(B::float_mul_scalar(cube, f64::from(GELU_CUBIC).into()), u),
+        f64::from(TWO_SQRT_2_OVER_PI).into(),
+    )
 }
 
 /// Attention's backward pass as Burn ops, with P = softmax(S), S = q·kᵀ·s: ∂v = Pᵀ·grad,
@@ -70,9 +131,9 @@ pub fn composed_backward<B: Backend>(
     AttentionGrads { q: B::float_matmul(d_s.clone(), k), k: B::float_matmul(B::float_swap_dims(d_s, 2, 3), q), v: d_v }
 }
 
-impl AttentionOps for Cube {}
+impl TrainingOps for Cube {}
 
-impl AttentionOps for Flex {
+impl TrainingOps for Flex {
     fn training_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
         let wrap = |t: FloatTensor<Self>| Tensor::<4>::from_primitive::<Flex>(t);
         match super::fused::host::attention(&wrap(q.clone()), &wrap(k.clone()), &wrap(v.clone()))
@@ -94,14 +155,35 @@ impl AttentionOps for Flex {
             None => composed_backward::<Self>(q, k, v, grad),
         }
     }
+
+    fn training_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        // The input stays alive for the backward pass, so the loop writes a new buffer.
+        let b = Tensor::<1>::from_primitive::<Flex>(bias.clone());
+        let wrapped = Tensor::<2>::from_primitive::<Flex>(x.clone());
+        super::fused::host::rows(wrapped, Some(&b), None, super::fused::host::Op::BiasGelu)
+            .ok()
+            .and_then(|out| out.try_into_primitive::<Flex>().ok())
+            .unwrap_or_else(|| composed_bias_gelu::<Self>(x, bias))
+    }
+
+    fn training_bias_gelu_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match super::fused::host::bias_gelu_backward(&x, &bias, &grad) {
+            Some(out) => out,
+            None => composed_gelu_backward::<Self>(x, bias, grad),
+        }
+    }
 }
 
-impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
+impl<B: Backend + TrainingOps, C: CheckpointStrategy> TrainingOps for Autodiff<B, C> {
     fn training_attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct AttentionBackward;
 
-        impl<B: Backend + AttentionOps> Backward<B, 3> for AttentionBackward {
+        impl<B: Backend + TrainingOps> Backward<B, 3> for AttentionBackward {
             type State = (NodeId, NodeId, NodeId);
 
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
@@ -131,6 +213,66 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
             }
         }
     }
+
+    fn training_bias_gelu(x: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct BiasGeluBackward;
+
+        impl<B: Backend + TrainingOps> Backward<B, 2> for BiasGeluBackward {
+            type State = (NodeId, NodeId);
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+                let [node_x, node_bias] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, bias) = ops.state;
+                let x: FloatTensor<B> = checkpointer.retrieve_node_output(x);
+                let bias: FloatTensor<B> = checkpointer.retrieve_node_output(bias);
+                let width = bias.shape().dims::<1>()[0];
+                let d_x = B::training_bias_gelu_backward(x, bias, grad);
+                if let Some(node) = node_bias {
+                    let d_bias = B::float_reshape(B::float_sum_dim(d_x.clone(), 0), Shape::new([width]));
+                    grads.register::<B>(node.id, d_bias);
+                }
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, d_x);
+                }
+            }
+        }
+
+        match BiasGeluBackward.prepare::<C>([x.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&bias));
+                let out = B::training_bias_gelu(x.into_primitive(), bias.into_primitive());
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::training_bias_gelu(x.into_primitive(), bias.into_primitive())),
+        }
+    }
+}
+
+/// `gelu_tanh(x + b)` for x (N, W) and a bias (W) as one node of the autodiff graph (see the
+/// module).
+pub fn bias_gelu(x: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::training_bias_gelu(x.into_dispatch(), bias.into_dispatch()))
+}
+
+/// The backward pass of [`bias_gelu`] on its own: the gradient of x for the output gradient
+/// `grad` (on burn-flex its loop; for the tests).
+pub fn bias_gelu_backward(x: Tensor<2>, bias: Tensor<1>, grad: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(Dispatch::training_bias_gelu_backward(
+        x.into_dispatch(),
+        bias.into_dispatch(),
+        grad.into_dispatch(),
+    ))
+}
+
+/// [`composed_gelu_backward`] (the twin) on tensors of any device.
+pub fn composed_bias_gelu_backward(x: Tensor<2>, bias: Tensor<1>, grad: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(composed_gelu_backward::<Dispatch>(
+        x.into_dispatch(),
+        bias.into_dispatch(),
+        grad.into_dispatch(),
+    ))
 }
 
 /// Attention over (B, H, L, dh) tensors as one node of the autodiff graph (see the module).

@@ -278,3 +278,37 @@ fn the_attention_backward_pass_equals_autodiff_and_its_twin() {
         }
     }
 }
+
+/// The MLP's bias + GELU: burn-flex's backward loop equals the composed twin, and on every
+/// backend the custom node's gradients of x and the bias equal autodiff's through the Burn ops.
+#[test]
+fn the_bias_gelu_backward_pass_equals_autodiff_and_its_twin() {
+    let (n, w) = (37, 24);
+    let inputs = |device: &Device| {
+        let x = Tensor::<2>::from_data(TensorData::new(uniform(6, 1, n * w, 3.0), [n, w]), device);
+        let bias = Tensor::<1>::from_data(TensorData::new(uniform(6, 2, w, 1.0), [w]), device);
+        let grad = Tensor::<2>::from_data(TensorData::new(uniform(6, 3, n * w, 1.0), [n, w]), device);
+        (x, bias, grad)
+    };
+    let (x, bias, grad) = inputs(&Device::flex());
+    let fused = to_vec(training_ops::bias_gelu_backward(x.clone(), bias.clone(), grad.clone()));
+    let twin = to_vec(training_ops::composed_bias_gelu_backward(x, bias, grad));
+    assert!(twin.iter().any(|g| g.abs() > 1e-2), "the gradient is all but zero");
+    assert!(max_abs_diff(&fused, &twin) <= 1e-5, "loop and twin differ by {}", max_abs_diff(&fused, &twin));
+    for (name, device) in backends() {
+        let device = device.autodiff();
+        let grads_of = |custom: bool| {
+            let (x, bias, weights) = inputs(&device);
+            let (x, bias) = (x.require_grad(), bias.require_grad());
+            let out = match custom {
+                true => training_ops::bias_gelu(x.clone(), bias.clone()),
+                false => prime_core::network::fused::twin::bias_gelu(x.clone(), Some(&bias)),
+            };
+            let g = (out * weights.inner()).sum().backward();
+            (to_vec(x.grad(&g).expect("∂x")), to_vec(bias.grad(&g).expect("∂b")))
+        };
+        let ((gx, gb), (wx, wb)) = (grads_of(true), grads_of(false));
+        assert!(max_abs_diff(&gx, &wx) <= 1e-5, "{name}: ∂x differs by {}", max_abs_diff(&gx, &wx));
+        assert!(max_abs_diff(&gb, &wb) <= 1e-4, "{name}: ∂b differs by {}", max_abs_diff(&gb, &wb));
+    }
+}
