@@ -33,7 +33,10 @@ enum Command {
     Tokenizer(tokenizer::TokenizerArgs),
     /// Train a model (MDM-Prime or its MDLM twin) and export a model folder.
     Train(train::TrainArgs),
-    /// Measure the share of dictionary words in a model's samples.
+    /// Write the EMA weights of a run's last checkpoint as a model folder (while it trains).
+    Snapshot(train::SnapshotArgs),
+    /// Measure the share of dictionary words in a model's samples, and of word pairs seen in
+    /// the training text (beside real held-out text).
     Words(words::WordsArgs),
     /// Time training steps at a given shape (ms/step, tokens/s, cores used, phases).
     Bench(train_bench::TrainBenchArgs),
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Judge(args) => images::judge::run(&args),
         Command::Tokenizer(args) => tokenizer::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Snapshot(args) => train::snapshot(&args),
         Command::Words(args) => words::run(&args),
         Command::Bench(args) => train_bench::run(&args),
     })

@@ -132,9 +132,92 @@ struct RunLog {
     seconds: f64,
     /// (step, mean loss over the steps since the previous entry).
     losses: Vec<(usize, f64)>,
-    /// Fingerprint of the tokenizer a text run trains with (see [`Data::fingerprint`]).
+    /// Fingerprint of the tokenizer a text run trains with (see [`fingerprint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tokenizer: Option<String>,
+}
+
+/// A fingerprint of a tokenizer (FNV-1a, 64 bits, of its bytes) that tells runs on two
+/// tokenizers apart.
+fn fingerprint(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("fnv1a64:{hash:016x}")
+}
+
+/// Arguments of `prime-train snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The run folder (`prime-train train --out`).
+    #[arg(long)]
+    run: PathBuf,
+    /// The model folder to write (replaced whole); default RUN/snapshot.
+    #[arg(long)]
+    to: Option<PathBuf>,
+    /// The run's tokenizer (text runs; checked against the run's fingerprint).
+    #[arg(long, default_value = "data/austen/tokenizer.json")]
+    tokenizer: PathBuf,
+}
+
+/// What a snapshot's `training.json` records.
+#[derive(Debug, Serialize)]
+struct SnapshotReport<'a> {
+    snapshot_step: usize,
+    planned_steps: usize,
+    training_seconds: f64,
+    settings: &'a TrainSettings,
+    note: &'static str,
+}
+
+/// Runs `prime-train snapshot`: the EMA weights of a run's last checkpoint as a model folder,
+/// while the run goes on (or after it stopped).
+pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
+    let checkpoint = args.run.join(CHECKPOINT);
+    ensure!(
+        checkpoint.join("trainer.json").is_file(),
+        "{} holds no checkpoint (start the run with `prime-train train --out`)",
+        args.run.display()
+    );
+    let trainer = Trainer::resume(&checkpoint, &burn::tensor::Device::flex())?;
+    let log_path = args.run.join(RUN_LOG);
+    let log: RunLog = match std::fs::read_to_string(&log_path) {
+        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", log_path.display()))?,
+        Err(_) => RunLog::default(),
+    };
+    let tokenizer = match trainer.config().image {
+        Some(_) => None,
+        None => {
+            let bytes = std::fs::read(&args.tokenizer)
+                .with_context(|| format!("cannot read {} (pass the run's --tokenizer)", args.tokenizer.display()))?;
+            if let Some(was) = &log.tokenizer {
+                ensure!(
+                    *was == fingerprint(&bytes),
+                    "{} is not the tokenizer {} was trained with (pass the run's --tokenizer)",
+                    args.tokenizer.display(),
+                    args.run.display()
+                );
+            }
+            Some(bytes)
+        }
+    };
+    let dir = args.to.clone().unwrap_or_else(|| args.run.join("snapshot"));
+    let out = DirOutput::create(&dir, true)?;
+    write_dir(&out, trainer.config(), &to_safetensors(&trainer.ema().export()?)?, tokenizer.as_deref())?;
+    let report = SnapshotReport {
+        snapshot_step: trainer.step(),
+        planned_steps: trainer.settings().schedule.total,
+        training_seconds: log.seconds,
+        settings: trainer.settings(),
+        note: "EMA weights of the run's last checkpoint, not validated (a finished run exports model/ with its bound)",
+    };
+    out.write("training.json", &serde_json::to_vec_pretty(&report)?)?;
+    out.commit()?;
+    prime_native::say!(
+        "step {} of {}: EMA weights written to {}",
+        trainer.step(),
+        trainer.settings().schedule.total,
+        dir.display()
+    )?;
+    Ok(())
 }
 
 /// Each field where `checkpoint` and `requested` differ, as `name = checkpoint's value (these
@@ -390,13 +473,10 @@ impl Data {
         }
     }
 
-    /// A fingerprint of the tokenizer (FNV-1a, 64 bits, of its bytes) that tells runs on two
-    /// tokenizers apart; `None` for images, whose grid is checked instead.
+    /// The tokenizer's [`fingerprint`]; `None` for images, whose grid is checked instead.
     fn fingerprint(&self) -> Option<String> {
         let Self::Text(bytes) = self else { return None };
-        let hash =
-            bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        Some(format!("fnv1a64:{hash:016x}"))
+        Some(fingerprint(bytes))
     }
 
     /// The tokenizer the exported model carries.

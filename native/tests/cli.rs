@@ -293,6 +293,41 @@ fn default_model_writes_dictionary_english() {
     assert!(fraction >= 0.8, "only {:.1} % dictionary words: {}", 100.0 * fraction, v["first_sample"]);
 }
 
+/// The word-pair figures: against a corpus whose held-out text is its training text, every
+/// held-out pair occurs in training (share 1), and the samples' share is a share.
+#[test]
+fn words_reports_word_pairs_beside_real_text() {
+    let dir = std::env::temp_dir().join(format!("prime-cli-words-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = "It was a truth universally acknowledged, that a single man in possession of a good fortune, \
+                must be in want of a wife. Emma Woodhouse, handsome, clever, and rich, seemed to unite some \
+                of the best blessings of existence.\n"
+        .repeat(60);
+    std::fs::write(dir.join("train.txt"), &text).unwrap();
+    std::fs::write(dir.join("valid.txt"), &text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(["words", "--samples", "2", "--steps", "64", "--device", "cpu", "--json", "--corpus"])
+        .arg(&dir)
+        .output()
+        .expect("prime-train runs");
+    let v = json_of(&out);
+    let pairs = &v["pairs"];
+    assert_eq!(pairs["real_share"].as_f64(), Some(1.0), "{v}");
+    assert!(pairs["real_windows"].as_u64().is_some_and(|n| n >= 2), "{v}");
+    let share = pairs["sample_share"].as_f64().expect("sample_share");
+    assert!((0.0..=1.0).contains(&share) && pairs["sample_pairs"].as_u64() > Some(50), "{v}");
+    // A corpus folder without its files is an error.
+    std::fs::remove_file(dir.join("valid.txt")).unwrap();
+    let missing = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(["words", "--samples", "1", "--device", "cpu", "--corpus"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success() && stderr(&missing).contains("valid.txt"), "{}", stderr(&missing));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn default_generate_uses_the_built_in_model_and_its_tokenizer() {
     let out = prime(&["generate", "--prompt", "It was", "--steps", "64", "--seed", "3", "--device", "cpu", "--json"]);
@@ -875,5 +910,20 @@ fn ctrl_c_stops_training_with_a_checkpoint_that_resumes() {
         .unwrap();
     let kept = err.split("stopped at step ").nth(1).and_then(|s| s.split('/').next()).unwrap_or("?");
     assert!(stderr(&again).contains(&format!("at step {kept} of 1000000")), "{kept}: {}", stderr(&again));
+    // A snapshot of the run is a model folder `prime` generates with; another tokenizer is refused.
+    let snapshot = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(["snapshot", "--run", run, "--tokenizer", tokenizer])
+        .output()
+        .unwrap();
+    assert!(snapshot.status.success(), "{}", stderr(&snapshot));
+    let folder = dir.join("run").join("snapshot");
+    let generated =
+        prime(&["generate", "--steps", "16", "--device", "cpu", "--json", "--model", folder.to_str().unwrap()]);
+    assert!(json_of(&generated)["text"].as_str().is_some_and(|t| !t.is_empty()));
+    let refused = Command::new(env!("CARGO_BIN_EXE_prime-train"))
+        .args(["snapshot", "--run", run, "--tokenizer", other_tokenizer])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success() && stderr(&refused).contains("not the tokenizer"), "{}", stderr(&refused));
     let _ = std::fs::remove_dir_all(&dir);
 }
