@@ -126,6 +126,11 @@ impl Classifier {
         }
     }
 
+    /// The hidden layer's activations of one image (its features, `HIDDEN` of them).
+    pub fn features(&self, pixels: &[u8]) -> Vec<f32> {
+        self.forward(pixels).0
+    }
+
     /// The class probabilities of one image (`pixels` of the training images' size).
     pub fn probabilities(&self, pixels: &[u8]) -> [f32; CLASSES] {
         self.forward(pixels).1

@@ -1,7 +1,10 @@
 //! `prime-train judge`: how much an image model's samples look like the data. A classifier
 //! trained on the training split labels N generated samples; the report gives the share it
-//! labels with confidence ≥ 0.9 and the class histogram, beside the same figures for held-out
-//! real images (the ceiling) and the classifier's held-out accuracy.
+//! labels with confidence ≥ 0.9, the class histogram and its total-variation distance from
+//! uniform, beside the same figures for held-out real images (the ceiling) and the
+//! classifier's held-out accuracy; and a Fréchet distance between the samples' and held-out
+//! images' features (the classifier's hidden layer), beside the same distance between two
+//! equally sized sets of held-out images.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -67,6 +70,8 @@ struct Labelling {
     mean_confidence: f64,
     /// Share of each class among the top labels.
     classes: [f64; CLASSES],
+    /// Total-variation distance of that histogram from uniform: ½ Σ |share − 1/10|.
+    class_tv_from_uniform: f64,
 }
 
 impl Labelling {
@@ -80,13 +85,28 @@ impl Labelling {
             counts[class] += 1;
         }
         let n_f = n.max(1) as f64;
+        let classes = counts.map(|c| c as f64 / n_f);
         Self {
             images: n,
             confident: confident as f64 / n_f,
             mean_confidence: confidence / n_f,
-            classes: counts.map(|c| c as f64 / n_f),
+            classes,
+            class_tv_from_uniform: classes.iter().map(|s| (s - 1.0 / CLASSES as f64).abs()).sum::<f64>() / 2.0,
         }
     }
+}
+
+/// Fréchet distances between Gaussians fitted to the classifier's features of image sets of
+/// the same size n.
+#[derive(Debug, Serialize)]
+struct FeatureDistance {
+    images_per_set: usize,
+    /// Samples vs the first n held-out images.
+    samples_to_held_out: f64,
+    /// The next n held-out images vs the first n: what two real sets of this size differ by.
+    held_out_to_held_out: f64,
+    /// samples_to_held_out / held_out_to_held_out.
+    ratio: f64,
 }
 
 /// The measured figures.
@@ -101,6 +121,7 @@ struct JudgeReport {
     samples: Labelling,
     data_classes: [f64; CLASSES],
     class_names: [&'static str; CLASSES],
+    features: FeatureDistance,
     mean_nfe: f64,
     seconds_sampling: f64,
 }
@@ -157,6 +178,19 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     }
     let seconds_sampling = started.elapsed().as_secs_f64();
     let samples = Labelling::of(images.iter().map(|image| label(&classifier.probabilities(image))));
+    let n = images.len().min(valid.len() / 2);
+    ensure!(n >= 2, "feature distances need at least 2 samples and 4 held-out images");
+    let features = |images: &mut dyn Iterator<Item = &[u8]>| images.map(|i| classifier.features(i)).collect::<Vec<_>>();
+    let sampled = features(&mut images.iter().take(n).map(Vec::as_slice));
+    let first = features(&mut (0..n).map(|i| valid.image(i)));
+    let second = features(&mut (n..2 * n).map(|i| valid.image(i)));
+    let (to_samples, to_real) = (frechet(&sampled, &first)?, frechet(&second, &first)?);
+    let features = FeatureDistance {
+        images_per_set: n,
+        samples_to_held_out: to_samples,
+        held_out_to_held_out: to_real,
+        ratio: to_samples / to_real.max(f64::MIN_POSITIVE),
+    };
     let counts = valid.class_counts().map(|c| c as f64 / valid.len() as f64);
     let report = JudgeReport {
         model: args.model.describe(),
@@ -168,6 +202,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         samples,
         data_classes: counts,
         class_names: CLASS_NAMES,
+        features,
         mean_nfe: nfe as f64 / args.samples as f64,
         seconds_sampling,
     };
@@ -192,6 +227,15 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         report.samples.mean_confidence,
         report.held_out.mean_confidence
     )?;
+    prime_native::say!(
+        "class histogram's distance from uniform (total variation): samples {:.3}, held-out {:.3} · feature distance (Fréchet, {} images a set): samples to held-out {:.2}, held-out to held-out {:.2}, ratio {:.2}",
+        report.samples.class_tv_from_uniform,
+        report.held_out.class_tv_from_uniform,
+        report.features.images_per_set,
+        report.features.samples_to_held_out,
+        report.features.held_out_to_held_out,
+        report.features.ratio
+    )?;
     prime_native::say!("{:<12} {:>8} {:>8}", "class", "samples", "data")?;
     for c in 0..CLASSES {
         prime_native::say!(
@@ -202,4 +246,98 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The Fréchet distance between Gaussians fitted to two sets of feature vectors:
+/// `|μa − μb|² + tr Σa + tr Σb − 2 tr (Σa^½ Σb Σa^½)^½`, the last trace being the sum of the
+/// singular values of `Σa^½ Σb^½`.
+fn frechet(a: &[Vec<f32>], b: &[Vec<f32>]) -> Result<f64> {
+    let (mean_a, cov_a) = moments(a)?;
+    let (mean_b, cov_b) = moments(b)?;
+    let d = mean_a.len();
+    let device = burn::tensor::Device::flex();
+    let matrix = |m: &[f64]| {
+        burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(m.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [d, d]),
+            &device,
+        )
+    };
+    let root = |m: &[f64]| {
+        // A covariance is symmetric positive semi-definite: its SVD is its eigendecomposition.
+        let (u, s, _) = burn::linalg::svd::<2, 1>(matrix(m), SVD_SWEEPS);
+        u.clone().mul(s.clamp_min(0.0).sqrt().unsqueeze_dim(0)).matmul(u.transpose())
+    };
+    let (_, singular, _) = burn::linalg::svd::<2, 1>(root(&cov_a).matmul(root(&cov_b)), SVD_SWEEPS);
+    let cross: f64 = prime_core::readback::read_f32(singular, "singular values")?.iter().map(|&s| f64::from(s)).sum();
+    let means: f64 = mean_a.iter().zip(&mean_b).map(|(x, y)| (x - y).powi(2)).sum();
+    let trace = |c: &[f64]| (0..d).map(|i| c[i * d + i]).sum::<f64>();
+    Ok(means + trace(&cov_a) + trace(&cov_b) - 2.0 * cross)
+}
+
+/// Jacobi sweeps of the SVDs (their off-diagonal mass falls far below f32 precision by then).
+const SVD_SWEEPS: usize = 30;
+
+/// The mean and the (unbiased) covariance, row-major d × d, of feature vectors of equal length.
+fn moments(rows: &[Vec<f32>]) -> Result<(Vec<f64>, Vec<f64>)> {
+    let d = rows.first().map_or(0, Vec::len);
+    ensure!(rows.len() >= 2 && d > 0 && rows.iter().all(|r| r.len() == d), "need 2 or more feature vectors");
+    let n = rows.len() as f64;
+    let mut mean = vec![0.0f64; d];
+    for r in rows {
+        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += f64::from(v) / n);
+    }
+    let mut cov = vec![0.0f64; d * d];
+    for r in rows {
+        let c: Vec<f64> = r.iter().zip(&mean).map(|(&v, m)| f64::from(v) - m).collect();
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] += c[i] * c[j] / (n - 1.0);
+            }
+        }
+    }
+    Ok((mean, cov))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points drawn around a mean, from a fixed counter stream.
+    fn cloud(shift: f32, n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+        let rng = prime_core::rng::CounterRng::new(seed);
+        (0..n)
+            .map(|i| {
+                (0..d)
+                    .map(|j| shift + 2.0 * rng.uniform(prime_core::rng::Stream::Init, 5, i as u32, j as u32) - 1.0)
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn class_histograms_are_measured_against_uniform() {
+        let even = Labelling::of((0..50).map(|i| (i % CLASSES, 0.95)));
+        assert!(even.class_tv_from_uniform.abs() < 1e-12 && even.confident == 1.0);
+        // All in one class: 0.9 of the mass sits where uniform puts 0.1.
+        let one = Labelling::of((0..50).map(|_| (3, 0.5)));
+        assert!((one.class_tv_from_uniform - 0.9).abs() < 1e-12 && one.confident == 0.0);
+    }
+
+    #[test]
+    fn frechet_distance_is_zero_for_a_set_and_grows_with_a_shift() {
+        let a = cloud(0.0, 200, 6, 1);
+        assert!(frechet(&a, &a).unwrap().abs() < 1e-3, "{}", frechet(&a, &a).unwrap());
+        // A shift by 1 in each of 6 features adds |Δμ|² = 6 to what two clouds differ by.
+        let (same, shifted) =
+            (frechet(&a, &cloud(0.0, 200, 6, 2)).unwrap(), frechet(&a, &cloud(1.0, 200, 6, 2)).unwrap());
+        assert!(same < 0.2, "{same}");
+        assert!((shifted - same - 6.0).abs() < 0.5, "{shifted} vs {same}");
+        // Doubled features: Σ' = 4Σ, so the trace term is tr Σ + 4 tr Σ − 2·2 tr Σ = tr Σ (the
+        // means, near 0, barely differ).
+        let wide: Vec<Vec<f32>> = a.iter().map(|r| r.iter().map(|v| 2.0 * v).collect()).collect();
+        let cov = moments(&a).unwrap().1;
+        let want: f64 = (0..6).map(|i| cov[i * 6 + i]).sum();
+        let got = frechet(&a, &wide).unwrap();
+        assert!((got - want).abs() < 0.05 * want, "{got} vs {want}");
+    }
 }
