@@ -1,6 +1,6 @@
 //! `prime-web`: MDM-Prime in a browser tab.
 //!
-//! On wasm32, [`bindings`] is the wasm-bindgen API the page's Web Worker uses: load a model
+//! On wasm32, `bindings` is the wasm-bindgen API the page's Web Worker uses: load a model
 //! from the bytes of its files (WebGPU through burn-wgpu's asynchronous initialisation, the
 //! burn-flex CPU backend when WebGPU is missing or fails), then step a generation, each step
 //! returning a trajectory record ([`session::StepMessage`]) as JSON. The generation layer and the

@@ -91,7 +91,7 @@ impl SamplerSettings {
     }
 
     /// Refuses a request whose sampler work, estimated as loop steps × masked sub-tokens
-    /// (the reveal draws of the ancestral loop), exceeds [`MAX_SAMPLER_DRAWS`]. Every sub-token
+    /// (the reveal draws of the ancestral loop), exceeds `MAX_SAMPLER_DRAWS` (2³²). Every sub-token
     /// is revealed by step T, so steps beyond the number of masked sub-tokens are mostly idle.
     pub fn check_work(&self, masked_subtokens: usize) -> Result<()> {
         let draws = self.steps as f64 * masked_subtokens as f64;
