@@ -617,6 +617,40 @@ def abort_pause_step(browser, base):
 
 
 @test
+def controls_answer_at_full_speed(browser, base, backend):
+    """At speed 0 (no pause between steps) Pause, Step, Resume and Abort each take effect within
+    a step or two, in both panels: each worker's step loop yields to its message queue after
+    every step."""
+    open_page(browser, base, f"backend={backend}&models=models/prime/,models/mdlm/")
+    wait_ready(browser, 0)
+    wait_ready(browser, 1)
+    p = PANEL.format(i=0)
+    q = PANEL.format(i=1)
+    browser.js("""document.getElementById('steps').value = 128;
+                  document.getElementById('speed').value = 0;
+                  document.getElementById('start').click();""")
+    browser.wait(f"{p}.steps.length >= 3", 120, "a few steps")
+    browser.js("document.getElementById('pause').click();")
+    browser.wait(f"{p}.phase === 'paused' && {q}.phase === 'paused'", 10, "the pause at speed 0")
+    paused_at = browser.js(f"return {p}.steps.length")
+    other_at = browser.js(f"return {q}.steps.length")
+    time.sleep(1.0)
+    assert browser.js(f"return {p}.steps.length") == paused_at, "steps went on after the pause"
+    assert browser.js(f"return {q}.steps.length") == other_at, "the second panel went on after the pause"
+    assert paused_at < 100, f"the pause took effect only at step {paused_at}"
+    browser.js("document.getElementById('step').click();")
+    browser.wait(f"{p}.steps.length === {paused_at + 1} && {p}.phase === 'paused'", 10, "one more step")
+    browser.js("document.getElementById('pause').click();")  # resume
+    browser.wait(f"{p}.phase === 'running' && {p}.steps.length > {paused_at + 2}", 30, "the resume")
+    browser.js("document.getElementById('abort').click();")
+    browser.wait(f"{p}.phase === 'ready' && {q}.phase === 'ready'", 10, "the abort at speed 0")
+    stopped = browser.js(f"return {p}.steps.length")
+    time.sleep(1.0)
+    assert browser.js(f"return {p}.steps.length") == stopped, "steps went on after the abort"
+    assert stopped < 129, "the abort did not stop the run"
+
+
+@test
 def model_cache(browser, base):
     for _ in range(2):
         open_page(browser, base, "backend=cpu&models=models/prime/")
@@ -931,6 +965,8 @@ def main():
                 ("api_generate_with_callback", lambda: api_generate_with_callback(browser, BASE)),
                 ("model_cache", lambda: model_cache(browser, BASE)),
                 ("abort_pause_step", lambda: abort_pause_step(browser, BASE)),
+                ("controls_answer_at_full_speed", lambda: controls_answer_at_full_speed(browser, BASE, "cpu")),
+                ("controls_answer_at_full_speed", lambda: controls_answer_at_full_speed(browser, BASE, "webgpu")),
                 ("end_to_end", lambda: end_to_end(browser, BASE)),
                 ("image_mode_and_inpainting", lambda: image_mode_and_inpainting(browser, BASE)),
                 ("inpaints_an_opened_picture_on_webgpu", lambda: inpaints_an_opened_picture_on_webgpu(browser, BASE)),

@@ -147,6 +147,16 @@ async function stepOnce() {
   }
 }
 
+// A task of its own for the loop to wait on, so that the page's messages (Pause, Step, Abort)
+// queued meanwhile are handled between two steps. On the CPU backend a step's promise settles
+// without ever leaving the microtask queue, and a loop awaiting only those never lets a message
+// in. A MessageChannel message is a task without setTimeout's 4 ms clamp.
+const tick = new MessageChannel();
+const nextTask = () => new Promise((resolve) => {
+  tick.port1.onmessage = () => resolve();
+  tick.port2.postMessage(null);
+});
+
 // Only the newest loop runs: a resume during an older loop's pause between steps ends that one.
 let loopId = 0;
 
@@ -156,7 +166,7 @@ async function runLoop() {
     stepping = stepOnce();
     await stepping;
     stepping = null;
-    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    await (delayMs > 0 ? new Promise((r) => setTimeout(r, delayMs)) : nextTask());
   }
 }
 
