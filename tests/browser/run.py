@@ -22,6 +22,7 @@ import random
 import struct
 import http.server
 import json
+import re
 import os
 import shutil
 import socket
@@ -630,6 +631,17 @@ def controls_answer_at_full_speed(browser, base, backend):
                   document.getElementById('speed').value = 0;
                   document.getElementById('start').click();""")
     browser.wait(f"{p}.steps.length >= 3", 120, "a few steps")
+    labels = browser.js(f"""return {{speed: document.getElementById('speed-value').textContent,
+        timeline: document.getElementById('timeline-label').textContent,
+        stats: [...{p}.el.querySelectorAll('.stats [data-stat]')].map(e => [e.dataset.stat, e.firstChild.textContent])}}""")
+    stats = dict(labels["stats"])
+    assert labels["speed"] == "0 ms between steps", f"speed label: {labels['speed']!r}"
+    assert labels["timeline"].startswith("live"), f"timeline label during the run: {labels['timeline']!r}"
+    # Bytes read back are shown only where a GPU runs the steps, with a unit.
+    if backend == "cpu":
+        assert not any("read" in k for k in stats), f"the CPU backend shows read-back bytes: {stats}"
+    else:
+        assert re.fullmatch(r"[0-9.]+ (B|kB|MB)", stats.get("read back / step", "")), f"read-back label: {stats}"
     browser.js("document.getElementById('pause').click();")
     browser.wait(f"{p}.phase === 'paused' && {q}.phase === 'paused'", 10, "the pause at speed 0")
     paused_at = browser.js(f"return {p}.steps.length")

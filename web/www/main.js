@@ -180,8 +180,9 @@ class Panel {
       ['idle steps', view.idle_steps],
       ['ms / step', ms.toFixed(1)],
       ['ms / network step', timed.length ? (timed.reduce((a, s) => a + s.ms, 0) / timed.length).toFixed(1) : '–'],
-      ['bytes read / step', bytes.toFixed(0)],
     ];
+    // Read back from a GPU: nothing is, on the CPU backend or in a replay.
+    if (this.info.device.backend === 'wgpu') items.push(['read back / step', byteSize(bytes)]);
     // Built once, then only changed values are written (each write costs style and layout).
     if (stats.children.length !== items.length) {
       stats.replaceChildren(...items.map(([k]) => {
@@ -615,6 +616,13 @@ function updateTooltip() {
   tip.style.top = `${r.bottom + window.scrollY + 4}px`;
 }
 
+// A byte count with its unit: 950 B, 12.3 kB, 1.22 MB.
+function byteSize(n) {
+  if (n < 1e3) return `${n.toFixed(0)} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${(n / 1e6).toFixed(2)} MB`;
+}
+
 function refresh() {
   const longest = Math.max(0, ...panels.map((p) => p.steps.length));
   const timeline = $('timeline');
@@ -622,7 +630,8 @@ function refresh() {
   timeline.disabled = longest === 0;
   if (shown == null) timeline.value = timeline.max;
   const index = shown ?? null;
-  setText($('timeline-label'), longest ? `${shown ?? longest - 1}${shown == null ? ' (live)' : ''}` : '–');
+  // Each panel's own step is in its stats line; the shared timeline says where it stands.
+  setText($('timeline-label'), !longest ? '–' : shown == null ? 'live (newest step)' : `${shown} of ${longest - 1}`);
   for (const p of panels) if (p.info) p.render(index);
   updateTooltip();
 
@@ -1027,8 +1036,12 @@ function wire() {
     if ([...files].some((f) => f.name === 'config.json')) openModel(files);
     else if (files[0]) openTrajectory(files[0]);
   });
-  $('speed').addEventListener('input', () =>
-    panels.forEach((p) => p.worker.postMessage({ type: 'speed', delayMs: Number($('speed').value) })));
+  const showSpeed = () => setText($('speed-value'), `${$('speed').value} ms between steps`);
+  showSpeed();
+  $('speed').addEventListener('input', () => {
+    showSpeed();
+    panels.forEach((p) => p.worker.postMessage({ type: 'speed', delayMs: Number($('speed').value) }));
+  });
   $('clear-cache').addEventListener('click', async () => {
     await caches.delete('prime-models-v1').catch(() => {});
     setStatus('model cache cleared; reload to download again');
