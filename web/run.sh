@@ -68,8 +68,8 @@ wasm-bindgen --target web --no-typescript --remove-name-section --remove-produce
 cp web/www/*.html web/www/*.js web/www/*.css "$dist/"
 for model in prime mdlm fashion-prime fashion-mdlm; do
   mkdir -p "$dist/models/$model"
-  # Image models have no tokenizer.
-  for file in config.json model.safetensors tokenizer.json; do
+  # Image models have no tokenizer; training.json says how the model was trained.
+  for file in config.json model.safetensors tokenizer.json training.json; do
     if [ -f "assets/$model/$file" ]; then cp "assets/$model/$file" "$dist/models/$model/"; fi
   done
 done

@@ -637,6 +637,9 @@ def controls_answer_at_full_speed(browser, base, backend):
     stats = dict(labels["stats"])
     assert labels["speed"] == "0 ms between steps", f"speed label: {labels['speed']!r}"
     assert labels["timeline"].startswith("live"), f"timeline label during the run: {labels['timeline']!r}"
+    # Each panel says how its model was trained (from the folder's training.json).
+    trained = browser.js(f"return [{p}, {q}].map(x => x.el.querySelector('.training')?.textContent ?? null)")
+    assert all(t and t.startswith("How it was trained: trained ") and "tokens" in t for t in trained), trained
     # Bytes read back are shown only where a GPU runs the steps, with a unit.
     if backend == "cpu":
         assert not any("read" in k for k in stats), f"the CPU backend shows read-back bytes: {stats}"

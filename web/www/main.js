@@ -143,6 +143,8 @@ class Panel {
     if (device.notice) {
       this.q('.device').append(Object.assign(document.createElement('div'), { className: 'notice', textContent: device.notice }));
     }
+    const training = describeTraining(this.info.training);
+    if (training) this.q('.device').append(Object.assign(document.createElement('div'), { className: 'training', textContent: training }));
   }
 
   start(request, delayMs) {
@@ -614,6 +616,23 @@ function updateTooltip() {
   const r = hovered.panel.grid.rectOf(hovered.index);
   tip.style.left = `${r.left + window.scrollX}px`;
   tip.style.top = `${r.bottom + window.scrollY + 4}px`;
+}
+
+// What a model folder's training.json says of its training, in one line (null without one).
+function describeTraining(t) {
+  if (!t || typeof t !== 'object') return null;
+  const millions = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)} M`;
+  const parts = [];
+  if (Number.isFinite(t.steps)) parts.push(`trained ${t.steps.toLocaleString('en')} steps`);
+  else if (Number.isFinite(t.snapshot_step)) parts.push(`a snapshot at step ${t.snapshot_step.toLocaleString('en')}`);
+  if (Number.isFinite(t.training_tokens)) {
+    const corpus = Number.isFinite(t.corpus_tokens) ? ` of a ${millions(t.corpus_tokens)}-token corpus` : '';
+    parts.push(`on ${millions(t.training_tokens)} tokens${corpus}`);
+  }
+  if (Number.isFinite(t.training_seconds)) {
+    parts.push(`in ${(t.training_seconds / 60).toFixed(0)} minutes${t.device ? ` on ${t.device}` : ''}`);
+  }
+  return parts.length ? `How it was trained: ${parts.join(' ')}` : null;
 }
 
 // A byte count with its unit: 950 B, 12.3 kB, 1.22 MB.

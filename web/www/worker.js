@@ -123,6 +123,14 @@ async function load({ base, files, backend, maxBinding }) {
   check_config(config);
   const weights = await get('model.safetensors', false);
   const tokenizer = await get('tokenizer.json', true);
+  // How the model was trained (`prime-train` writes it), shown beside the model; optional.
+  let training = null;
+  try {
+    const bytes = await get('training.json', true);
+    training = bytes && JSON.parse(new TextDecoder().decode(bytes));
+  } catch (_) {
+    training = null;
+  }
   post('progress', { file: 'initialising the device', loaded: 0, total: 0 });
   try {
     engine = await Engine.load(config, weights, tokenizer ?? undefined, backend, maxBinding ?? undefined);
@@ -130,7 +138,7 @@ async function load({ base, files, backend, maxBinding }) {
     const why = explain(e, `loading ${megabytes(weights.length)} of weights`);
     throw new Error(`cannot load the model from ${folder ? folder.pathname : base}: ${message(why)}`);
   }
-  return JSON.parse(engine.info());
+  return { ...JSON.parse(engine.info()), training };
 }
 
 // One step of the current generation; a step that finishes after an abort or a new start is
