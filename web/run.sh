@@ -9,7 +9,8 @@
 # otherwise Debian's rustc-web toolchain building std itself), wasm-bindgen generates the JS
 # glue, the page (web/www) and the models (assets/prime, assets/mdlm and the image models
 # assets/fashion-prime, assets/fashion-mdlm) are copied next to it, and
-# the sizes of the wasm (raw and gzipped) are printed.
+# the sizes of the wasm (raw and gzipped) are printed. The page is served by web/serve.py
+# (gzipped module and scripts where the browser accepts gzip).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -52,9 +53,9 @@ need="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(
 have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
 if [ "$have" != "$need" ]; then
   echo "installing wasm-bindgen-cli $need (found: ${have:-none})"
-  # The CLI's own lockfile pins webpki-roots 1.0.11, which the registry no longer offers
-  # (seen 2026-11-25); without --locked cargo resolves current versions.
-  cargo install wasm-bindgen-cli --version "$need" --locked || cargo install wasm-bindgen-cli --version "$need"
+  # Not --locked: the CLI's own lockfile pins webpki-roots 1.0.11, which the registry no
+  # longer offers (seen 2026-11-25), so cargo resolves current versions.
+  cargo install wasm-bindgen-cli --version "$need"
 fi
 rm -rf "$dist"
 mkdir -p "$dist/pkg" "$dist/models"
@@ -83,12 +84,13 @@ cat > "$dist/models.json" <<'EOF'
 ]
 EOF
 
-# 4. Sizes.
+# 4. Gzipped copies of the module and the scripts, which web/serve.py sends to browsers that
+# accept gzip; and the sizes.
+gzip -9 -k -f "$dist"/pkg/*.wasm "$dist"/pkg/*.js "$dist"/*.js
 raw=$(stat -c %s "$dist/pkg/prime_web_bg.wasm")
-gz=$(gzip -9 -c "$dist/pkg/prime_web_bg.wasm" | wc -c)
+gz=$(stat -c %s "$dist/pkg/prime_web_bg.wasm.gz")
 awk -v r="$raw" -v g="$gz" 'BEGIN { printf "prime_web_bg.wasm: %.2f MB raw, %.2f MB gzipped\n", r / 1e6, g / 1e6 }'
 
 if [ "$serve" = 1 ]; then
-  echo "serving $dist on http://127.0.0.1:$port/ (Ctrl-C stops)"
-  exec python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist"
+  exec python3 "$root/web/serve.py" "$dist" --port "$port"
 fi

@@ -18,6 +18,7 @@ at its coarse level with a marker, its tooltip) and inpainting (pinned pixels ke
 
 import base64
 import functools
+import gzip
 import random
 import struct
 import http.server
@@ -666,6 +667,35 @@ def controls_answer_at_full_speed(browser, base, backend):
 
 
 @test
+def serves_gzipped_files():
+    """web/serve.py sends the gzipped module where the browser accepts gzip, the plain one
+    otherwise, with the right type either way."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, os.path.join(ROOT, "web", "serve.py"), DIST, "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/pkg/prime_web_bg.wasm"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2)
+                break
+            except Exception:
+                time.sleep(0.1)
+        raw = open(os.path.join(DIST, "pkg", "prime_web_bg.wasm"), "rb").read()
+        packed = urllib.request.urlopen(urllib.request.Request(url, headers={"Accept-Encoding": "gzip"}), timeout=60)
+        body = packed.read()
+        assert packed.headers["Content-Encoding"] == "gzip", dict(packed.headers)
+        assert packed.headers["Content-Type"] == "application/wasm", dict(packed.headers)
+        assert len(body) < len(raw) / 3 and gzip.decompress(body) == raw, f"{len(body)} of {len(raw)} bytes"
+        plain = urllib.request.urlopen(url, timeout=60)
+        assert plain.headers.get("Content-Encoding") is None and plain.read() == raw
+        print(f"      wasm: {len(raw) / 1e6:.1f} MB raw, {len(body) / 1e6:.1f} MB sent gzipped", flush=True)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+@test
 def model_cache(browser, base):
     for _ in range(2):
         open_page(browser, base, "backend=cpu&models=models/prime/")
@@ -998,6 +1028,8 @@ def main():
             browser.close()
         if not only or "missing_webgpu_falls_back" in only:
             missing_webgpu_falls_back(driver_url)
+        if not only or "serves_gzipped_files" in only:
+            serves_gzipped_files()
     finally:
         driver.terminate()
         server.shutdown()
