@@ -638,6 +638,14 @@ def controls_answer_at_full_speed(browser, base, backend):
     stats = dict(labels["stats"])
     assert labels["speed"] == "0 ms between steps", f"speed label: {labels['speed']!r}"
     assert labels["timeline"].startswith("live"), f"timeline label during the run: {labels['timeline']!r}"
+    # A collapsible legend names every mark of the text view.
+    legend = browser.js("""const l = document.getElementById('legend');
+        return {tag: l.tagName, text: l.querySelector('.legend-text').textContent, shown: getComputedStyle(l.querySelector('.legend-text')).display}""")
+    assert legend["tag"] == "DETAILS" and legend["shown"] != "none", legend
+    for mark in ("held fixed", "share of the token's digits revealed", "masked digit", "revealed at this step", "guess"):
+        assert mark in legend["text"], f"the legend lacks {mark!r}: {legend['text']!r}"
+    browser.js("document.getElementById('legend').open = true;")
+    browser.screenshot(f"page-legend-{backend}.png")
     # Each panel says how its model was trained (from the folder's training.json).
     trained = browser.js(f"return [{p}, {q}].map(x => x.el.querySelector('.training')?.textContent ?? null)")
     assert all(t and t.startswith("How it was trained: trained ") and "tokens" in t for t in trained), trained

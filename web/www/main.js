@@ -643,6 +643,8 @@ function byteSize(n) {
 }
 
 function refresh() {
+  // The legend explains the marks of the mode on show.
+  document.body.dataset.kind = panels.length && panels.every((p) => p.isImage) ? 'image' : 'text';
   const longest = Math.max(0, ...panels.map((p) => p.steps.length));
   const timeline = $('timeline');
   timeline.max = Math.max(0, longest - 1);
