@@ -517,6 +517,14 @@ def draws_official_size_steps(browser, base):
         }}
         return [out, {p}.grid.cells.length];""")
     ms, cells = times
+    # Once the replay is idle, the rows far below the viewport are painted too (a full-page
+    # capture shows every cell): the last cell's box is not the background.
+    corner = f"""const p = {p}, g = p.grid, [x, y] = g.origin(g.cells.length - 1), dpr = g.geometry.dpr;
+        const d = g.canvas.getContext('2d').getImageData(Math.round((x + 1.5) * dpr), Math.round((y + 1.5) * dpr), 1, 1).data;
+        return [d[0], d[1], d[2], g.canvas.getBoundingClientRect().top + y > window.innerHeight];"""
+    browser.wait(f"(() => {{ {corner} }})()[0] !== 255", 10, "the rows below the viewport to be painted")
+    last = browser.js(corner)
+    assert last[3], f"the last cell is not below the viewport: {last}"
     browser.screenshot("page-official-size.png")
     print(f"      L = 1024, ℓ = 4: {cells} cells; draw one step: mean {sum(ms) / len(ms):.1f} ms, "
           f"max {max(ms):.1f} ms (headless Chromium, 2-core machine)", flush=True)

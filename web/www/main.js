@@ -395,6 +395,30 @@ class CellGrid {
     return bottom <= top ? [0, 0] : [Math.floor(top / row), Math.ceil(bottom / row)];
   }
 
+  // Once the panel is idle, paints the rows still unpainted, so that a full-page capture or a
+  // print shows every cell (while steps come in, only the rows near the viewport are painted).
+  paintRestWhenIdle() {
+    if (this.restPending || !this.geometry) return;
+    this.restPending = true;
+    const later = window.requestIdleCallback ?? ((f) => setTimeout(f, 50));
+    later(() => {
+      this.restPending = false;
+      this.paintAll();
+    }, { timeout: 500 });
+  }
+
+  // Paints every row unless all are painted already.
+  paintAll() {
+    if (!this.geometry) return;
+    const rows = Math.ceil(this.cells.length / this.geometry.cols);
+    if (this.painted && this.painted[0] === 0 && this.painted[1] >= rows) return;
+    const g = this.g;
+    g.fillStyle = COLORS.background;
+    g.fillRect(0, 0, this.geometry.avail, this.geometry.height);
+    this.paint(g, 0, this.cells.length);
+    this.painted = [0, rows];
+  }
+
   // Paints the visible rows unless they are painted already (after a scroll, a resize).
   paintVisible() {
     if (!this.geometry) return;
@@ -536,6 +560,10 @@ class PixelGrid {
 
   paintVisible() {} // the whole image is painted at each draw
 
+  paintRestWhenIdle() {}
+
+  paintAll() {}
+
   // The pixel under a point (client coordinates), or null.
   indexAt(clientX, clientY) {
     if (!this.geometry) return null;
@@ -653,7 +681,11 @@ function refresh() {
   const index = shown ?? null;
   // Each panel's own step is in its stats line; the shared timeline says where it stands.
   setText($('timeline-label'), !longest ? '–' : shown == null ? 'live (newest step)' : `${shown} of ${longest - 1}`);
-  for (const p of panels) if (p.info) p.render(index);
+  for (const p of panels) {
+    if (!p.info) continue;
+    p.render(index);
+    if (p.phase !== 'running') p.grid.paintRestWhenIdle();
+  }
   updateTooltip();
 
   const phases = panels.map((p) => p.phase);
@@ -1068,6 +1100,7 @@ function wire() {
     setStatus('model cache cleared; reload to download again');
   });
   window.addEventListener('resize', refresh);
+  window.addEventListener('beforeprint', () => panels.forEach((p) => p.grid.paintAll()));
   window.addEventListener('scroll', () => panels.forEach((p) => p.grid.paintVisible()), { passive: true });
   $('timeline').addEventListener('input', () => {
     const t = $('timeline');
