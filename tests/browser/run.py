@@ -652,6 +652,14 @@ def controls_answer_at_full_speed(browser, base, backend):
     assert legend["tag"] == "DETAILS" and legend["shown"] != "none", legend
     for mark in ("held fixed", "share of the token's digits revealed", "masked digit", "revealed at this step", "guess"):
         assert mark in legend["text"], f"the legend lacks {mark!r}: {legend['text']!r}"
+    # Both panels' stats lines take the same height, and each grid fills its panel's width.
+    layout = browser.js(f"""return [{p}, {q}].map(x => {{
+        const g = x.grid.geometry, used = g.cols * (g.width + 3) - 3;
+        return [x.el.querySelector('.stats').offsetHeight, g.avail - used, g.cols];
+    }})""")
+    assert layout[0][0] == layout[1][0], f"the stats lines differ in height: {layout}"
+    # (Whole pixels per cell: less than one pixel per column is left over.)
+    assert all(0 <= gap < cols for _, gap, cols in layout), f"grids leave a strip on the right: {layout}"
     browser.js("document.getElementById('legend').open = true;")
     browser.screenshot(f"page-legend-{backend}.png")
     # Each panel says how its model was trained (from the folder's training.json).

@@ -316,9 +316,11 @@ class CellGrid {
     const chars = Math.max(String(Math.max(base - 1, 0)).length, 1);
     const slotWidth = Math.ceil(g.measureText('0'.repeat(chars)).width) + 4;
     const slotsWidth = l * slotWidth + (l - 1) * CELL.slotGap;
-    const width = Math.max(slotsWidth + 8, CELL.minWidth);
+    const least = Math.max(slotsWidth + 8, CELL.minWidth);
     const avail = this.canvas.clientWidth || this.canvas.parentElement.clientWidth || 560;
-    const cols = Math.max(1, Math.floor((avail + CELL.gap) / (width + CELL.gap)));
+    const cols = Math.max(1, Math.floor((avail + CELL.gap) / (least + CELL.gap)));
+    // The cells share out the row's leftover width, so the grid fills its panel.
+    const width = Math.max(least, Math.floor((avail + CELL.gap) / cols) - CELL.gap);
     const rows = Math.ceil(count / cols);
     return { count, l, base, slotWidth, slotsWidth, width, cols, avail, height: rows * (CELL.height + CELL.gap) };
   }
