@@ -178,11 +178,7 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
         args.run.display()
     );
     let trainer = Trainer::resume(&checkpoint, &burn::tensor::Device::flex())?;
-    let log_path = args.run.join(RUN_LOG);
-    let log: RunLog = match std::fs::read_to_string(&log_path) {
-        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", log_path.display()))?,
-        Err(_) => RunLog::default(),
-    };
+    let log = RunLog::load(&args.run.join(RUN_LOG))?;
     let tokenizer = match trainer.config().image {
         Some(_) => None,
         None => {
@@ -218,6 +214,16 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
         dir.display()
     )?;
     Ok(())
+}
+
+impl RunLog {
+    /// The log at `path`; an empty one where there is none yet.
+    fn load(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", path.display())),
+            Err(_) => Ok(Self::default()),
+        }
+    }
 }
 
 /// Each field where `checkpoint` and `requested` differ, as `name = checkpoint's value (these
@@ -291,10 +297,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     };
     let checkpoint = args.out.join(CHECKPOINT);
     let log_path = args.out.join(RUN_LOG);
-    let mut log: RunLog = match std::fs::read_to_string(&log_path) {
-        Ok(s) => serde_json::from_str(&s).with_context(|| format!("{} is corrupt", log_path.display()))?,
-        Err(_) => RunLog::default(),
-    };
+    let mut log = RunLog::load(&log_path)?;
     let fingerprint = data.fingerprint();
     if let (Some(was), Some(now)) = (&log.tokenizer, &fingerprint) {
         ensure!(

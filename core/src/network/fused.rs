@@ -158,8 +158,14 @@ pub fn exp(x: f32) -> f32 {
 /// `x·σ(2z)`, GELU-tanh of one value with [`exp`].
 #[inline(always)]
 pub fn gelu(x: f32) -> f32 {
+    x * gelu_gate(x)
+}
+
+/// `σ(2z)`, `2z = 2√(2/π)(x + 0.044715x³)`: the factor GELU-tanh multiplies x by.
+#[inline(always)]
+pub(crate) fn gelu_gate(x: f32) -> f32 {
     let two_z = (x * x * x * GELU_CUBIC + x) * TWO_SQRT_2_OVER_PI;
-    x / (1.0 + exp(-two_z))
+    1.0 / (1.0 + exp(-two_z))
 }
 
 /// The fused loops on burn-flex tensors (native builds), which the functions above try first.
@@ -193,6 +199,16 @@ pub mod host {
         flex_any(t).filter(FlexTensor::is_contiguous)
     }
 
+    /// [`flex_any`] made contiguous (copied only where it is not).
+    pub(crate) fn flex_contiguous<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+        flex_any(t).map(|t| contiguous(&t))
+    }
+
+    /// `t` itself where it is contiguous, else a contiguous copy.
+    pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
+        if t.is_contiguous() { t.clone() } else { t.to_contiguous() }
+    }
+
     /// [`flex`] in any layout.
     pub(crate) fn flex_any<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
         let t = t.clone().try_into_primitive::<Flex>().ok()?;
@@ -207,8 +223,7 @@ pub mod host {
             return None;
         }
         let [batch, heads, length, dh] = dims;
-        let contiguous = |t: &Tensor<4>| flex_any(t).map(|t| if t.is_contiguous() { t } else { t.to_contiguous() });
-        let (q, k, v) = (contiguous(q)?, contiguous(k)?, contiguous(v)?);
+        let (q, k, v) = (flex_contiguous(q)?, flex_contiguous(k)?, flex_contiguous(v)?);
         let (q, k, v) = (values(&q), values(&k), values(&v));
         let head = length * dh;
         let scale = 1.0 / (dh as f32).sqrt();
@@ -246,11 +261,9 @@ pub mod host {
     ) -> Option<[FlexTensor; 3]> {
         let shape = q.layout().shape().clone();
         let dims: [usize; 4] = shape.dims::<4>();
-        let contiguous = |t: &FlexTensor| {
-            (t.dtype() == DType::F32 && t.layout().shape().dims::<4>() == dims)
-                .then(|| if t.is_contiguous() { t.clone() } else { t.to_contiguous() })
-        };
-        let (q, k, v, grad) = (contiguous(q)?, contiguous(k)?, contiguous(v)?, contiguous(grad)?);
+        let fitting =
+            |t: &FlexTensor| (t.dtype() == DType::F32 && t.layout().shape().dims::<4>() == dims).then(|| contiguous(t));
+        let (q, k, v, grad) = (fitting(q)?, fitting(k)?, fitting(v)?, fitting(grad)?);
         let (q, k, v, grad) = (values(&q), values(&k), values(&v), values(&grad));
         let [batch, heads, length, dh] = dims;
         let head = length * dh;
@@ -354,7 +367,6 @@ pub mod host {
         if !(fits(x, &[n, w]) && fits(grad, &[n, w]) && fits(bias, &[w])) {
             return None;
         }
-        let contiguous = |t: &FlexTensor| if t.is_contiguous() { t.clone() } else { t.to_contiguous() };
         let (x, bias, grad) = (contiguous(x), contiguous(bias), contiguous(grad));
         let (x, bias, grad) = (values(&x), values(&bias), values(&grad));
         let mut out = FlexTensor::empty(shape, DType::F32);
@@ -386,7 +398,7 @@ pub mod host {
             {
                 for (((o, &x), &g), &b) in out.iter_mut().zip(x).zip(grad).zip(bias) {
                     let u = x + b;
-                    let sigma = 1.0 / (1.0 + super::exp(-(u * u * u * GELU_CUBIC + u) * TWO_SQRT_2_OVER_PI));
+                    let sigma = super::gelu_gate(u);
                     let slope = TWO_SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * u * u);
                     *o = g * (sigma + u * sigma * (1.0 - sigma) * slope);
                 }

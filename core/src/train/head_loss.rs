@@ -212,7 +212,7 @@ pub mod host {
 
     use super::{HeadGradients, TensorData};
     use crate::network::fused::exp;
-    use crate::network::fused::host::{Kernel, flex, flex_any, owned, values, vectorised};
+    use crate::network::fused::host::{Kernel, flex, flex_contiguous, owned, values, vectorised};
     use crate::readback::read_f32;
     use crate::train::{Objective, RowTargets};
 
@@ -297,8 +297,7 @@ pub mod host {
         let device = h.device();
         let [n, d_model] = h.dims();
         let width = part.0.dims()[1];
-        let contiguous = |t: &Tensor<2>| flex_any(t).map(|t| if t.is_contiguous() { t } else { t.to_contiguous() });
-        let (w, h) = (contiguous(&part.0)?, contiguous(h)?);
+        let (w, h) = (flex_contiguous(&part.0)?, flex_contiguous(h)?);
         let bias = match &part.1 {
             Some(b) => Some(read_f32(b.clone(), "the output bias").ok()?),
             None => None,

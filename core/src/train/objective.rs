@@ -19,7 +19,7 @@ use crate::rng::CounterRng;
 
 /// Added (negated) to the logit of every token outside the consistent set: exp(−1e4) is 0 in f32,
 /// and a finite value keeps gradients free of NaN.
-pub(super) const EXCLUDED: f64 = 1e4;
+const EXCLUDED: f64 = 1e4;
 
 /// The loss of one model configuration (on any device).
 #[derive(Debug, Clone)]
