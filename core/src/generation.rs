@@ -41,6 +41,7 @@ impl Tokens {
 /// Which executor carries out the sampler's steps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum ExecutorChoice {
     /// The WGSL kernels on a wgpu device (native GPU or the browser's WebGPU), the host
     /// executor elsewhere.

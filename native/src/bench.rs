@@ -21,9 +21,9 @@ use prime_core::{
 };
 use serde::Serialize;
 
+use prime_core::sampler::SamplingMode;
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
-use prime_native::sampler_args::ModeName;
 
 /// Arguments of `prime bench`.
 #[derive(Args, Debug)]
@@ -74,12 +74,12 @@ pub enum BenchPath {
 }
 
 impl BenchPath {
-    fn setup(self) -> (ExecutorChoice, ModeName) {
+    fn setup(self) -> (ExecutorChoice, SamplingMode) {
         match self {
-            Self::Host => (ExecutorChoice::Host, ModeName::Ancestral),
-            Self::Shader => (ExecutorChoice::Shader, ModeName::Ancestral),
-            Self::Twin => (ExecutorChoice::Twin, ModeName::Ancestral),
-            Self::EventDriven => (ExecutorChoice::Auto, ModeName::EventDriven),
+            Self::Host => (ExecutorChoice::Host, SamplingMode::Ancestral),
+            Self::Shader => (ExecutorChoice::Shader, SamplingMode::Ancestral),
+            Self::Twin => (ExecutorChoice::Twin, SamplingMode::Ancestral),
+            Self::EventDriven => (ExecutorChoice::Auto, SamplingMode::EventDriven),
         }
     }
 }
@@ -242,7 +242,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let (executor, mode) = path.setup();
         let (mut ms, mut own_ms, mut nfe, mut idle, mut readbacks, mut bytes) = (0.0, 0.0, 0, 0, 0, 0);
         for seed in 0..args.runs {
-            let settings = SamplerSettings { steps: args.steps, seed, mode: mode.into(), ..Default::default() };
+            let settings = SamplerSettings { steps: args.steps, seed, mode, ..Default::default() };
             let request = GenerationRequest { settings, executor, ..GenerationRequest::default() };
             let mut run = request.start(&model)?;
             masked = run.sampler().masked_at_start();

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
-use prime_native::sampler_args::SamplerArgs;
+use prime_native::sampling_args::SamplingArgs;
 
 use crate::picture::{Animation, Sheet};
 
@@ -53,27 +53,8 @@ pub struct GenerateArgs {
     /// Fix a token anywhere: POSITION=ID (repeatable).
     #[arg(long, value_parser = parse_pin)]
     pin: Vec<(usize, u32)>,
-    /// Sampling steps T.
-    #[arg(long, default_value_t = 256)]
-    steps: usize,
-    /// Seed of the random stream.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Nucleus mass (official rule); 1 disables it.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// Keep only the k most likely tokens.
-    #[arg(long)]
-    top_k: Option<usize>,
-    /// Temperature.
-    #[arg(long, default_value_t = 1.0)]
-    temperature: f32,
-    /// Sample without the carry-over consistency filter (as the official non-`_co_` models);
-    /// the final digits may then decode to an id outside the vocabulary, which is an error.
-    #[arg(long)]
-    no_carry_over: bool,
     #[command(flatten)]
-    sampler: SamplerArgs,
+    sampling: SamplingArgs,
     /// Number of samples; sample i uses seed --seed + i and draws what a single run with that
     /// seed draws.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_SAMPLES as i64))]
@@ -142,7 +123,7 @@ struct Report {
     expected_idle_ratio: f64,
     seconds: f64,
     backend: String,
-    sampler: &'static str,
+    executor: &'static str,
     bytes_read: usize,
     batch: usize,
 }
@@ -192,17 +173,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         prompt: tokens(&args.prompt, &args.prompt_ids),
         suffix: tokens(&args.suffix, &args.suffix_ids),
         pins: [args.pin.clone(), inpainting_pins(&args, &model)?].concat(),
-        settings: SamplerSettings {
-            steps: args.steps,
-            seed: args.seed,
-            temperature: args.temperature,
-            top_p: args.top_p,
-            top_k: args.top_k,
-            carry_over: !args.no_carry_over,
-            record_guesses: args.trajectory.is_some(),
-            mode: args.sampler.mode.into(),
-        },
-        executor: args.sampler.sampler.into(),
+        settings: SamplerSettings { record_guesses: args.trajectory.is_some(), ..args.sampling.settings() },
+        executor: args.sampling.executor,
         sync_states: animate,
     };
     let executor = request.resolve_executor(&model)?.name();
@@ -211,7 +183,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(path) => Some(TrajectoryFile::create(path)?),
         None => None,
     };
-    let bar = ProgressBar::new((samples as u64).saturating_mul((args.steps as u64).saturating_add(1)));
+    let bar = ProgressBar::new((samples as u64).saturating_mul((args.sampling.steps as u64).saturating_add(1)));
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} steps {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -280,7 +252,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 idle_steps: outcome.idle_steps,
                 seconds,
                 backend: backend.clone(),
-                sampler: executor,
+                executor,
                 bytes_read: run.stats().bytes_read,
                 batch: count,
             });
@@ -311,7 +283,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             r.idle_steps,
             100.0 * r.idle_ratio,
             100.0 * r.expected_idle_ratio,
-            r.sampler,
+            r.executor,
             r.bytes_read as f64 / 1e3
         );
     }
@@ -395,14 +367,14 @@ impl Pictures {
             return Ok(None);
         };
         if args.gif.is_some() {
-            let bytes = [u64::from(args.samples), (args.steps as u64).saturating_add(2), 4]
+            let bytes = [u64::from(args.samples), (args.sampling.steps as u64).saturating_add(2), 4]
                 .into_iter()
                 .fold(model.config().sequence_subtokens() as u64, u64::saturating_mul);
             if bytes > MAX_GIF_STATES {
                 anyhow::bail!(
                     "a GIF of {} samples × {} steps keeps {:.1} GB of states; draw fewer samples or steps",
                     args.samples,
-                    args.steps,
+                    args.sampling.steps,
                     bytes as f64 / 1e9
                 );
             }

@@ -9,7 +9,7 @@
 
 pub mod device_args;
 pub mod model_arg;
-pub mod sampler_args;
+pub mod sampling_args;
 
 /// Sets up the process before anything else runs: quiet GPU probing, then logging.
 pub fn init() {

@@ -12,24 +12,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use prime_core::{GenerationRequest, Model, SamplerSettings};
+use prime_core::{GenerationRequest, Model};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
-use prime_native::sampler_args::SamplerArgs;
+use prime_native::sampling_args::SamplingArgs;
 
 /// Arguments of `prime-train words`.
 #[derive(Debug, Args)]
+#[command(mut_arg("steps", |a| a.default_value("128")))]
 pub struct WordsArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// Samples to generate (seeds 0..n).
+    /// Samples to generate (seeds --seed … --seed + n − 1).
     #[arg(long, default_value_t = 8)]
     samples: u64,
-    /// Sampling steps T.
-    #[arg(long, default_value_t = 128)]
-    steps: usize,
     /// Word list, one word per line.
     #[arg(long, default_value = "/usr/share/dict/words")]
     dict: PathBuf,
@@ -38,7 +36,7 @@ pub struct WordsArgs {
     #[arg(long)]
     corpus: Option<PathBuf>,
     #[command(flatten)]
-    sampler: SamplerArgs,
+    sampling: SamplingArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -92,14 +90,13 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let (mut words, mut known, mut nfe, mut idle) = (0, 0, 0, 0);
     let mut first_sample = String::new();
     let mut samples = Vec::new();
-    for seed in 0..args.samples {
-        let settings =
-            SamplerSettings { steps: args.steps, seed, mode: args.sampler.mode.into(), ..SamplerSettings::default() };
-        let outcome = sample(&model, settings, &args.sampler)?;
+    let request = args.sampling.request();
+    for i in 0..args.samples {
+        let outcome = sample(&model, &request, i)?;
         let sample = text.decode(&outcome.0)?;
         let (w, k) = count_words(&words_of(&sample), &dict);
         (words, known, nfe, idle) = (words + w, known + k, nfe + outcome.1, idle + outcome.2);
-        if seed == 0 {
+        if i == 0 {
             first_sample = sample.clone();
         }
         samples.push(sample);
@@ -112,7 +109,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let report = WordsReport {
         model: args.model.describe(),
         samples: args.samples,
-        steps: args.steps,
+        steps: args.sampling.steps,
         words,
         dictionary_words: known,
         fraction: known as f64 / words as f64,
@@ -129,7 +126,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
             report.model,
             100.0 * report.fraction,
             args.samples,
-            args.steps,
+            args.sampling.steps,
             report.mean_nfe,
             report.mean_idle_steps,
         )?;
@@ -151,10 +148,10 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     Ok(())
 }
 
-/// One unconditional sample: (tokens, NFE, idle steps).
-fn sample(model: &Model, settings: SamplerSettings, how: &SamplerArgs) -> Result<(Vec<u32>, usize, usize)> {
-    let request = GenerationRequest { settings, executor: how.sampler.into(), ..GenerationRequest::default() };
-    let mut run = request.start(model)?;
+/// Sample `i` of `request` (seed + i): (tokens, NFE, idle steps).
+fn sample(model: &Model, request: &GenerationRequest, i: u64) -> Result<(Vec<u32>, usize, usize)> {
+    let i = usize::try_from(i)?;
+    let mut run = request.start_seeds(model, i..i + 1)?.pop().context("no run was started")?;
     let outcome = run.run(model, |_| std::ops::ControlFlow::Continue(()))?.context("sampling stopped early")?;
     Ok((outcome.tokens, outcome.nfe, outcome.idle_steps))
 }

@@ -338,32 +338,22 @@ fn default_generate_uses_the_built_in_model_and_its_tokenizer() {
 }
 
 #[test]
-fn sampler_paths_agree_and_the_shader_path_needs_a_gpu() {
+fn executors_agree_and_the_shader_executor_needs_a_gpu() {
     let model = golden("prime_l2_tiny");
     let model = model.to_str().unwrap();
-    let args = |sampler: &'static str| {
-        [
-            "generate",
-            "--model",
-            model,
-            "--steps",
-            "16",
-            "--seed",
-            "3",
-            "--json",
-            "--device",
-            "cpu",
-            "--sampler",
-            sampler,
-        ]
+    let args = |flag: &'static str, executor: &'static str| {
+        ["generate", "--model", model, "--steps", "16", "--seed", "3", "--json", "--device", "cpu", flag, executor]
     };
-    let host = json_of(&prime(&args("host")));
-    let twin = json_of(&prime(&args("twin")));
-    assert_eq!(host["sampler"], "host", "{host}");
-    assert_eq!(twin["sampler"], "twin", "{twin}");
+    let host = json_of(&prime(&args("--executor", "host")));
+    let twin = json_of(&prime(&args("--executor", "twin")));
+    assert_eq!(host["executor"], "host", "{host}");
+    assert_eq!(twin["executor"], "twin", "{twin}");
     assert_eq!(host["tokens"], twin["tokens"], "same seed, same tokens");
     assert_eq!(host["nfe"], twin["nfe"]);
-    let out = prime(&args("shader"));
+    // `--sampler` is the old name of `--executor`, kept as an alias.
+    let old_name = json_of(&prime(&args("--sampler", "twin")));
+    assert_eq!(old_name["executor"], "twin", "{old_name}");
+    let out = prime(&args("--executor", "shader"));
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("needs a wgpu device")), "{err}");

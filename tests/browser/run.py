@@ -297,7 +297,7 @@ def native_tokens(prompt, steps, seed, device, model="prime", extra=()):
     cmd = [PRIME, "generate", "--json", "--prompt", prompt, "--steps", str(steps), "--seed", str(seed),
            "--device", device, "--model", os.path.join(ROOT, "assets", model), *extra]
     if device == "gpu":
-        cmd += ["--require-gpu", "--sampler", "host"]
+        cmd += ["--require-gpu", "--executor", "host"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900)
     return json.loads(out.stdout)["tokens"]
 
@@ -447,7 +447,7 @@ def f16_model_cut_into_blocks(browser, base):
     assert executor(browser) == "shader", f"WebGPU ran the {executor(browser)} executor"
     got = final_tokens(browser)
     cmd = [PRIME, "generate", "--json", "--steps", str(steps), "--seed", str(seed),
-           "--model", gpt2_f16_model(), "--device", "gpu", "--require-gpu", "--sampler", "shader"]
+           "--model", gpt2_f16_model(), "--device", "gpu", "--require-gpu", "--executor", "shader"]
     want = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900).stdout)["tokens"]
     same = sum(a == b for a, b in zip(got, want))
     print(f"      f16 weights, head in {blocking['head_blocks']} blocks, logits in "

@@ -42,6 +42,7 @@ pub struct SamplerSettings {
 /// How the sampler decides when each masked sub-token is revealed. Both modes have the same law.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SamplingMode {
     /// The official loop: at step k every masked sub-token is revealed with probability
     /// (t_k − s_k)/t_k, decided at that step.

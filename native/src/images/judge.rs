@@ -12,12 +12,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, ensure};
 use clap::Args;
 use prime_core::sampler::run_together;
-use prime_core::{GenerationRequest, SamplerSettings};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
-use prime_native::sampler_args::SamplerArgs;
+use prime_native::sampling_args::SamplingArgs;
 
 use super::classifier::{Classifier, label};
 use super::{CLASS_NAMES, CLASSES, ImageSet};
@@ -36,23 +35,17 @@ pub struct JudgeArgs {
     /// The folder `prime-train images` wrote, at the model's image size.
     #[arg(long, default_value = "data/fashion14")]
     images: PathBuf,
-    /// Samples to generate (seeds 0..n).
+    /// Samples to generate (seeds --seed … --seed + n − 1).
     #[arg(long, default_value_t = 256)]
     samples: usize,
     /// Sequences per network call.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Sampling steps T.
-    #[arg(long, default_value_t = 256)]
-    steps: usize,
-    /// Nucleus mass (official rule); 1 disables it.
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
     /// Passes of the classifier's training over the training split.
     #[arg(long, default_value_t = 8)]
     epochs: usize,
     #[command(flatten)]
-    sampler: SamplerArgs,
+    sampling: SamplingArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -154,17 +147,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         held_labels.iter().zip(&valid.labels).filter(|&(&(class, _), &truth)| class == usize::from(truth)).count();
     let held_out = Labelling::of(held_labels.into_iter());
 
-    eprintln!("sampling {} images with T = {}…", args.samples, args.steps);
-    let request = GenerationRequest {
-        settings: SamplerSettings {
-            steps: args.steps,
-            top_p: args.top_p,
-            mode: args.sampler.mode.into(),
-            ..SamplerSettings::default()
-        },
-        executor: args.sampler.sampler.into(),
-        ..GenerationRequest::default()
-    };
+    eprintln!("sampling {} images with T = {}…", args.samples, args.sampling.steps);
+    let request = args.sampling.request();
     let started = std::time::Instant::now();
     let (mut images, mut nfe) = (Vec::with_capacity(args.samples), 0);
     for first in (0..args.samples).step_by(args.batch) {
@@ -194,8 +178,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     let counts = valid.class_counts().map(|c| c as f64 / valid.len() as f64);
     let report = JudgeReport {
         model: args.model.describe(),
-        steps: args.steps,
-        top_p: args.top_p,
+        steps: args.sampling.steps,
+        top_p: args.sampling.top_p,
         classifier_epochs: args.epochs,
         classifier_valid_accuracy: correct as f64 / valid.len() as f64,
         held_out,
@@ -221,8 +205,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         report.model,
         100.0 * report.samples.confident,
         args.samples,
-        args.steps,
-        args.top_p,
+        args.sampling.steps,
+        args.sampling.top_p,
         report.mean_nfe,
         report.samples.mean_confidence,
         report.held_out.mean_confidence

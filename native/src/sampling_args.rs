@@ -1,0 +1,60 @@
+//! The sampling flags every generating command takes, in one place: they build the core's
+//! `SamplerSettings` and `GenerationRequest`.
+
+use clap::Args;
+use prime_core::sampler::SamplingMode;
+use prime_core::{ExecutorChoice, GenerationRequest, SamplerSettings};
+
+/// Sampler settings and executor, shared by `prime generate`, `prime-train words` and
+/// `prime-train judge`. A command changes a default with `mut_arg` (e.g. the number of steps).
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Sampling steps T.
+    #[arg(long, default_value_t = 256)]
+    pub steps: usize,
+    /// Seed of the random stream (of the first sample, when a command draws several: sample i
+    /// uses seed + i).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Nucleus mass (official rule); 1 disables it.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Keep only the k most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Temperature.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Sample without the carry-over consistency filter (as the official non-`_co_` models);
+    /// the final digits may then decode to an id outside the vocabulary, which is an error.
+    #[arg(long)]
+    pub no_carry_over: bool,
+    /// How reveal times are drawn (both modes have the same law).
+    #[arg(long, value_enum, default_value_t = SamplingMode::Ancestral)]
+    pub mode: SamplingMode,
+    /// Which executor runs the sampler's steps (`--sampler` is an old name for it).
+    #[arg(long, alias = "sampler", value_enum, default_value_t = ExecutorChoice::Auto)]
+    pub executor: ExecutorChoice,
+}
+
+impl SamplingArgs {
+    /// The sampler settings these flags describe (nothing recorded).
+    pub fn settings(&self) -> SamplerSettings {
+        SamplerSettings {
+            steps: self.steps,
+            seed: self.seed,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            carry_over: !self.no_carry_over,
+            record_guesses: false,
+            mode: self.mode,
+        }
+    }
+
+    /// An unconditional request with these settings and executor; a command adds its prompt,
+    /// suffix or pins.
+    pub fn request(&self) -> GenerationRequest {
+        GenerationRequest { settings: self.settings(), executor: self.executor, ..GenerationRequest::default() }
+    }
+}
