@@ -61,6 +61,7 @@ pub fn expand_f16(bits: &[u16], path: KernelPath, device: &Device) -> Result<Ten
 }
 
 /// Per-position results of the consistency filter + normaliser.
+#[cfg(feature = "diagnostics")]
 #[derive(Debug, Clone)]
 pub struct Normaliser {
     /// Maximum scaled logit over the consistent tokens (L).
@@ -155,6 +156,7 @@ impl SubTokenKernels {
     }
 
     /// Tokens (L) → flat digits (ℓL). Tokens must be in `[0, V)`.
+    #[cfg(feature = "diagnostics")]
     pub fn encode(&self, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>> {
         self.params.check_len(tokens.dims()[0], 1, "tokens")?;
         match self.path {
@@ -164,6 +166,7 @@ impl SubTokenKernels {
     }
 
     /// Flat digits (ℓL) → tokens (L); −1 where a digit is masked or the code is invalid.
+    #[cfg(feature = "diagnostics")]
     pub fn decode(&self, state: Tensor<1, Int>) -> Result<Tensor<1, Int>> {
         self.params.check_len(state.dims()[0], self.params.digits(), "state")?;
         match self.path {
@@ -174,6 +177,7 @@ impl SubTokenKernels {
 
     /// Max, log-normaliser and count over each position's consistent tokens (all V without
     /// the carry-over filter), for logits scaled by `inv_temperature`.
+    #[cfg(feature = "diagnostics")]
     pub fn normaliser(
         &self,
         logits: Tensor<2>,

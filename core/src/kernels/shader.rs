@@ -11,15 +11,22 @@ use cubecl::CubeCount;
 use cubecl::prelude::KernelId;
 use cubecl::server::KernelArguments;
 
+#[cfg(feature = "diagnostics")]
+use super::Normaliser;
 use super::cube::{float_in, float_out, int_in, int_out};
-use super::params::{KernelParams, Launch, wgsl_constants};
-use super::{DrawRequest, Normaliser, Revealed};
+#[cfg(feature = "diagnostics")]
+use super::params::Launch;
+use super::params::{KernelParams, wgsl_constants};
+use super::{DrawRequest, Revealed};
 use crate::error::{PrimeError, Result};
 
 const COMMON: &str = include_str!("../../../wgsl/common.wgsl");
 const CONSISTENT: &str = include_str!("../../../wgsl/consistent.wgsl");
+#[cfg(feature = "diagnostics")]
 const ENCODE: &str = include_str!("../../../wgsl/encode.wgsl");
+#[cfg(feature = "diagnostics")]
 const DECODE: &str = include_str!("../../../wgsl/decode.wgsl");
+#[cfg(feature = "diagnostics")]
 const NORMALISER: &str = include_str!("../../../wgsl/normaliser.wgsl");
 const DRAW: &str = include_str!("../../../wgsl/draw.wgsl");
 const REVEAL: &str = include_str!("../../../wgsl/reveal.wgsl");
@@ -51,8 +58,11 @@ enum Elem {
 type Binding = (&'static str, Elem);
 
 /// Bindings of each kernel, in binding order (what each holds: see the launch functions).
+#[cfg(feature = "diagnostics")]
 const ENCODE_BINDINGS: &[Binding] = &[("tokens", Elem::Int), ("params", Elem::Params), ("out", Elem::Int)];
+#[cfg(feature = "diagnostics")]
 const DECODE_BINDINGS: &[Binding] = &[("state", Elem::Int), ("params", Elem::Params), ("out", Elem::Int)];
+#[cfg(feature = "diagnostics")]
 const NORMALISER_BINDINGS: &[Binding] = &[
     ("logits", Elem::F32),
     ("state", Elem::Int),
@@ -213,6 +223,7 @@ pub fn unpack_f16(bits: &[u16], device: &Device) -> Result<Tensor<1>> {
 }
 
 /// See [`super::SubTokenKernels::encode`].
+#[cfg(feature = "diagnostics")]
 pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>> {
     let tokens = int_primitive(tokens)?;
     let n = p.length() * p.digits();
@@ -225,6 +236,7 @@ pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>
 }
 
 /// See [`super::SubTokenKernels::decode`].
+#[cfg(feature = "diagnostics")]
 pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>> {
     let state = int_primitive(state)?;
     let out = new_output(&state, p.length(), DType::I32);
@@ -237,6 +249,7 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>>
 }
 
 /// See [`super::SubTokenKernels::normaliser`].
+#[cfg(feature = "diagnostics")]
 pub fn normaliser(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Tensor<1, Int>) -> Result<Normaliser> {
     let logits = float_primitive(logits)?;
     let state = int_primitive(state)?;
@@ -333,8 +346,11 @@ mod tests {
     #[test]
     fn kernel_bodies_use_the_generated_interface() {
         let kernels = [
+            #[cfg(feature = "diagnostics")]
             ("encode", ENCODE, ENCODE_BINDINGS),
+            #[cfg(feature = "diagnostics")]
             ("decode", DECODE, DECODE_BINDINGS),
+            #[cfg(feature = "diagnostics")]
             ("normaliser", NORMALISER, NORMALISER_BINDINGS),
             ("draw", DRAW, DRAW_BINDINGS),
             ("reveal", REVEAL, REVEAL_BINDINGS),
@@ -348,7 +364,11 @@ mod tests {
             }
         }
         let constants = wgsl_constants();
-        for wgsl in [COMMON, CONSISTENT, ENCODE, DECODE, NORMALISER, DRAW, REVEAL, UNPACK] {
+        #[cfg(feature = "diagnostics")]
+        let diagnostics = [ENCODE, DECODE, NORMALISER];
+        #[cfg(not(feature = "diagnostics"))]
+        let diagnostics: [&str; 0] = [];
+        for wgsl in [COMMON, CONSISTENT, DRAW, REVEAL, UNPACK].into_iter().chain(diagnostics) {
             assert!(!wgsl.contains("const P_") && !wgsl.contains("const FLAG_") && !wgsl.contains("const STREAM_"));
         }
         for used in ["P_L", "P_POWERS", "P_REVEAL_P", "FLAG_PLANNED", "STREAM_REVEAL"] {

@@ -5,8 +5,10 @@
 
 use burn::tensor::{Bool, Device, Int, IntDType, Tensor, TensorData};
 
+#[cfg(feature = "diagnostics")]
+use super::Normaliser;
 use super::params::KernelParams;
-use super::{DrawRequest, Normaliser, Revealed};
+use super::{DrawRequest, Revealed};
 use crate::codec::SubTokenCodec;
 use crate::rng::{CounterRng, Stream, word_to_uniform};
 
@@ -38,11 +40,13 @@ fn token_digits(p: &KernelParams, tokens: Tensor<1, Int>) -> Tensor<1, Int> {
 }
 
 /// See [`super::SubTokenKernels::encode`].
+#[cfg(feature = "diagnostics")]
 pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Tensor<1, Int> {
     to_i32(token_digits(p, tokens))
 }
 
 /// See [`super::SubTokenKernels::decode`].
+#[cfg(feature = "diagnostics")]
 pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Tensor<1, Int> {
     let (n, l, b) = (p.length(), p.digits(), p.codec().base() as i32);
     let device = state.device();
@@ -86,6 +90,7 @@ fn scaled(p: &KernelParams, logits: Tensor<2>, inv_temperature: f32) -> Tensor<2
 }
 
 /// See [`super::SubTokenKernels::normaliser`].
+#[cfg(feature = "diagnostics")]
 pub fn normaliser(
     p: &KernelParams,
     logits: Tensor<2>,

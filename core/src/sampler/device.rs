@@ -196,12 +196,9 @@ impl DeviceExecutor {
             )),
             _ => None,
         };
-        if !plan.is_idle() {
-            // The draw used this output; the next step needs a fresh one.
-            self.cache = None;
-            if !self.syncs(plan) {
-                self.host_state = None;
-            }
+        if !plan.is_idle() && !self.syncs(plan) {
+            // The state changes on the device without being read: the host copy is stale.
+            self.host_state = None;
         }
         let layout = Layout {
             before,
@@ -274,6 +271,10 @@ impl DeviceExecutor {
 impl Executor for DeviceExecutor {
     fn network_input(&self, _device: &Device) -> Tensor<1, Int> {
         self.state.clone()
+    }
+
+    fn release_output(&mut self) {
+        self.cache = None;
     }
 
     fn advance(

@@ -52,4 +52,9 @@ pub trait Executor: std::fmt::Debug {
     /// The state the next network call is fed (ℓ·L ids on `device`), so that a driver can run
     /// several sequences' calls as one batch before their steps.
     fn network_input(&self, device: &Device) -> Tensor<1, Int>;
+
+    /// Drops the cached network output: the sampler's last commit made it stale, and the next
+    /// step that draws calls the network again. Holding it would keep a second L × V logits
+    /// tensor alive through that call.
+    fn release_output(&mut self);
 }

@@ -155,6 +155,10 @@ impl Executor for HostExecutor {
         state_tensor(&self.state, device)
     }
 
+    fn release_output(&mut self) {
+        self.cache = None;
+    }
+
     fn advance(
         &mut self,
         sampler: &Sampler,
@@ -197,10 +201,6 @@ impl Executor for HostExecutor {
             if plan.record {
                 candidates = self.candidates(sampler, plan, cache);
             }
-        }
-        if !plan.is_idle() {
-            // The draw used this output; the next step needs a fresh one.
-            self.cache = None;
         }
         Ok(Progress::Done(StepResult {
             guesses: sampler.guesses(plan, &before, &self.state, &x0),

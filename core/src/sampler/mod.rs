@@ -320,6 +320,12 @@ impl Sampler {
             .collect()
     }
 
+    /// Whether the network output the last step used may serve the next one (false until the
+    /// first call, and after every step that changed the state).
+    pub fn output_is_fresh(&self) -> bool {
+        self.cache_valid
+    }
+
     /// Takes the step `plan` described, with what the executor reported: the one place where
     /// NFE, idle steps, the cache's validity and the phase change.
     ///

@@ -107,6 +107,9 @@ impl Run {
                 Progress::Done(result) => {
                     let draws = plan.draws_tokens();
                     let event = self.sampler.commit(plan, result)?;
+                    if !self.sampler.output_is_fresh() {
+                        self.executor.release_output();
+                    }
                     self.stats.steps += 1;
                     self.stats.draw_steps += usize::from(draws);
                     self.stats.bytes_read += bytes;
