@@ -1,8 +1,8 @@
 //! `prime-native`: the two command-line programs of the runtime, and what they share.
 //!
-//! - `prime` (`src/main.rs`): the runtime — `generate`, `convert`, `init`, `forward`, `bench`, `info`.
-//! - `prime-train` (`src/prime_train.rs`): the demo-model pipeline — `corpus`, `tokenizer`,
-//!   `train`, `words`.
+//! - `prime` (`src/bin/prime/`): the runtime — `generate`, `convert`, `init`, `forward`, `bench`, `info`.
+//! - `prime-train` (`src/bin/prime-train/`): the demo-model pipeline — `corpus`, `tokenizer`,
+//!   `train`, `snapshot`, `words`, `images`, `judge`, `bench`.
 //!
 //! This library holds their shared command-line pieces: which device, which model, which
 //! sampler.
