@@ -182,7 +182,7 @@ impl Recorder {
 }
 
 /// A whole trajectory, read back from its lines.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trajectory {
     /// The first line.
     pub header: Header,
@@ -193,7 +193,8 @@ pub struct Trajectory {
 }
 
 impl Trajectory {
-    /// Parses the JSON Lines of a trajectory file.
+    /// Parses the JSON Lines of a trajectory file, and checks that every record fits the
+    /// header's model (a viewer indexes its arrays by the model's shape).
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |n: usize, e: serde_json::Error| PrimeError::Input(format!("trajectory line {n}: {e}"));
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -207,7 +208,56 @@ impl Trajectory {
             .enumerate()
             .map(|(n, line)| serde_json::from_str(line).map_err(|e| bad(n + 2, e)))
             .collect::<Result<Vec<StepRecord>>>()?;
-        let ending = serde_json::from_str(last).map_err(|e| bad(lines.len(), e))?;
+        if steps.is_empty() {
+            return Err(PrimeError::Input("the trajectory has no steps".into()));
+        }
+        let ending: Ending = serde_json::from_str(last).map_err(|e| bad(lines.len(), e))?;
+        let model = &header.model;
+        if header.fixed.len() != model.length || ending.outcome.tokens.len() != model.length {
+            return Err(PrimeError::Input(format!(
+                "the trajectory's fixed positions ({}) or final tokens ({}) are not the model's length {}",
+                header.fixed.len(),
+                ending.outcome.tokens.len(),
+                model.length
+            )));
+        }
+        for (n, record) in steps.iter().enumerate() {
+            record.fits(model).map_err(|why| {
+                PrimeError::Input(format!(
+                    "trajectory line {}: the record does not fit the header's model: {why}",
+                    n + 2
+                ))
+            })?;
+        }
         Ok(Self { header, steps, ending })
+    }
+}
+
+impl StepRecord {
+    /// Why this record cannot be a step of `model` (`Err` with the reason), if it cannot.
+    fn fits(&self, model: &ModelSummary) -> std::result::Result<(), String> {
+        let e = &self.event;
+        let (slots, length) = (model.subtokens * model.length, model.length);
+        if e.state.len() != slots {
+            return Err(format!("{} digit slots, the model has {slots}", e.state.len()));
+        }
+        if let Some(d) = e.state.iter().find(|&&d| d > model.mask_id) {
+            return Err(format!("digit {d} is above the mask id {}", model.mask_id));
+        }
+        if let Some(s) = e.revealed.iter().find(|&&s| s as usize >= slots) {
+            return Err(format!("revealed slot {s} is beyond the {slots} slots"));
+        }
+        if e.guesses.len() != length {
+            return Err(format!("{} guesses, the model has {length} positions", e.guesses.len()));
+        }
+        if let Some(c) = e.candidates.iter().find(|c| c.position as usize >= length) {
+            return Err(format!("candidates at position {}, beyond the {length} positions", c.position));
+        }
+        match (&model.image, &self.pixels) {
+            (Some(_), Some(p)) if p.len() == length => Ok(()),
+            (Some(_), Some(p)) => Err(format!("{} pixels, the image has {length}", p.len())),
+            (Some(_), None) => Err("an image model's record without pixels".into()),
+            (None, _) => Ok(()),
+        }
     }
 }

@@ -917,3 +917,59 @@ fn ctrl_c_stops_training_with_a_checkpoint_that_resumes() {
     assert!(!refused.status.success() && stderr(&refused).contains("not the tokenizer"), "{}", stderr(&refused));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The long flags `--help` lists for `command` of `program`.
+fn help_flags(program: &str, command: &str) -> Vec<String> {
+    let out = Command::new(program).args([command, "--help"]).output().expect("runs");
+    assert!(out.status.success(), "{program} {command} --help: {}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l.strip_prefix("-").and_then(|r| r.split_once(", ")).map_or(l, |(_, rest)| rest);
+            l.strip_prefix("--").map(|r| format!("--{}", r.split([' ', '<']).next().unwrap_or_default()))
+        })
+        .filter(|f| f != "--help" && f != "--version")
+        .collect()
+}
+
+/// docs/cli.md gives every command of both programs with each of its flags, in the command's
+/// own synopsis (the `[SAMPLING]` and `[DEVICE]` groups written out once).
+#[test]
+fn the_cli_manual_names_every_flag_of_every_command() {
+    let manual = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md")).unwrap();
+    let lines: Vec<&str> = manual.lines().collect();
+    // A group's definition: its first line `[NAME] = …` and the indented lines after it.
+    let group = |name: &str| -> String {
+        let defines = |l: &&&str| l.starts_with(&format!("[{name}]")) && l.contains(" = ");
+        let start = lines.iter().position(|l| defines(&l)).expect("group defined");
+        let rest = lines[start + 1..].iter().take_while(|l| l.starts_with(' '));
+        std::iter::once(lines[start]).chain(rest.copied()).collect::<Vec<_>>().join(" ")
+    };
+    let (sampling, device) = (group("SAMPLING"), group("DEVICE"));
+    let programs = [
+        ("prime", env!("CARGO_BIN_EXE_prime"), &["generate", "convert", "init", "forward", "bench", "info"][..]),
+        (
+            "prime-train",
+            env!("CARGO_BIN_EXE_prime-train"),
+            &["corpus", "tokenizer", "train", "snapshot", "words", "images", "judge", "bench"][..],
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (name, program, commands) in programs {
+        for command in commands {
+            let head = format!("{name} {command} ");
+            let start = lines.iter().position(|l| l.starts_with(&head)).unwrap_or_else(|| panic!("no `{head}` line"));
+            let rest = lines[start + 1..].iter().take_while(|l| l.starts_with(' '));
+            let synopsis = std::iter::once(lines[start]).chain(rest.copied()).collect::<Vec<_>>().join(" ");
+            let synopsis = synopsis.replace("[SAMPLING]", &sampling).replace("[DEVICE]", &device);
+            for flag in help_flags(program, command) {
+                let named = synopsis.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).any(|w| w == flag);
+                if !named {
+                    missing.push(format!("{name} {command} {flag}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/cli.md does not name: {missing:?}");
+}

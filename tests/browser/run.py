@@ -587,7 +587,7 @@ def replays_a_native_trajectory(browser, base):
     status = browser.wait("document.getElementById('status').className === 'bad' && "
                           "document.getElementById('status').textContent", 30, "the error of a broken file")
     print(f"      broken trajectory: {status}", flush=True)
-    assert "broken.jsonl: the record on line 4 does not fit" in status, status
+    assert status.startswith("broken.jsonl: ") and "trajectory line 4: the record does not fit" in status, status
     assert browser.js("return window.prime.panels.length") == 1, "the open replay was lost"
 
 

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use prime_core::device::{ComputeDevice, ModelSource};
-use prime_core::trajectory::ModelSummary;
+use prime_core::trajectory::{ModelSummary, Trajectory};
 use prime_core::{GenerationRequest, Model, ModelConfig};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -28,6 +28,15 @@ fn js_error(e: impl std::fmt::Display) -> JsValue {
 #[wasm_bindgen]
 pub fn check_config(config: &str) -> Result<(), JsValue> {
     ModelConfig::from_json(config).and_then(|c| c.codec()).map(|_| ()).map_err(js_error)
+}
+
+/// Reads a trajectory file (JSON Lines) with prime-core's reader — format, version, and every
+/// record checked against the header's model — and returns it as one JSON object `{header,
+/// steps, ending}` for the page to replay.
+#[wasm_bindgen]
+pub fn parse_trajectory(text: &str) -> Result<String, JsValue> {
+    let trajectory = Trajectory::parse(text).map_err(js_error)?;
+    serde_json::to_string(&trajectory).map_err(js_error)
 }
 
 struct Loaded {

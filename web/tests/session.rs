@@ -103,6 +103,29 @@ fn session_takes_the_core_samplers_steps_and_records_them() {
     assert_eq!(read.ending, Ending { outcome, text: Some(text) });
     let wrong = lines[0].replace("\"version\":1", "\"version\":2");
     assert!(Trajectory::parse(&[wrong, lines[1].clone()].join("\n")).is_err(), "another version is refused");
+
+    // A record that does not fit the header's model is refused, naming its line and why.
+    let refused = |line: usize, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut edited = lines.clone();
+        let mut record: serde_json::Value = serde_json::from_str(&edited[line - 1]).expect("json");
+        edit(&mut record);
+        edited[line - 1] = record.to_string();
+        Trajectory::parse(&edited.join("\n")).expect_err("a record that does not fit is refused").to_string()
+    };
+    let short_state = refused(3, &|r| {
+        r["state"].as_array_mut().expect("state").pop();
+    });
+    assert!(short_state.contains("line 3") && short_state.contains("digit slots"), "{short_state}");
+    let above_mask = refused(2, &|r| r["state"][0] = serde_json::json!(10_000));
+    assert!(above_mask.contains("line 2") && above_mask.contains("mask id"), "{above_mask}");
+    let guesses = refused(4, &|r| {
+        r["guesses"].as_array_mut().expect("guesses").push(serde_json::Value::Null);
+    });
+    assert!(guesses.contains("line 4") && guesses.contains("guesses"), "{guesses}");
+    let slot = refused(2, &|r| r["revealed"] = serde_json::json!([1_000_000]));
+    assert!(slot.contains("revealed slot"), "{slot}");
+    let header_only = Trajectory::parse(&[lines[0].clone(), lines[lines.len() - 1].clone()].join("\n"));
+    assert!(header_only.is_err(), "a trajectory without steps is refused");
 }
 
 #[test]

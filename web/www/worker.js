@@ -4,7 +4,8 @@
 // Sampling itself happens in Rust: on WebGPU the sampler's kernels run on the GPU and only a
 // few numbers per step are read.
 
-import init, { Engine, check_config } from './pkg/prime_web.js';
+import init, { Engine, check_config, parse_trajectory } from './pkg/prime_web.js';
+import { FromWorker, ToWorker } from './protocol.js';
 
 const CACHE = 'prime-models-v1';
 let engine = null;
@@ -48,7 +49,7 @@ async function download(url, name, optional) {
     const hit = await cache.match(url);
     if (hit) {
       const bytes = new Uint8Array(await hit.arrayBuffer());
-      post('progress', { file: name, loaded: bytes.length, total: bytes.length, cached: true });
+      post(FromWorker.PROGRESS, { file: name, loaded: bytes.length, total: bytes.length, cached: true });
       return bytes;
     }
   } catch (_) {
@@ -80,7 +81,7 @@ async function download(url, name, optional) {
     if (!bytes) chunks.push(part.value);
     else if (loaded + part.value.length <= total) bytes.set(part.value, loaded);
     loaded += part.value.length;
-    post('progress', { file: name, loaded, total });
+    post(FromWorker.PROGRESS, { file: name, loaded, total });
   }
   if (total && loaded !== total) {
     throw new Error(`download of ${name} is truncated: ${loaded} of ${total} bytes`);
@@ -108,7 +109,7 @@ async function readLocal(file, name) {
   if (!file) return null;
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    post('progress', { file: name, loaded: bytes.length, total: bytes.length });
+    post(FromWorker.PROGRESS, { file: name, loaded: bytes.length, total: bytes.length });
     return bytes;
   } catch (e) {
     throw new Error(`cannot read ${name} (${file.name}): ${message(e)}`);
@@ -131,7 +132,7 @@ async function load({ base, files, backend, maxBinding }) {
   } catch (_) {
     training = null;
   }
-  post('progress', { file: 'initialising the device', loaded: 0, total: 0 });
+  post(FromWorker.PROGRESS, { file: 'initialising the device', loaded: 0, total: 0 });
   try {
     engine = await Engine.load(config, weights, tokenizer ?? undefined, backend, maxBinding ?? undefined);
   } catch (e) {
@@ -148,10 +149,10 @@ async function stepOnce() {
   const started = performance.now();
   const view = JSON.parse(await current.step());
   if (current !== generation) return;
-  post('step', { view, ms: performance.now() - started });
+  post(FromWorker.STEP, { view, ms: performance.now() - started });
   if (current.is_done()) {
     running = false;
-    post('done');
+    post(FromWorker.DONE);
   }
 }
 
@@ -180,60 +181,64 @@ async function runLoop() {
 
 function fail(e) {
   running = false;
-  post('error', { message: message(explain(e, 'while generating')) });
+  post(FromWorker.ERROR, { message: message(explain(e, 'while generating')) });
 }
 
 self.onmessage = async ({ data }) => {
   try {
     switch (data.type) {
-      case 'load':
+      case ToWorker.LOAD:
         wasm = await init();
-        post('ready', { info: await load(data) });
+        post(FromWorker.READY, { info: await load(data) });
         break;
-      case 'start':
+      case ToWorker.START:
         if (stepping) await stepping.catch(() => {});
         generation = engine.start(JSON.stringify(data.request));
         delayMs = data.delayMs ?? 0;
         running = true;
-        post('started', { header: JSON.parse(generation.header()) });
+        post(FromWorker.STARTED, { header: JSON.parse(generation.header()) });
         runLoop().catch(fail);
         break;
-      case 'pause':
+      case ToWorker.PAUSE:
         running = false;
         if (stepping) await stepping.catch(() => {});
-        post('paused');
+        post(FromWorker.PAUSED);
         break;
-      case 'resume':
+      case ToWorker.RESUME:
         if (generation && !generation.is_done() && !running) {
           running = true;
           runLoop().catch(fail);
         }
         break;
-      case 'step':
+      case ToWorker.STEP:
         if (generation && !generation.is_done() && !running && !stepping) {
           stepping = stepOnce();
           await stepping;
           stepping = null;
-          post('paused');
+          post(FromWorker.PAUSED);
         }
         break;
-      case 'abort':
+      case ToWorker.ABORT:
         running = false;
         generation = null;
-        post('aborted');
+        post(FromWorker.ABORTED);
         break;
-      case 'speed':
+      case ToWorker.SPEED:
         delayMs = data.delayMs;
         break;
-      case 'golden': {
+      case ToWorker.GOLDEN: {
         const response = await fetch(data.url);
         if (!response.ok) throw new Error(`cannot download ${data.url}: HTTP ${response.status}`);
         const cases = new Uint8Array(await response.arrayBuffer());
-        post('golden', { deviation: await engine.logits_deviation(cases) });
+        post(FromWorker.GOLDEN, { deviation: await engine.logits_deviation(cases) });
         break;
       }
-      case 'kernels':
-        post('kernels', { report: await engine.check_kernels() });
+      case ToWorker.PARSE:
+        wasm ??= await init();
+        post(FromWorker.PARSED, { trajectory: parse_trajectory(data.text) });
+        break;
+      case ToWorker.KERNELS:
+        post(FromWorker.KERNELS, { report: await engine.check_kernels() });
         break;
       default:
         throw new Error(`unknown message ${data.type}`);
