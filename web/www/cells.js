@@ -1,4 +1,4 @@
-import { visible } from './util.js';
+import { emptyCanvas, visible } from './util.js';
 
 // The cells of a record drawn on a canvas: each token a box with its ℓ digit slots (a masked
 // slot grey with "?", a slot revealed at this step outlined in red) and its label or current
@@ -55,9 +55,7 @@ export class CellGrid {
 
   clear() {
     this.cells = [];
-    this.canvas.width = 0;
-    this.canvas.height = 0;
-    this.canvas.style.height = '0';
+    emptyCanvas(this.canvas);
     this.geometry = null;
     this.painted = null;
   }

@@ -1,3 +1,5 @@
+import { emptyCanvas } from './util.js';
+
 // An image model's step on a canvas: each pixel a square, drawn from the record's `pixels`
 // (prime-core's image::Pixel, as the CLI's PNG and GIF draw them): masked blue, known at its
 // grey level, partly revealed at the mean of the levels it can still become with an orange dot.
@@ -45,9 +47,7 @@ export class PixelGrid {
 
   clear() {
     this.pixels = [];
-    this.canvas.width = 0;
-    this.canvas.height = 0;
-    this.canvas.style.height = '0';
+    emptyCanvas(this.canvas);
     this.geometry = null;
   }
 

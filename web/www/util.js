@@ -26,3 +26,10 @@ export function byteSize(n) {
   if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
   return `${(n / 1e6).toFixed(2)} MB`;
 }
+
+// Empties a canvas (no pixels, no height), as a panel without a step shows it.
+export function emptyCanvas(canvas) {
+  canvas.width = 0;
+  canvas.height = 0;
+  canvas.style.height = '0';
+}
