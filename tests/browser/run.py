@@ -734,6 +734,10 @@ def end_to_end(browser, base):
     open_page(browser, base, "backend=webgpu")
     wait_ready(browser, 0)
     wait_ready(browser, 1)
+    # Before anything has run, the status line says what to do.
+    hint = browser.wait("document.getElementById('status').textContent.includes('press Start') && "
+                        "document.getElementById('status').textContent", 10, "the hint to press Start")
+    print(f"      status before a run: {hint}", flush=True)
     run_generation(browser, "It was", 16, 3, n_panels=2)
     l = browser.js(f"return {PANEL.format(i=0)}.info.model.subtokens")
     assert l > 1, "the first panel should be the Prime model"
@@ -820,6 +824,9 @@ def image_mode_and_inpainting(browser, base):
     for info in (prime, mdlm):
         device = info["device"]
         assert device["backend"] == "flex" and "software adapter" in (device["notice"] or ""), device
+        # The notice names the adapter (from the browser's GPUAdapter.info where wgpu's is empty).
+        print(f"      notice: {device['notice']}", flush=True)
+        assert "unnamed" not in device["notice"], device["notice"]
     assert prime["model"]["image"] == {"width": 14, "height": 14} and prime["model"]["subtokens"] == 2, prime["model"]
     assert mdlm["model"]["image"] == {"width": 14, "height": 14} and mdlm["model"]["subtokens"] == 1, mdlm["model"]
     shown = browser.js("""const display = (el) => getComputedStyle(el).display;

@@ -59,8 +59,39 @@ async fn webgpu() -> Result<(Device, AdapterReport), String> {
         .await
         .map(|(device, setup)| (device, AdapterReport::from_adapter(&setup.adapter)))
         .map_err(|e| format!("{e}"));
+    #[cfg(target_family = "wasm")]
+    let opened = match opened {
+        Ok((device, mut report)) if report.name.is_empty() && report.driver.is_empty() => {
+            report.name = browser_adapter_label().await.unwrap_or_default();
+            Ok((device, report))
+        }
+        other => other,
+    };
     WEBGPU.with(|cell| *cell.borrow_mut() = Some(opened.clone()));
     opened
+}
+
+/// The browser's own words for its WebGPU adapter (`GPUAdapter.info`: vendor, architecture,
+/// device, description), for when wgpu's adapter info comes back empty, as Chromium's does;
+/// `None` where the browser says nothing either.
+#[cfg(target_family = "wasm")]
+async fn browser_adapter_label() -> Option<String> {
+    use js_sys::{Function, Promise, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+    let get = |v: &JsValue, key: &str| {
+        Reflect::get(v, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let gpu = get(&get(&js_sys::global(), "navigator")?, "gpu")?;
+    let request: Function = get(&gpu, "requestAdapter")?.dyn_into().ok()?;
+    let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let info = get(&adapter, "info")?;
+    let words: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .filter_map(|key| get(&info, key)?.as_string())
+        .filter(|word| !word.is_empty())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// Opens the device `choice` names; never fails: without WebGPU (or, for `Auto`, with only a

@@ -51,7 +51,10 @@ function refresh() {
   const failed = page.panels.filter((p) => !p.q('.error').hidden);
   if (failed.length) setStatus(`${failed.map((p) => p.spec.name).join(', ')}: see the message in the panel`, 'bad');
   else if (phases.includes('loading')) setStatus('loading models…');
-  else setStatus(busy ? 'generating…' : page.panels.some((p) => p.phase === 'done') ? 'done' : 'ready');
+  else if (busy) setStatus('generating…');
+  else if (page.panels.some((p) => p.phase === 'done')) setStatus('done');
+  // Until something has run, say what to do.
+  else setStatus(page.panels.some((p) => p.steps.length) ? 'ready' : 'ready: press Start to generate');
 }
 
 // The request of the controls: a text model gets the prompt and suffix, an image model the
