@@ -61,6 +61,13 @@ macro_rules! say {
     ($($arg:tt)*) => { $crate::stdout_line(format_args!($($arg)*)) };
 }
 
+/// A fingerprint of a file's bytes (FNV-1a, 64 bits) that tells two tokenizers or two weight
+/// files apart.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("fnv1a64:{hash:016x}")
+}
+
 /// One line to standard output, flushed; see [`say!`].
 pub fn stdout_line(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     use std::io::Write;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use prime_core::Model;
 use prime_core::device::{ComputeDevice, ModelSource};
@@ -33,6 +33,17 @@ impl ModelArg {
                 tokenizer: Some(DEMO_TOKENIZER),
             })?,
         })
+    }
+
+    /// The [`crate::fingerprint`] of the weights file, which tells runs of two models apart.
+    pub fn weights_fingerprint(&self) -> Result<String> {
+        Ok(crate::fingerprint(&match &self.model {
+            Some(dir) => {
+                let path = dir.join("model.safetensors");
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+            None => DEMO_WEIGHTS.to_vec(),
+        }))
     }
 
     /// How the model is named in reports.

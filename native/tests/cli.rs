@@ -948,7 +948,11 @@ fn the_cli_manual_names_every_flag_of_every_command() {
     };
     let (sampling, device) = (group("SAMPLING"), group("DEVICE"));
     let programs = [
-        ("prime", env!("CARGO_BIN_EXE_prime"), &["generate", "convert", "init", "forward", "bench", "info"][..]),
+        (
+            "prime",
+            env!("CARGO_BIN_EXE_prime"),
+            &["generate", "merge", "convert", "init", "forward", "bench", "info"][..],
+        ),
         (
             "prime-train",
             env!("CARGO_BIN_EXE_prime-train"),
@@ -972,4 +976,91 @@ fn the_cli_manual_names_every_flag_of_every_command() {
         }
     }
     assert!(missing.is_empty(), "docs/cli.md does not name: {missing:?}");
+}
+
+/// The JSON lines of a file or of standard output.
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+/// What identifies a sample (timing aside).
+fn sample_key(v: &serde_json::Value) -> String {
+    format!("{} {} {} {} {}", v["seed"], v["tokens"], v["nfe"], v["idle_steps"], v["text"])
+}
+
+/// K processes with `--shard I/K` draw exactly the unsharded run's samples (K = 1, and K = 3
+/// with 7 samples, which 3 does not divide); `merge` joins them in seed order; a complete shard
+/// is skipped; a shard without its manifest (a killed process) is refused by name until it is run
+/// again; `--shard auto` reads Slurm's and Kubernetes' variables.
+#[test]
+fn shards_merge_into_the_unsharded_run() {
+    let model = golden("prime_l2_tiny");
+    let model = model.to_str().unwrap();
+    let base = ["generate", "--model", model, "--steps", "8", "--seed", "11", "--samples", "7", "--batch", "2"];
+    let base = [&base[..], &["--device", "cpu"]].concat();
+    let whole = prime(&[&base[..], &["--json"]].concat());
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected: Vec<String> = json_lines(&String::from_utf8_lossy(&whole.stdout)).iter().map(sample_key).collect();
+    assert_eq!(expected.len(), 7);
+    for k in [1usize, 3] {
+        let dir = std::env::temp_dir().join(format!("prime-shards-{}-{k}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir_arg = dir.to_str().unwrap();
+        for i in 0..k {
+            let spec = format!("{i}/{k}");
+            let out = prime(&[&base[..], &["--shard", spec.as_str(), "--out", dir_arg]].concat());
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let merged = dir.join("all.jsonl");
+        let merged_arg = merged.to_str().unwrap();
+        let out = prime(&["merge", dir_arg, "--out", merged_arg]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let got: Vec<String> = json_lines(&std::fs::read_to_string(&merged).unwrap()).iter().map(sample_key).collect();
+        assert_eq!(got, expected, "K = {k}: the merged shards differ from the unsharded run");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("all.jsonl.manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["timing"].as_array().map(Vec::len), Some(k), "{manifest}");
+        assert_eq!(manifest["samples"], 7);
+        if k == 3 {
+            // A complete shard is not drawn again.
+            let file = dir.join("shard-1-of-3.jsonl");
+            let before = std::fs::metadata(&file).unwrap().modified().unwrap();
+            let again = prime(&[&base[..], &["--shard", "1/3", "--out", dir_arg]].concat());
+            assert!(again.status.success() && stderr(&again).contains("skipped"), "{}", stderr(&again));
+            assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), before, "a complete shard was rewritten");
+            // A shard without its manifest is refused by name, then drawn again.
+            std::fs::remove_file(dir.join("shard-1-of-3.json")).unwrap();
+            let refused = prime(&["merge", dir_arg, "--out", merged_arg]);
+            assert!(!refused.status.success() && stderr(&refused).contains("1/3"), "{}", stderr(&refused));
+            let slurm = Command::new(env!("CARGO_BIN_EXE_prime"))
+                .args([&base[..], &["--shard", "auto", "--out", dir_arg]].concat())
+                .env("SLURM_ARRAY_TASK_ID", "2")
+                .env("SLURM_ARRAY_TASK_MIN", "1")
+                .env("SLURM_ARRAY_TASK_COUNT", "3")
+                .output()
+                .unwrap();
+            assert!(slurm.status.success() && stderr(&slurm).contains("shard 1/3"), "{}", stderr(&slurm));
+            let out = prime(&["merge", dir_arg, "--out", merged_arg]);
+            assert!(out.status.success(), "{}", stderr(&out));
+            let got: Vec<String> =
+                json_lines(&std::fs::read_to_string(&merged).unwrap()).iter().map(sample_key).collect();
+            assert_eq!(got, expected, "after the re-run");
+            // Kubernetes: the index, and the count from --shards.
+            let k8s = Command::new(env!("CARGO_BIN_EXE_prime"))
+                .args([&base[..], &["--shard", "auto", "--out", dir_arg]].concat())
+                .env("JOB_COMPLETION_INDEX", "0")
+                .env_remove("SLURM_ARRAY_TASK_ID")
+                .output()
+                .unwrap();
+            assert!(!k8s.status.success() && stderr(&k8s).contains("--shards"), "{}", stderr(&k8s));
+            let k8s = Command::new(env!("CARGO_BIN_EXE_prime"))
+                .args([&base[..], &["--shard", "auto", "--shards", "3", "--out", dir_arg]].concat())
+                .env("JOB_COMPLETION_INDEX", "0")
+                .env_remove("SLURM_ARRAY_TASK_ID")
+                .output()
+                .unwrap();
+            assert!(k8s.status.success() && stderr(&k8s).contains("skipped"), "{}", stderr(&k8s));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

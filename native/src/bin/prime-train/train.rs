@@ -132,16 +132,9 @@ struct RunLog {
     seconds: f64,
     /// (step, mean loss over the steps since the previous entry).
     losses: Vec<(usize, f64)>,
-    /// Fingerprint of the tokenizer a text run trains with (see [`fingerprint`]).
+    /// Fingerprint of the tokenizer a text run trains with (see [`prime_native::fingerprint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tokenizer: Option<String>,
-}
-
-/// A fingerprint of a tokenizer (FNV-1a, 64 bits, of its bytes) that tells runs on two
-/// tokenizers apart.
-fn fingerprint(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("fnv1a64:{hash:016x}")
 }
 
 /// Arguments of `prime-train snapshot`.
@@ -186,7 +179,7 @@ pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
                 .with_context(|| format!("cannot read {} (pass the run's --tokenizer)", args.tokenizer.display()))?;
             if let Some(was) = &log.tokenizer {
                 ensure!(
-                    *was == fingerprint(&bytes),
+                    *was == prime_native::fingerprint(&bytes),
                     "{} is not the tokenizer {} was trained with (pass the run's --tokenizer)",
                     args.tokenizer.display(),
                     args.run.display()
@@ -476,10 +469,10 @@ impl Data {
         }
     }
 
-    /// The tokenizer's [`fingerprint`]; `None` for images, whose grid is checked instead.
+    /// The tokenizer's [`prime_native::fingerprint`]; `None` for images, whose grid is checked instead.
     fn fingerprint(&self) -> Option<String> {
         let Self::Text(bytes) = self else { return None };
-        Some(fingerprint(bytes))
+        Some(prime_native::fingerprint(bytes))
     }
 
     /// The tokenizer the exported model carries.

@@ -21,6 +21,7 @@ use prime_native::model_arg::ModelArg;
 use prime_native::sampling_args::SamplingArgs;
 
 use crate::picture::{Animation, Sheet};
+use crate::shard::{self, ModelId, Shard, ShardManifest, ShardSpec, ShardState};
 
 /// Most samples one command draws.
 const MAX_SAMPLES: u32 = 4096;
@@ -85,6 +86,20 @@ pub struct GenerateArgs {
     /// repeatable.
     #[arg(long, value_parser = parse_rectangle, requires = "inpaint")]
     erase: Vec<[usize; 4]>,
+    /// Draw only shard I of K of the --samples (I counted from 0; sample j keeps seed --seed + j),
+    /// or `auto`: a Slurm array task's (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or a
+    /// Kubernetes Indexed Job's (JOB_COMPLETION_INDEX of --shards). Writes
+    /// OUT/shard-I-of-K.jsonl (one line per sample, as --json prints) and its manifest; a
+    /// complete shard of the same run is skipped. `prime merge OUT` joins the shards.
+    #[arg(long, value_parser = shard::parse_spec, requires = "out",
+          conflicts_with_all = ["trajectory", "png", "gif", "inpaint", "json"])]
+    shard: Option<ShardSpec>,
+    /// With --shard auto in a Kubernetes Indexed Job: the number of shards K.
+    #[arg(long, requires = "shard")]
+    shards: Option<usize>,
+    /// With --shard: the folder every shard of the run writes to.
+    #[arg(long, requires = "shard")]
+    out: Option<PathBuf>,
     /// Image models: screen pixels per image pixel in the PNG and GIF.
     #[arg(long, default_value_t = 4)]
     scale: usize,
@@ -165,9 +180,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if args.trajectory.is_some() && samples > 1 {
         anyhow::bail!("--trajectory records one sample; leave out --samples or set it to 1");
     }
+    let shard = args.shard.map(|spec| Shard::resolve(spec, args.shards, |k| std::env::var(k).ok())).transpose()?;
+    // The sample indices this process draws (all of them unless sharded).
+    let range = shard.map_or(0..samples, |s| s.range(samples));
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let pictures = Pictures::new(&args, &model)?;
+    let pictures = if shard.is_some() { None } else { Pictures::new(&args, &model)? };
     let animate = pictures.as_ref().is_some_and(|p| p.gif.is_some());
     let request = GenerationRequest {
         prompt: tokens(&args.prompt, &args.prompt_ids),
@@ -178,23 +196,42 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         sync_states: animate,
     };
     let executor = request.resolve_executor(&model)?.name();
+    let sharded = match (shard, &args.out) {
+        (Some(shard), Some(dir)) => {
+            let manifest = ShardManifest {
+                shard: shard.index,
+                shards: shard.count,
+                samples,
+                range: [range.start, range.end],
+                model: ModelId { name: args.model.describe(), weights: args.model.weights_fingerprint()? },
+                request: request.clone(),
+                seconds: 0.0,
+            };
+            if let ShardState::Complete = shard::state(dir, shard, &manifest)? {
+                eprintln!("shard {}/{} is complete in {}: skipped", shard.index, shard.count, dir.display());
+                return Ok(());
+            }
+            Some((shard, dir, manifest))
+        }
+        _ => None,
+    };
     let backend = DeviceArgs::describe(&device);
     let mut trajectory = match &args.trajectory {
         Some(path) => Some(TrajectoryFile::create(path)?),
         None => None,
     };
-    let bar = ProgressBar::new((samples as u64).saturating_mul((args.sampling.steps as u64).saturating_add(1)));
+    let bar = ProgressBar::new((range.len() as u64).saturating_mul((args.sampling.steps as u64).saturating_add(1)));
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} steps {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
     let mut done = 0;
-    let mut reports = Vec::with_capacity(samples);
+    let mut reports = Vec::with_capacity(range.len());
     // Every sample's state after each step, when a GIF is asked for.
     let mut states: Vec<Vec<Vec<u32>>> = vec![Vec::new(); if animate { samples } else { 0 }];
-    for first in (0..samples).step_by(batch) {
-        let offsets = first..(first + batch).min(samples);
+    for first in range.clone().step_by(batch) {
+        let offsets = first..(first + batch).min(range.end);
         let count = offsets.len();
         let mut runs = request.start_seeds(&model, offsets)?;
         if let Some(file) = trajectory.as_mut() {
@@ -260,6 +297,19 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    if let Some((shard, dir, manifest)) = sharded {
+        let lines = reports.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
+        shard::write(dir, shard, &lines, &ShardManifest { seconds, ..manifest })?;
+        eprintln!(
+            "shard {}/{}: samples {}..{} of {samples} in {seconds:.2} s on {backend}, written to {}",
+            shard.index,
+            shard.count,
+            range.start,
+            range.end,
+            shard.samples_path(dir).display()
+        );
+        return Ok(());
+    }
     // Image models are drawn instead of printed.
     let drawn = pictures.as_ref().map(|p| p.write(&model, &reports, &states)).transpose()?;
     for r in &reports {

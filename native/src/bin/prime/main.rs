@@ -8,6 +8,7 @@ mod generate;
 mod info;
 mod init;
 mod picture;
+mod shard;
 
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Generate a sequence with the ancestral sampler.
-    Generate(generate::GenerateArgs),
+    Generate(Box<generate::GenerateArgs>),
     /// Run the network on `input_ids` from a safetensors file and write `logits`.
     Forward(forward::ForwardArgs),
     /// Convert an official Lightning checkpoint (.ckpt) into a model folder.
@@ -35,17 +36,20 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List GPU adapters and the backend that would be chosen.
     Info(info::InfoArgs),
+    /// Join the shards of a sharded `generate` (all present and complete) into one file.
+    Merge(shard::MergeArgs),
 }
 
 fn main() -> ExitCode {
     prime_native::init();
     let cli = Cli::parse();
     prime_native::exit(match cli.command {
-        Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(*args),
         Command::Forward(args) => forward::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Init(args) => init::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info(args) => info::run(args),
+        Command::Merge(args) => shard::merge(args),
     })
 }
