@@ -824,6 +824,9 @@ def image_mode_and_inpainting(browser, base):
     for info in (prime, mdlm):
         device = info["device"]
         assert device["backend"] == "flex" and "software adapter" in (device["notice"] or ""), device
+        # The panel says how the CPU path runs: the build is made with SIMD128.
+        line = browser.js(f"return {PANEL.format(i=0)}.el.querySelector('.device span').textContent")
+        assert "CPU (burn-flex, one thread, SIMD128)" in line, line
         # The notice names the adapter (from the browser's GPUAdapter.info where wgpu's is empty).
         print(f"      notice: {device['notice']}", flush=True)
         assert "unnamed" not in device["notice"], device["notice"]

@@ -42,6 +42,8 @@ pub struct BackendReport {
     pub adapter: Option<AdapterReport>,
     /// Why the CPU is used although WebGPU was asked for, if it is.
     pub notice: Option<String>,
+    /// How the CPU path runs in this build: its threads and vector instructions, in words.
+    pub cpu: String,
 }
 
 thread_local! {
@@ -129,5 +131,16 @@ pub fn describe(device: &ComputeDevice) -> String {
 
 /// The page's view of an opened device.
 pub fn report(device: &ComputeDevice) -> BackendReport {
-    BackendReport { backend: device.backend, adapter: device.adapter.clone(), notice: device.notice.clone() }
+    BackendReport {
+        backend: device.backend,
+        adapter: device.adapter.clone(),
+        notice: device.notice.clone(),
+        cpu: cpu_build().to_string(),
+    }
+}
+
+/// The CPU path of this build in words: one thread (a plain page has no shared memory for
+/// more), with or without wasm SIMD128 (`web/run.sh` builds with it).
+fn cpu_build() -> &'static str {
+    if cfg!(target_feature = "simd128") { "one thread, SIMD128" } else { "one thread, no SIMD" }
 }

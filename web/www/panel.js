@@ -111,7 +111,7 @@ export class Panel {
     const software = adapter && adapter.device_type === 'Cpu';
     const where = device.backend === 'wgpu'
       ? `WebGPU (${adapter.name || adapter.driver || 'unnamed adapter'}, ${software ? 'a software adapter: expect CPU speed' : adapter.device_type})`
-      : 'CPU (burn-flex)';
+      : `CPU (burn-flex, ${device.cpu})`;
     this.q('.device').replaceChildren();
     const line = document.createElement('span');
     line.textContent = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, ` +
