@@ -5,8 +5,10 @@ use clap::Args;
 use prime_core::sampler::SamplingMode;
 use prime_core::{ExecutorChoice, GenerationRequest, SamplerSettings};
 
-/// Sampler settings and executor, shared by `prime generate`, `prime-train words` and
-/// `prime-train judge`. A command changes a default with `mut_arg` (e.g. the number of steps).
+/// Sampler settings and executor, shared by `prime generate`, `prime bench`, `prime-train words`
+/// and `prime-train judge`. A command changes a default with `mut_arg` (e.g. the number of
+/// steps). The mode and the executor are options, so that a command can tell a choice from the
+/// default (`bench` times one path when they are given).
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// Sampling steps T.
@@ -29,15 +31,21 @@ pub struct SamplingArgs {
     /// the final digits may then decode to an id outside the vocabulary, which is an error.
     #[arg(long)]
     pub no_carry_over: bool,
-    /// How reveal times are drawn (both modes have the same law).
-    #[arg(long, value_enum, default_value_t = SamplingMode::Ancestral)]
-    pub mode: SamplingMode,
-    /// Which executor runs the sampler's steps (`--sampler` is an old name for it).
-    #[arg(long, alias = "sampler", value_enum, default_value_t = ExecutorChoice::Auto)]
-    pub executor: ExecutorChoice,
+    /// How reveal times are drawn (both modes have the same law) [default: ancestral].
+    #[arg(long, value_enum)]
+    pub mode: Option<SamplingMode>,
+    /// Which executor runs the sampler's steps (`--sampler` is an old name for it)
+    /// [default: auto].
+    #[arg(long, alias = "sampler", value_enum)]
+    pub executor: Option<ExecutorChoice>,
 }
 
 impl SamplingArgs {
+    /// The executor asked for (`auto` unless given).
+    pub fn executor(&self) -> ExecutorChoice {
+        self.executor.unwrap_or_default()
+    }
+
     /// The sampler settings these flags describe (nothing recorded).
     pub fn settings(&self) -> SamplerSettings {
         SamplerSettings {
@@ -48,13 +56,13 @@ impl SamplingArgs {
             top_k: self.top_k,
             carry_over: !self.no_carry_over,
             record_guesses: false,
-            mode: self.mode,
+            mode: self.mode.unwrap_or_default(),
         }
     }
 
     /// An unconditional request with these settings and executor; a command adds its prompt,
     /// suffix or pins.
     pub fn request(&self) -> GenerationRequest {
-        GenerationRequest { settings: self.settings(), executor: self.executor, ..GenerationRequest::default() }
+        GenerationRequest { settings: self.settings(), executor: self.executor(), ..GenerationRequest::default() }
     }
 }

@@ -1064,3 +1064,25 @@ fn shards_merge_into_the_unsharded_run() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `prime bench` takes the shared sampling flags, but its executors and modes come from
+/// `--paths`: `--executor` or `--mode` would be ignored, so each is refused.
+#[test]
+fn bench_refuses_an_executor_or_mode_outside_paths() {
+    let model = golden("prime_l2_tiny");
+    let model = model.to_str().unwrap();
+    for flag in [["--executor", "host"], ["--mode", "event-driven"]] {
+        let out = prime(
+            &[&["bench", "--model", model, "--steps", "4", "--runs", "1", "--device", "cpu"][..], &flag].concat(),
+        );
+        assert!(!out.status.success(), "{flag:?} was accepted");
+        let err = stderr(&out);
+        assert!(err.lines().any(|l| l.starts_with("error:") && l.contains("--paths")), "{err}");
+    }
+    let out = prime(&[
+        "bench", "--model", model, "--steps", "4", "--runs", "1", "--seed", "9", "--top-k", "5", "--json", "--device",
+        "cpu",
+    ]);
+    let report = json_of(&out);
+    assert_eq!(report["steps"], 4, "{report}");
+}

@@ -24,9 +24,11 @@ use serde::Serialize;
 use prime_core::sampler::SamplingMode;
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
+use prime_native::sampling_args::SamplingArgs;
 
 /// Arguments of `prime bench`.
 #[derive(Args, Debug)]
+#[command(mut_arg("steps", |a| a.default_value("64")))]
 pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArg,
@@ -39,10 +41,7 @@ pub struct BenchArgs {
     /// [default: 1024]
     #[arg(long)]
     length: Option<usize>,
-    /// Sampling steps T per run.
-    #[arg(long, default_value_t = 64)]
-    steps: usize,
-    /// Number of generations per path (seeds 0..runs).
+    /// Number of generations per path (seeds --seed … --seed + runs − 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     runs: u64,
     /// Paths to time, comma-separated (default: all the device supports).
@@ -52,6 +51,9 @@ pub struct BenchArgs {
     /// generations run together (seeds 0..B, the default executor), reported as samples/s.
     #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u32).range(1..=256))]
     batch: Vec<u32>,
+    /// The sampler settings of every run (`--paths` chooses the executors and modes).
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -195,9 +197,7 @@ fn network_pass(model: &Model, batch: usize) -> Result<(f64, Logits)> {
 /// Times `batch` generations (seeds 0..batch) run together, their network calls batched.
 fn batch_row(model: &Model, args: &BenchArgs, batch: usize) -> Result<BatchRow> {
     let (call_ms, _) = network_pass(model, batch)?;
-    let settings = SamplerSettings { steps: args.steps, ..Default::default() };
-    let request = GenerationRequest { settings, ..GenerationRequest::default() };
-    let mut runs = request.start_seeds(model, 0..batch)?;
+    let mut runs = args.sampling.request().start_seeds(model, 0..batch)?;
     let start = Instant::now();
     let outcomes = run_together(&mut runs, model, |_, _, _| ControlFlow::Continue(()))?.context("benchmark aborted")?;
     let seconds = start.elapsed().as_secs_f64();
@@ -208,13 +208,18 @@ fn batch_row(model: &Model, args: &BenchArgs, batch: usize) -> Result<BatchRow> 
         ms_per_sequence: call_ms / b,
         samples_per_second: b / seconds,
         nfe: outcomes.iter().map(|o| o.nfe as f64).sum::<f64>() / b,
-        idle_step_ratio: outcomes.iter().map(|o| o.idle_steps as f64).sum::<f64>() / (b * args.steps as f64),
+        idle_step_ratio: outcomes.iter().map(|o| o.idle_steps as f64).sum::<f64>() / (b * args.sampling.steps as f64),
     })
 }
 
 /// Runs `prime bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     anyhow::ensure!(args.runs > 0, "--runs must be positive");
+    anyhow::ensure!(
+        args.sampling.mode.is_none() && args.sampling.executor.is_none(),
+        "prime bench times the executors and modes that --paths lists (host, shader, twin, event-driven): \
+         leave out --mode and --executor"
+    );
     anyhow::ensure!(
         args.random || args.length.is_none(),
         "--length applies only to --random; a model folder has its own length"
@@ -241,10 +246,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for &path in &paths {
         let (executor, mode) = path.setup();
         let (mut ms, mut own_ms, mut nfe, mut idle, mut readbacks, mut bytes) = (0.0, 0.0, 0, 0, 0, 0);
-        for seed in 0..args.runs {
-            let settings = SamplerSettings { steps: args.steps, seed, mode, ..Default::default() };
-            let request = GenerationRequest { settings, executor, ..GenerationRequest::default() };
-            let mut run = request.start(&model)?;
+        let request = GenerationRequest {
+            settings: SamplerSettings { mode, ..args.sampling.settings() },
+            executor,
+            ..GenerationRequest::default()
+        };
+        for i in 0..args.runs {
+            let i = usize::try_from(i)?;
+            let mut run = request.start_seeds(&model, i..i + 1)?.pop().context("no run was started")?;
             masked = run.sampler().masked_at_start();
             let start = Instant::now();
             let outcome = run.run(&model, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
@@ -253,14 +262,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             idle += outcome.idle_steps;
             readbacks += run.stats().readbacks;
             bytes += run.stats().bytes_read;
-            let mut run = request.start(&model)?;
+            let mut run = request.start_seeds(&model, i..i + 1)?.pop().context("no run was started")?;
             let start = Instant::now();
             run.run(&fixed, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
             own_ms += start.elapsed().as_secs_f64() * 1e3;
             bar.inc(1);
         }
         let runs = args.runs as f64;
-        let steps = runs * (args.steps as f64 + 1.0);
+        let steps = runs * (args.sampling.steps as f64 + 1.0);
         let (per_step, sampler_ms) = (ms / steps, own_ms / steps);
         rows.push(Row {
             path,
@@ -268,7 +277,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             sampler_ms_per_step: sampler_ms,
             sampler_share_of_step: sampler_ms / per_step.max(f64::MIN_POSITIVE),
             nfe: nfe as f64 / runs,
-            idle_step_ratio: idle as f64 / (runs * args.steps as f64),
+            idle_step_ratio: idle as f64 / (runs * args.sampling.steps as f64),
             readbacks_per_step: readbacks as f64 / steps,
             bytes_read_per_step: bytes as f64 / steps,
             samples_per_second: runs * 1e3 / ms.max(f64::MIN_POSITIVE),
@@ -287,11 +296,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         subtokens: config.subtokens,
         length: config.length,
         vocab: config.vocab_size,
-        steps: args.steps,
+        steps: args.sampling.steps,
         runs: args.runs,
         ms_per_network_call: call_ms,
-        expected_nfe: expected_nfe(args.steps, masked),
-        expected_idle_step_ratio: expected_idle_ratio(args.steps, masked),
+        expected_nfe: expected_nfe(args.sampling.steps, masked),
+        expected_idle_step_ratio: expected_idle_ratio(args.sampling.steps, masked),
         rows,
         batches,
     };

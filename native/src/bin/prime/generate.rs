@@ -192,7 +192,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         suffix: tokens(&args.suffix, &args.suffix_ids),
         pins: [args.pin.clone(), inpainting_pins(&args, &model)?].concat(),
         settings: SamplerSettings { record_guesses: args.trajectory.is_some(), ..args.sampling.settings() },
-        executor: args.sampling.executor,
+        executor: args.sampling.executor(),
         sync_states: animate,
     };
     let executor = request.resolve_executor(&model)?.name();
