@@ -104,16 +104,17 @@ impl GenerationRequest {
     /// (each draws what a single run with that seed draws); [`crate::sampler::run_together`]
     /// batches their network calls.
     pub fn start_seeds(&self, model: &Model, offsets: Range<usize>) -> Result<Vec<Run>> {
-        offsets
-            .map(|i| {
-                let seed = u64::try_from(i).ok().and_then(|i| self.settings.seed.checked_add(i)).ok_or_else(|| {
-                    PrimeError::Input(format!("seed {} + sample {i} overflows a 64-bit seed", self.settings.seed))
-                })?;
-                let mut request = self.clone();
-                request.settings.seed = seed;
-                request.start(model)
-            })
-            .collect()
+        offsets.map(|i| self.start_offset(model, i)).collect()
+    }
+
+    /// Starts sample `i` of this request: the generation with seed `seed + i`.
+    pub fn start_offset(&self, model: &Model, i: usize) -> Result<Run> {
+        let seed = u64::try_from(i).ok().and_then(|i| self.settings.seed.checked_add(i)).ok_or_else(|| {
+            PrimeError::Input(format!("seed {} + sample {i} overflows a 64-bit seed", self.settings.seed))
+        })?;
+        let mut request = self.clone();
+        request.settings.seed = seed;
+        request.start(model)
     }
 
     /// Checks the request against `model` and starts the generation. The carry-over filter is

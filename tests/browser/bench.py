@@ -19,8 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as page  # noqa: E402  (the browser tests' server, WebDriver client and page helpers)
@@ -37,16 +35,7 @@ def browser_ms(model_dir, backend, steps, runs):
         if os.path.exists(os.path.join(model_dir, name)):
             shutil.copy(os.path.join(model_dir, name), slot)
     server, base = page.start_server()
-    port = page.free_port()
-    driver = subprocess.Popen([page.CHROMEDRIVER, f"--port={port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/status", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.1)
+    driver, url = page.start_driver()
     browser = page.Browser(url)
     try:
         figures = []

@@ -142,6 +142,20 @@ def gpt2_f16_model():
     return out
 
 
+def start_driver():
+    """Starts ChromeDriver on a free port and waits until it answers: (process, its URL)."""
+    port = free_port()
+    driver = subprocess.Popen([CHROMEDRIVER, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/status", timeout=2)
+            break
+        except Exception:
+            time.sleep(0.1)
+    return driver, url
+
+
 def start_server():
     port = free_port()
     handler = functools.partial(Handler, directory=DIST)
@@ -1020,16 +1034,8 @@ def main():
             sys.exit(f"error: {tool} not found")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     server, BASE = start_server()
-    port = free_port()
-    driver = subprocess.Popen([CHROMEDRIVER, f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    driver_url = f"http://127.0.0.1:{port}"
+    driver, driver_url = start_driver()
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(driver_url + "/status", timeout=2)
-                break
-            except Exception:
-                time.sleep(0.1)
         only = set(sys.argv[1:])
         browser = Browser(driver_url)
         try:

@@ -7,7 +7,7 @@
 
 import { inpaint, sampled, wireInpainting } from './inpainting.js';
 import { Panel } from './panel.js';
-import { ToWorker } from './protocol.js';
+import { MODEL_CACHE, ToWorker } from './protocol.js';
 import { readTrajectory } from './replay.js';
 import { page } from './state.js';
 import { updateTooltip } from './tooltip.js';
@@ -203,7 +203,7 @@ function wire() {
     page.panels.forEach((p) => p.worker.postMessage({ type: ToWorker.SPEED, delayMs: Number($('speed').value) }));
   });
   $('clear-cache').addEventListener('click', async () => {
-    await caches.delete('prime-models-v1').catch(() => {});
+    await caches.delete(MODEL_CACHE).catch(() => {});
     setStatus('model cache cleared; reload to download again');
   });
   window.addEventListener('resize', refresh);

@@ -2,6 +2,9 @@
 // `ToWorker` messages, the worker answers with `FromWorker` ones. A Replayer (replay.js) answers
 // the same messages for a recorded trajectory, so a panel cannot tell the two apart.
 
+/** The Cache API store the workers keep downloaded model files in ("Clear model cache" empties it). */
+export const MODEL_CACHE = 'prime-models-v1';
+
 /** What the page asks of a worker. */
 export const ToWorker = Object.freeze({
   LOAD: 'load', // {base, files, backend, maxBinding}: download (or read) and load a model folder

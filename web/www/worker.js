@@ -5,9 +5,8 @@
 // few numbers per step are read.
 
 import init, { Engine, check_config, parse_trajectory } from './pkg/prime_web.js';
-import { FromWorker, ToWorker } from './protocol.js';
+import { FromWorker, MODEL_CACHE, ToWorker } from './protocol.js';
 
-const CACHE = 'prime-models-v1';
 let engine = null;
 let generation = null;
 let running = false;
@@ -45,7 +44,7 @@ function explain(e, what) {
 async function download(url, name, optional) {
   let cache = null;
   try {
-    cache = await caches.open(CACHE);
+    cache = await caches.open(MODEL_CACHE);
     const hit = await cache.match(url);
     if (hit) {
       const bytes = new Uint8Array(await hit.arrayBuffer());

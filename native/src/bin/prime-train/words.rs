@@ -151,7 +151,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
 /// Sample `i` of `request` (seed + i): (tokens, NFE, idle steps).
 fn sample(model: &Model, request: &GenerationRequest, i: u64) -> Result<(Vec<u32>, usize, usize)> {
     let i = usize::try_from(i)?;
-    let mut run = request.start_seeds(model, i..i + 1)?.pop().context("no run was started")?;
+    let mut run = request.start_offset(model, i)?;
     let outcome = run.run(model, |_| std::ops::ControlFlow::Continue(()))?.context("sampling stopped early")?;
     Ok((outcome.tokens, outcome.nfe, outcome.idle_steps))
 }

@@ -253,7 +253,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         };
         for i in 0..args.runs {
             let i = usize::try_from(i)?;
-            let mut run = request.start_seeds(&model, i..i + 1)?.pop().context("no run was started")?;
+            let mut run = request.start_offset(&model, i)?;
             masked = run.sampler().masked_at_start();
             let start = Instant::now();
             let outcome = run.run(&model, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
@@ -262,7 +262,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             idle += outcome.idle_steps;
             readbacks += run.stats().readbacks;
             bytes += run.stats().bytes_read;
-            let mut run = request.start_seeds(&model, i..i + 1)?.pop().context("no run was started")?;
+            let mut run = request.start_offset(&model, i)?;
             let start = Instant::now();
             run.run(&fixed, |_| ControlFlow::Continue(()))?.context("benchmark run aborted")?;
             own_ms += start.elapsed().as_secs_f64() * 1e3;
