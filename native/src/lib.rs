@@ -34,6 +34,20 @@ fn keep_freed_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn keep_freed_memory() {}
 
+/// Gives the heap's free memory back to the system: a long-running process (the server) calls
+/// this when it goes idle, since [`init`] keeps freed blocks for reuse.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only returns unused heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Gives the heap's free memory back to the system (a no-op where the allocator does it).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_free_memory() {}
+
 /// Without a display, Mesa's Vulkan device-selection layer tries to reach one and prints
 /// "XDG_RUNTIME_DIR is invalid" to stderr at every start. It only orders GPUs by the display
 /// they drive, which a compute program has no use for; where no display exists (and the user
@@ -46,10 +60,16 @@ fn quiet_headless_vulkan() {
     }
 }
 
-/// Sets up logging (`PRIME_LOG`, warnings by default, to stderr).
+/// Sets up logging (`PRIME_LOG`; by default warnings, and the server's request lines) to
+/// stderr, coloured only on a terminal.
 fn init_logging() {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PRIME_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PRIME_LOG")
+                .unwrap_or_else(|_| "warn,prime::serve=info".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -9,7 +9,8 @@ equal native `prime generate --device cpu`; on WebGPU the device executor (WGSL 
 logits read back) gives the host executor's tokens, with the bytes read back per step printed
 for both; a trajectory written by native `prime generate --trajectory` opens in the page and
 replays; an end-to-end drive of the page (partial states shown, timeline scrubbed, trajectory
-export equal to the page, screenshots saved to target/browser-artifacts/); readable messages
+export equal to the page, screenshots saved to target/browser-artifacts/); the page watching a
+native `prime serve` run live, record for record what the CLI writes; readable messages
 for a missing WebGPU, a 404, truncated downloads and a bad config; a model name from the URL
 shown as text, never parsed as markup; a model folder opened from local files generates the
 native tokens; the image mode (Fashion-MNIST models side by side, a partly revealed pixel drawn
@@ -558,16 +559,22 @@ def untrusted_names_are_text(browser, base):
     assert got == [name, 0, None], f"the name was parsed as markup: {got}"
 
 
+def native_trajectory(name, steps, seed):
+    """Native `prime generate --trajectory` with the demo model and the prompt "It was", written
+    to ARTIFACTS/name: (its path, its records)."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, name)
+    subprocess.run([PRIME, "generate", "--prompt", "It was", "--steps", str(steps), "--seed", str(seed), "--device",
+                    "cpu", "--model", os.path.join(ROOT, "assets", "prime"), "--trajectory", path],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return path, [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+
+
 @test
 def replays_a_native_trajectory(browser, base):
     """A trajectory written by native `prime generate --trajectory` opens in the page and replays
     with the same controls."""
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    path = os.path.join(ARTIFACTS, "native.jsonl")
-    subprocess.run([PRIME, "generate", "--prompt", "It was", "--steps", "24", "--seed", "5", "--device", "cpu",
-                    "--model", os.path.join(ROOT, "assets", "prime"), "--trajectory", path],
-                   check=True, capture_output=True, text=True, timeout=600)
-    lines = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    path, lines = native_trajectory("native.jsonl", 24, 5)
     header, ending = lines[0], lines[-1]
     assert header["format"] == "prime-trajectory" and len(lines) == 24 + 3, f"{len(lines)} lines"
     open_page(browser, base, "backend=cpu&models=models/prime/")
@@ -603,6 +610,66 @@ def replays_a_native_trajectory(browser, base):
     print(f"      broken trajectory: {status}", flush=True)
     assert status.startswith("broken.jsonl: ") and "trajectory line 4: the record does not fit" in status, status
     assert browser.js("return window.prime.panels.length") == 1, "the open replay was lost"
+
+
+def start_prime_serve(*extra):
+    """Starts `prime serve` with the demo model on a free port: (process, its URL)."""
+    proc = subprocess.Popen([PRIME, "serve", "--model", os.path.join(ROOT, "assets", "prime"), "--device", "cpu",
+                             "--port", "0", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()
+            return proc, found.group(1)
+    proc.wait()
+    raise AssertionError(f"prime serve did not start (exit {proc.returncode})")
+
+
+@test
+def watches_a_prime_serve_run(browser, base):
+    """The page watches a native `prime serve` run live (?server=URL): the streamed steps are the
+    ones `prime generate --trajectory` writes; a refused request and a server that is down are
+    explained in the panel."""
+    _, lines = native_trajectory("served.jsonl", 40, 5)
+    proc, url = start_prime_serve("--max-steps", "512")
+    try:
+        open_page(browser, base, "server=" + urllib.parse.quote(url, safe=""))
+        wait_ready(browser)
+        p = PANEL.format(i=0)
+        device = browser.js(f"return {p}.el.querySelector('.device').textContent")
+        assert f"live from prime serve at {url}" in device, device
+        browser.js("document.getElementById('speed').value = 0;")
+        run_generation(browser, "It was", 40, 5)
+        browser.js("document.getElementById('export').click();")
+        exported = browser.wait("window.primeExport", 30, "the export")
+        got = [json.loads(line) for line in list(exported.values())[0].splitlines() if line.strip()]
+        assert len(got) == len(lines), f"{len(got)} records streamed, the CLI wrote {len(lines)}"
+        assert got[1:] == lines[1:], "the streamed steps or ending differ from prime generate --trajectory"
+        assert got[0]["model"] == lines[0]["model"] and got[0]["fixed"] == lines[0]["fixed"]
+        shown = browser.js(f"return {p}.grid.cells.map(c => c.token);")
+        assert shown == lines[-1]["outcome"]["tokens"], "the final cells differ from the server's ending"
+        l = lines[0]["model"]["subtokens"]
+        partial = browser.js(f"return {p}.steps.findIndex(v => {p}.cells(v).some(c => c.known > 0 && c.known < {l}))")
+        assert partial >= 0, "no partly revealed token was shown"
+        browser.js("window.prime.show(arguments[0])", partial)
+        browser.screenshot("page-server.png")
+        browser.js("window.prime.show(null)")
+        # A request the server refuses: its message in the panel, and the panel stays usable.
+        browser.js("document.getElementById('steps').value = 600; document.getElementById('start').click();")
+        error = browser.wait(f"!{p}.el.querySelector('.error').hidden && {p}.el.querySelector('.error').textContent",
+                             60, "the refusal")
+        assert "settings.steps" in error and "--max-steps" in error, error
+        run_generation(browser, "It was", 8, 2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # The server is gone now.
+    open_page(browser, base, "server=" + urllib.parse.quote(url, safe=""))
+    p = PANEL.format(i=0)
+    error = browser.wait(f"!{p}.el.querySelector('.error').hidden && {p}.el.querySelector('.error').textContent",
+                         60, "the message of a server that is down")
+    print(f"      server down: {error}", flush=True)
+    assert error.startswith(f"cannot reach prime serve at {url}"), error
 
 
 @test
@@ -1048,6 +1115,7 @@ def main():
                  lambda: webgpu_device_executor_equals_host_executor(browser, BASE)),
                 ("replays_a_native_trajectory", lambda: replays_a_native_trajectory(browser, BASE)),
                 ("api_generate_with_callback", lambda: api_generate_with_callback(browser, BASE)),
+                ("watches_a_prime_serve_run", lambda: watches_a_prime_serve_run(browser, BASE)),
                 ("model_cache", lambda: model_cache(browser, BASE)),
                 ("abort_pause_step", lambda: abort_pause_step(browser, BASE)),
                 ("controls_answer_at_full_speed", lambda: controls_answer_at_full_speed(browser, BASE, "cpu")),

@@ -1,9 +1,10 @@
 // The page: one panel (and one Web Worker) per model; it renders the trajectory records the
 // workers post (the `prime-trajectory` format of prime-core, also written by `prime generate
 // --trajectory`) and never samples anything itself. An opened trajectory file replays through
-// the same panel and controls, with a Replayer in place of the worker. The modules: panel.js
-// (a model's panel), cells.js and pixels.js (drawing a step), tooltip.js, replay.js,
-// inpainting.js, protocol.js (the worker messages), state.js and util.js.
+// the same panel and controls, with a Replayer in place of the worker; a `prime serve` run
+// streams through a ServerWatcher. The modules: panel.js (a model's panel), cells.js and
+// pixels.js (drawing a step), tooltip.js, replay.js, watch.js, inpainting.js, protocol.js (the
+// worker messages), state.js and util.js.
 
 import { inpaint, sampled, wireInpainting } from './inpainting.js';
 import { Panel } from './panel.js';
@@ -150,6 +151,24 @@ async function openTrajectory(file) {
   }
 }
 
+// Watches a `prime serve` at `url` in place of the current panels: the controls' request runs
+// on the server, and its steps are drawn as they stream in.
+function watchServer(url) {
+  let parsed;
+  try {
+    parsed = new URL(url);
+    if (!['http:', 'https:'].includes(parsed.protocol)) throw new Error('not http');
+  } catch {
+    setStatus(`${JSON.stringify(url)} is not a server address like http://127.0.0.1:8080`, 'bad');
+    return;
+  }
+  const address = parsed.origin;
+  clearPanels();
+  $('server-url').value = address;
+  page.panels.push(new Panel({ name: `prime serve at ${address}`, path: address, server: address }, refresh));
+  refresh();
+}
+
 // Shows the models of one models.json group (text or image) in place of the current panels.
 function showKind(k) {
   const specs = page.allSpecs.filter((s) => (s.kind ?? 'text') === k);
@@ -202,6 +221,7 @@ function wire() {
     showSpeed();
     page.panels.forEach((p) => p.worker.postMessage({ type: ToWorker.SPEED, delayMs: Number($('speed').value) }));
   });
+  $('watch').addEventListener('click', () => watchServer($('server-url').value.trim() || $('server-url').placeholder));
   $('clear-cache').addEventListener('click', async () => {
     await caches.delete(MODEL_CACHE).catch(() => {});
     setStatus('model cache cleared; reload to download again');
@@ -234,6 +254,10 @@ async function main() {
     setStatus(`?binding= must be a number of bytes below 4 GiB, not ${JSON.stringify(params.get('binding'))}`, 'bad');
     return;
   }
+  if (params.get('server')) {
+    watchServer(params.get('server'));
+    return;
+  }
   let specs;
   if (params.get('models')) {
     specs = params.get('models').split(',').map((path) => ({ name: path.replace(/\/$/, '').split('/').pop(), path }));
@@ -260,5 +284,5 @@ async function main() {
 
 // For scripted checks: the panels, their recorded steps, the timeline position, opening a
 // trajectory or a model folder as the file pickers do, and the inpainting source.
-window.prime = { panels: page.panels, show: (i) => { page.shown = i; refresh(); }, open: openTrajectory, openModel, inpaint };
+window.prime = { panels: page.panels, show: (i) => { page.shown = i; refresh(); }, open: openTrajectory, openModel, watchServer, inpaint };
 main();

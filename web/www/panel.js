@@ -5,6 +5,7 @@ import { PixelGrid } from './pixels.js';
 import { FromWorker, ToWorker } from './protocol.js';
 import { Replayer } from './replay.js';
 import { $, backend, byteSize, maxBinding, setText } from './util.js';
+import { ServerWatcher } from './watch.js';
 
 export class Panel {
   // `onChange` runs after every message the worker sends (the page redraws).
@@ -24,7 +25,11 @@ export class Panel {
     $('panels').append(this.el);
     this.q = (sel) => this.el.querySelector(sel);
     this.grid = new CellGrid(this.q('.cells'));
-    this.worker = spec.trajectory ? new Replayer(spec.trajectory) : new Worker('worker.js', { type: 'module' });
+    this.worker = spec.trajectory
+      ? new Replayer(spec.trajectory)
+      : spec.server
+        ? new ServerWatcher(spec.server)
+        : new Worker('worker.js', { type: 'module' });
     this.worker.onmessage = ({ data }) => this.receive(data);
     this.worker.onerror = (e) => this.fail(`the worker failed to start: ${e.message ?? 'script error'}`);
     this.worker.postMessage({ type: ToWorker.LOAD, base: spec.path, files: spec.files, backend, maxBinding });
@@ -95,11 +100,13 @@ export class Panel {
 
   describeDevice() {
     const { model, device } = this.info;
-    if (device.replay) {
-      const line = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, ` +
-        `L = ${model.length} · replay of a trajectory sampled by the ${device.executor} executor on ${device.replay}`;
-      this.q('.device').replaceChildren(Object.assign(document.createElement('span'), { textContent: line }));
-      this.el.dataset.backend = 'replay';
+    const shape = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, L = ${model.length}`;
+    if (device.replay || device.server) {
+      const where = device.replay
+        ? `replay of a trajectory sampled by the ${device.executor} executor on ${device.replay}`
+        : `${(model.parameters / 1e6).toFixed(2)} M parameters · live from prime serve at ${device.server}, on ${device.name}`;
+      this.q('.device').replaceChildren(Object.assign(document.createElement('span'), { textContent: `${shape} · ${where}` }));
+      this.el.dataset.backend = device.replay ? 'replay' : 'server';
       return;
     }
     const limits = device.adapter
@@ -114,8 +121,7 @@ export class Panel {
       : `CPU (burn-flex, ${device.cpu})`;
     this.q('.device').replaceChildren();
     const line = document.createElement('span');
-    line.textContent = `${model.model_class} · ℓ = ${model.subtokens}, b = ${model.base}, V = ${model.vocab_size}, ` +
-      `L = ${model.length} · ${(model.parameters / 1e6).toFixed(2)} M parameters · ${where}`;
+    line.textContent = `${shape} · ${(model.parameters / 1e6).toFixed(2)} M parameters · ${where}`;
     this.q('.device').append(line);
     this.el.dataset.backend = device.backend;
     const { blocking } = this.info;

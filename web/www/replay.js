@@ -18,23 +18,41 @@ export class Replayer {
     setTimeout(() => this.onmessage({ data: { type, ...body } }), 0);
   }
 
+  // The records that can be shown: all of a whole trajectory (a live one holds its newest
+  // record back until the next one or the ending arrives, so the last carries the ending).
+  get available() {
+    return this.t.steps.length;
+  }
+
   emitStep() {
     const { steps, ending } = this.t;
     const record = { ...steps[this.next] };
     this.next += 1;
-    if (this.next === steps.length) record.ending = ending;
-    this.emit(FromWorker.STEP, { view: record, ms: 0 });
-    if (this.next === steps.length) {
+    const last = ending != null && this.next === steps.length;
+    if (last) record.ending = ending;
+    this.emit(FromWorker.STEP, { view: record, ms: record.ms ?? 0 });
+    if (last) {
       this.running = false;
       this.emit(FromWorker.DONE);
     }
   }
 
+  // Resolves when more records may be available (never, for a whole trajectory).
+  arrival() {
+    return new Promise(() => {});
+  }
+
   async loop() {
     const id = ++this.loopId;
-    while (id === this.loopId && this.running && this.next < this.t.steps.length) {
-      this.emitStep();
-      await new Promise((r) => setTimeout(r, this.delayMs));
+    while (id === this.loopId && this.running) {
+      if (this.next < this.available) {
+        this.emitStep();
+        await new Promise((r) => setTimeout(r, this.delayMs));
+      } else if (this.t.ending != null && this.next >= this.t.steps.length) {
+        break;
+      } else {
+        await this.arrival();
+      }
     }
   }
 
@@ -56,13 +74,13 @@ export class Replayer {
         this.emit(FromWorker.PAUSED);
         break;
       case ToWorker.RESUME:
-        if (!this.running && this.next < this.t.steps.length) {
+        if (!this.running && (this.next < this.t.steps.length || this.t.ending == null)) {
           this.running = true;
           this.loop();
         }
         break;
       case ToWorker.STEP:
-        if (!this.running && this.next < this.t.steps.length) {
+        if (!this.running && this.next < this.available) {
           this.emitStep();
           this.emit(FromWorker.PAUSED);
         }

@@ -23,7 +23,7 @@ mod run;
 mod settings;
 mod truncation;
 
-pub use batch::run_together;
+pub use batch::{Round, run_together, step_round};
 pub use candidates::{Candidates, top_consistent, top_consistent_on_device};
 pub use device::DeviceExecutor;
 pub use events::{Outcome, PositionCandidates, StepEvent};

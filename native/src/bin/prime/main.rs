@@ -8,6 +8,7 @@ mod generate;
 mod info;
 mod init;
 mod picture;
+mod serve;
 mod shard;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List GPU adapters and the backend that would be chosen.
     Info(info::InfoArgs),
+    /// Serve the model over HTTP: each generation streams its steps as server-sent events.
+    Serve(Box<serve::ServeArgs>),
     /// Join the shards of a sharded `generate` (all present and complete) into one file.
     Merge(shard::MergeArgs),
 }
@@ -51,5 +54,6 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Info(args) => info::run(args),
         Command::Merge(args) => shard::merge(args),
+        Command::Serve(args) => serve::run(*args),
     })
 }
