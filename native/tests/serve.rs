@@ -263,6 +263,24 @@ fn a_client_that_goes_away_frees_its_place() {
 }
 
 #[test]
+fn a_request_past_the_deadline_ends_with_an_error() {
+    let served = Served::start(&["--deadline", "1", "--max-steps", "1048576"]);
+    let started = Instant::now();
+    let (status, text) = post(&served.url, "application/json", &request(3, 1_000_000).to_string());
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("--deadline"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the deadline was not kept: {:?}", started.elapsed());
+    // A stream that runs past it ends with an error event.
+    let (status, text) = post(&served.url, "text/event-stream", &request(3, 1_000_000).to_string());
+    assert_eq!(status, 200);
+    let (kind, data) = events(&text).pop().unwrap();
+    assert_eq!(kind, "error");
+    assert!(data.contains("--deadline"), "{data}");
+    let (status, text) = post(&served.url, "application/json", &request(1, 8).to_string());
+    assert_eq!(status, 200, "still serving: {text}");
+}
+
+#[test]
 fn only_loopback_by_default_and_a_token_elsewhere() {
     let model = model();
     let open = prime(&["serve", "--model", &model, "--device", "cpu", "--host", "0.0.0.0", "--port", "0"]);

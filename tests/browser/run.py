@@ -612,9 +612,9 @@ def replays_a_native_trajectory(browser, base):
     assert browser.js("return window.prime.panels.length") == 1, "the open replay was lost"
 
 
-def start_prime_serve(*extra):
-    """Starts `prime serve` with the demo model on a free port: (process, its URL)."""
-    proc = subprocess.Popen([PRIME, "serve", "--model", os.path.join(ROOT, "assets", "prime"), "--device", "cpu",
+def start_prime_serve(model, *extra):
+    """Starts `prime serve` with a shipped model on a free port: (process, its URL)."""
+    proc = subprocess.Popen([PRIME, "serve", "--model", os.path.join(ROOT, "assets", model), "--device", "cpu",
                              "--port", "0", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         found = re.search(r"listening on (http://\S+)", line)
@@ -631,7 +631,7 @@ def watches_a_prime_serve_run(browser, base):
     ones `prime generate --trajectory` writes; a refused request and a server that is down are
     explained in the panel."""
     _, lines = native_trajectory("served.jsonl", 40, 5)
-    proc, url = start_prime_serve("--max-steps", "512")
+    proc, url = start_prime_serve("prime", "--max-steps", "512")
     try:
         open_page(browser, base, "server=" + urllib.parse.quote(url, safe=""))
         wait_ready(browser)
@@ -670,6 +670,19 @@ def watches_a_prime_serve_run(browser, base):
                          60, "the message of a server that is down")
     print(f"      server down: {error}", flush=True)
     assert error.startswith(f"cannot reach prime serve at {url}"), error
+    # An image model's run streams its pixels.
+    proc, url = start_prime_serve("fashion-prime")
+    try:
+        open_page(browser, base, "server=" + urllib.parse.quote(url, safe=""))
+        info = wait_ready(browser)
+        assert info["model"]["image"], info
+        run_generation(browser, "", 16, 3)
+        pixels = browser.js(f"return {p}.steps.map(s => s.pixels.length)")
+        assert len(pixels) == 17 and set(pixels) == {info["model"]["length"]}, pixels
+        assert browser.js(f"return {p}.isImage && {p}.grid.constructor.name") == "PixelGrid"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 @test
