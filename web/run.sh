@@ -7,7 +7,7 @@
 #
 # Steps: prime-web is compiled for wasm32 (rustup's wasm32 target where it is installed,
 # otherwise Debian's rustc-web toolchain building std itself), wasm-bindgen generates the JS
-# glue, the page (web/www) and the models (assets/prime, assets/mdlm and the image models
+# glue and its types, the package API (web/pkg), the page (web/www) and the models (assets/prime, assets/mdlm and the image models
 # assets/fashion-prime, assets/fashion-mdlm) are copied next to it, and
 # the sizes of the wasm (raw and gzipped) are printed. The page is served by web/serve.py
 # (gzipped module and scripts where the browser accepts gzip).
@@ -64,8 +64,11 @@ mkdir -p "$dist/pkg" "$dist/models"
 # The name section (function names for stack traces) is half the module; panics still print
 # their messages without it. (Debian 12's binaryen 108 `wasm-opt -Os` gives 20.8 MB raw but a
 # larger gzip, 4.77 MB, and a module that fails to instantiate, so it is not used.)
-wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+wasm-bindgen --target web --remove-name-section --remove-producers-section \
   --out-dir "$dist/pkg" "$wasm"
+# The package API (web/pkg) beside the glue: the page imports it as any user of the npm package
+# does (web/pack.sh packs the same files).
+cp web/pkg/index.js web/pkg/index.d.ts "$dist/pkg/"
 
 # 3. The page and the models.
 cp web/www/*.html web/www/*.js web/www/*.css "$dist/"

@@ -11,7 +11,8 @@ for both; a trajectory written by native `prime generate --trajectory` opens in 
 replays; an end-to-end drive of the page (partial states shown, timeline scrubbed, trajectory
 export equal to the page, screenshots saved to target/browser-artifacts/); the page watching a
 native `prime serve` run live, record for record what the CLI writes; readable messages
-for a missing WebGPU, a 404, truncated downloads and a bad config; a model name from the URL
+for a missing WebGPU, a 404, truncated downloads and a bad config; the npm package installed
+from its tarball into a plain page (WebGPU and CPU), its types checked with tsc; a model name from the URL
 shown as text, never parsed as markup; a model folder opened from local files generates the
 native tokens; the image mode (Fashion-MNIST models side by side, a partly revealed pixel drawn
 at its coarse level with a marker, its tooltip) and inpainting (pinned pixels kept exactly).
@@ -359,7 +360,7 @@ def shaders_equal_twins(browser, base):
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
     p = PANEL.format(i=0)
     browser.js(f"{p}.kernels = undefined; {p}.worker.postMessage({{type: 'kernels'}});")
-    report = json.loads(browser.wait(f"{p}.kernels !== undefined ? {p}.kernels : null", 600, "kernel check"))
+    report = browser.wait(f"{p}.kernels !== undefined ? {p}.kernels : null", 600, "kernel check")
     for line in report["checks"]:
         print(f"      {line['kernel']:>10} ({line['case']}): {line['detail']}", flush=True)
     bad = [c for c in report["checks"] if not c["equal"]]
@@ -559,6 +560,17 @@ def untrusted_names_are_text(browser, base):
     assert got == [name, 0, None], f"the name was parsed as markup: {got}"
 
 
+def native_image_trajectory():
+    """Native `prime generate --trajectory` with the Fashion-MNIST MDM-Prime model: (path, records)."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    path = os.path.join(ARTIFACTS, "image.jsonl")
+    subprocess.run([PRIME, "generate", "--steps", "16", "--seed", "2", "--device", "cpu", "--model",
+                    os.path.join(ROOT, "assets", "fashion-prime"), "--trajectory", path,
+                    "--png", os.path.join(ARTIFACTS, "image.png")],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return path, [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+
+
 def native_trajectory(name, steps, seed):
     """Native `prime generate --trajectory` with the demo model and the prompt "It was", written
     to ARTIFACTS/name: (its path, its records)."""
@@ -683,6 +695,82 @@ def watches_a_prime_serve_run(browser, base):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def serve_folder(folder):
+    """A static server of `folder` on a free port: (server, its URL)."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=folder)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def typescript(folder, *args):
+    """Runs tsc in `folder`; fails with its messages."""
+    out = subprocess.run(["tsc", "--noEmit", "--target", "es2022", "--lib", "esnext,dom", *args], cwd=folder,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"tsc {' '.join(args)}:\n{out.stdout}{out.stderr}"
+
+
+@test
+def npm_package_in_a_plain_page(browser):
+    """The packed npm package, installed from its tarball into a scratch folder, generates from a
+    plain page without a bundler (web/examples) on WebGPU and on the CPU (the CPU's tokens those
+    of native prime); its types check against what the runtime wrote (tsc: the records and the
+    model info as literals of the declared types), its index.js against the wasm exports'
+    generated types, and it exports what index.d.ts declares."""
+    packed = subprocess.run([os.path.join(ROOT, "web", "pack.sh")], check=True, capture_output=True, text=True)
+    tarball = packed.stdout.strip().splitlines()[-1]
+    print(f"      {packed.stderr.strip().splitlines()[-1]}", flush=True)
+    scratch = tempfile.mkdtemp(prefix="prime-npm-")
+    subprocess.run(["npm", "install", "--offline", "--no-audit", "--no-fund", tarball], cwd=scratch, check=True,
+                   capture_output=True, text=True, timeout=300)
+    package = os.path.join(scratch, "node_modules", "prime-web")
+    shutil.copy(os.path.join(ROOT, "web", "examples", "index.html"), scratch)
+    shutil.copytree(os.path.join(ROOT, "assets", "prime"), os.path.join(scratch, "models", "prime"))
+    server, url = serve_folder(scratch)
+    try:
+        found = {}
+        # SwiftShader is slow: a few steps there, the CPU's run compared with native.
+        for backend, steps in (("webgpu", 4), ("cpu", 32)):
+            started = time.time()
+            browser.get(f"{url}index.html?backend={backend}&steps={steps}&seed=3")
+            browser.wait("!document.getElementById('go').disabled || window.example", 300, f"the example to load ({backend})")
+            browser.js("document.getElementById('go').click()")
+            found[backend] = browser.wait("window.example", 600, f"the example to generate ({backend})")
+            assert "error" not in found[backend], found[backend]
+            assert found[backend]["info"]["device"]["backend"] == {"webgpu": "wgpu", "cpu": "flex"}[backend]
+            assert len(found[backend]["steps"]) == steps + 1, len(found[backend]["steps"])
+            text = browser.js("return document.getElementById('text').textContent")
+            assert text == found[backend]["ending"]["text"], text[:80]
+            print(f"      {backend}: {steps} steps in {time.time() - started:.0f} s with the load", flush=True)
+        assert found["cpu"]["ending"]["outcome"]["tokens"] == native_tokens("It was", 32, 3, "cpu"), \
+            "the package's CPU tokens differ from native prime"
+    finally:
+        server.shutdown()
+    # The declared types against what the runtime wrote: text records from the page, image
+    # records (with pixels) from native prime.
+    _, image = native_image_trajectory()
+    cpu = found["cpu"]
+    with open(os.path.join(scratch, "check.ts"), "w", encoding="utf-8") as f:
+        f.write("import type { Ending, Header, ModelInfo, Step, StepRecord } from 'prime-web';\n")
+        f.write(f"export const info: ModelInfo = {json.dumps(cpu['info'])};\n")
+        f.write(f"export const header: Header = {json.dumps(cpu['header'])};\n")
+        f.write(f"export const steps: Step[] = {json.dumps(cpu['steps'])};\n")
+        f.write(f"export const ending: Ending = {json.dumps(cpu['ending'])};\n")
+        f.write(f"export const imageHeader: Header = {json.dumps(image[0])};\n")
+        f.write(f"export const imageSteps: StepRecord[] = {json.dumps(image[1:-1])};\n")
+        f.write(f"export const imageEnding: Ending = {json.dumps(image[-1])};\n")
+    typescript(scratch, "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "check.ts")
+    typescript(package, "--allowJs", "--checkJs", "--module", "es2022", "--moduleResolution", "bundler", "index.js")
+    exported = lambda text: set(re.findall(r"^export (?:async )?(?:function\*?|class|const) (\w+)", text, re.M))
+    declared = exported(open(os.path.join(package, "index.d.ts"), encoding="utf-8").read())
+    implemented = exported(open(os.path.join(package, "index.js"), encoding="utf-8").read())
+    assert declared == implemented, f"index.d.ts declares {sorted(declared)}, index.js exports {sorted(implemented)}"
 
 
 @test
@@ -1109,7 +1197,7 @@ def main():
     global BASE
     if not os.path.isfile(os.path.join(DIST, "pkg", "prime_web_bg.wasm")):
         sys.exit(f"error: {DIST} has no built page; run web/run.sh --build-only first")
-    for tool in (CHROMIUM, CHROMEDRIVER, PRIME):
+    for tool in (CHROMIUM, CHROMEDRIVER, PRIME, shutil.which("tsc") or "tsc (npm install -g typescript)"):
         if not os.path.exists(tool):
             sys.exit(f"error: {tool} not found")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -1149,6 +1237,12 @@ def main():
             browser.close()
         if not only or "missing_webgpu_falls_back" in only:
             missing_webgpu_falls_back(driver_url)
+        if not only or "npm_package_in_a_plain_page" in only:
+            package_browser = Browser(driver_url)
+            try:
+                npm_package_in_a_plain_page(package_browser)
+            finally:
+                package_browser.close()
         if not only or "serves_gzipped_files" in only:
             serves_gzipped_files()
     finally:

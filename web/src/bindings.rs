@@ -112,25 +112,6 @@ impl Engine {
         Ok(Generation { loaded: self.loaded.clone(), session: Rc::new(RefCell::new(Some(session))) })
     }
 
-    /// Runs a whole generation, calling `on_step` with each step's JSON; `on_step` returning
-    /// `false` aborts. Resolves to the final step's JSON, or `null` when aborted.
-    pub fn generate(&self, request: &str, on_step: js_sys::Function) -> Result<js_sys::Promise, JsValue> {
-        let generation = self.start(request)?;
-        Ok(future_to_promise(async move {
-            loop {
-                let json = generation.next().await?;
-                let done = generation.is_done();
-                let go_on = on_step.call1(&JsValue::NULL, &JsValue::from_str(&json))?;
-                if done {
-                    return Ok(JsValue::from_str(&json));
-                }
-                if go_on == JsValue::FALSE {
-                    return Ok(JsValue::NULL);
-                }
-            }
-        }))
-    }
-
     /// Largest |Δ| between this model's logits and the official ones in a golden
     /// `cases.safetensors` (resolves to a number).
     pub fn logits_deviation(&self, cases: Vec<u8>) -> js_sys::Promise {

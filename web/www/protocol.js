@@ -2,8 +2,9 @@
 // `ToWorker` messages, the worker answers with `FromWorker` ones. A Replayer (replay.js) answers
 // the same messages for a recorded trajectory, so a panel cannot tell the two apart.
 
-/** The Cache API store the workers keep downloaded model files in ("Clear model cache" empties it). */
-export const MODEL_CACHE = 'prime-models-v1';
+/** The Cache API store the workers keep downloaded model files in ("Clear model cache" empties
+ * it): the package API's. */
+export { MODEL_CACHE } from './pkg/index.js';
 
 /** What the page asks of a worker. */
 export const ToWorker = Object.freeze({
@@ -28,7 +29,7 @@ export const FromWorker = Object.freeze({
   PAUSED: 'paused',
   DONE: 'done',
   ABORTED: 'aborted',
-  PARSED: 'parsed', // {trajectory}: {header, steps, ending} as JSON text
+  PARSED: 'parsed', // {trajectory}: {header, steps, ending}
   GOLDEN: 'golden', // {deviation}
   KERNELS: 'kernels', // {report}
   ERROR: 'error', // {message}

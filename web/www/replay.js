@@ -110,7 +110,7 @@ export function readTrajectory(text) {
     const worker = new Worker('worker.js', { type: 'module' });
     worker.onmessage = ({ data }) => {
       worker.terminate();
-      if (data.type === FromWorker.PARSED) resolve(JSON.parse(data.trajectory));
+      if (data.type === FromWorker.PARSED) resolve(data.trajectory);
       else reject(new Error(data.message ?? `unexpected message ${data.type}`));
     };
     worker.onerror = (e) => {
