@@ -211,6 +211,12 @@ fn has_vulkan_adapter() -> bool {
     !pollster::block_on(instance.enumerate_adapters(backends)).is_empty()
 }
 
+/// The wgpu backends compiled into this build, by wgpu's names (`VULKAN`, `GL`, `METAL`, `DX12`,
+/// `BROWSER_WEBGPU`): which a platform can use, whether or not an adapter exists.
+pub fn compiled_backends() -> Vec<String> {
+    wgpu::Instance::enabled_backend_features().iter_names().map(|(name, _)| name.to_string()).collect()
+}
+
 /// Every adapter on the primary graphics APIs (Vulkan, Metal, DX12, WebGPU); OpenGL's only
 /// where those have none, since its probe prints errors on machines without a display.
 pub async fn list_adapters() -> Vec<AdapterReport> {

@@ -278,6 +278,10 @@ fn info_names_the_chosen_backend() {
     let v = json_of(&prime(&["info", "--json", "--device", "cpu"]));
     assert_eq!(v["backend"], "flex");
     assert!(v["adapters"].is_array());
+    // The graphics APIs this platform's build carries (tests/cross.sh checks Windows' DX12).
+    let compiled: Vec<&str> = v["compiled_backends"].as_array().unwrap().iter().filter_map(|b| b.as_str()).collect();
+    let expected = if cfg!(target_os = "linux") || cfg!(windows) { "VULKAN" } else { "METAL" };
+    assert!(compiled.contains(&expected), "{compiled:?}");
 }
 
 #[test]

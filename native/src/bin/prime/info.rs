@@ -1,7 +1,7 @@
 //! `prime info`: the adapters wgpu sees and the backend `--device` would choose.
 
 use clap::Args;
-use prime_core::device::{AdapterReport, BackendKind, list_adapters};
+use prime_core::device::{AdapterReport, BackendKind, compiled_backends, list_adapters};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
@@ -18,6 +18,8 @@ pub struct InfoArgs {
 
 #[derive(Serialize)]
 struct Info {
+    /// The wgpu backends this build can use (VULKAN, GL, METAL, DX12).
+    compiled_backends: Vec<String>,
     adapters: Vec<AdapterReport>,
     backend: BackendKind,
     chosen: Option<AdapterReport>,
@@ -31,6 +33,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let adapters = pollster::block_on(list_adapters());
     let device = args.device.open()?;
     let info = Info {
+        compiled_backends: compiled_backends(),
         adapters,
         backend: device.backend,
         chosen: device.adapter.clone(),
@@ -41,6 +44,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         prime_native::say!("{}", serde_json::to_string_pretty(&info)?)?;
         return Ok(());
     }
+    prime_native::say!("wgpu backends compiled in: {}", info.compiled_backends.join(", "))?;
     prime_native::say!("adapters found: {}", info.adapters.len())?;
     for a in &info.adapters {
         let mark = if a.is_software() { " · software rasteriser: --device auto passes it over" } else { "" };
