@@ -79,6 +79,8 @@ struct Active {
     started: Instant,
     /// The client went away (a record could not be sent).
     gone: bool,
+    /// The job failed (its client was told).
+    failed: bool,
 }
 
 impl Active {
@@ -99,9 +101,10 @@ impl Active {
         self.job.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG
     }
 
-    fn fail(&self, message: String) {
+    fn fail(&mut self, message: String) {
         // A client that went away reads nothing: nothing to do if the send fails.
         let _ = self.job.out.send(Message::Failed(message));
+        self.failed = true;
     }
 }
 
@@ -162,7 +165,8 @@ fn admit(model: &Model, device: &str, job: Job, active: &mut Vec<Active>) {
             return;
         }
     };
-    let mut entry = Active { job, runs, recorder: Recorder::default(), started: Instant::now(), gone: false };
+    let mut entry =
+        Active { job, runs, recorder: Recorder::default(), started: Instant::now(), gone: false, failed: false };
     if entry.job.stream {
         let header = Header::new(model, &request, &entry.runs[0], executor.name(), device);
         entry.send("header", &header);
@@ -181,13 +185,10 @@ fn round(model: &Model, active: &mut [Active]) {
     }
     let result = step_round(&mut runs, model, |i, run, event| {
         let a = &mut active[owners[i]];
-        if a.job.stream && !a.gone {
+        if a.job.stream && !a.gone && !a.failed {
             match a.recorder.record(model, event, run.stats().last_step_bytes) {
                 Ok(record) => a.send("step", &record),
-                Err(e) => {
-                    a.fail(e.to_string());
-                    a.gone = true;
-                }
+                Err(e) => a.fail(e.to_string()),
             }
         }
         ControlFlow::Continue(())
@@ -200,7 +201,6 @@ fn round(model: &Model, active: &mut [Active]) {
         tracing::error!("a batch of {} sequences failed: {e}", owners.len());
         for a in active.iter_mut().filter(|a| !a.sits_out()) {
             a.fail(format!("the generation failed: {e}"));
-            a.gone = true;
         }
     }
 }
@@ -209,6 +209,9 @@ fn round(model: &Model, active: &mut [Active]) {
 /// leaves the engine.
 fn finish(model: &Model, a: &mut Active) -> bool {
     let ms = a.started.elapsed().as_millis();
+    if a.failed {
+        return true;
+    }
     if a.gone || a.job.out.is_closed() {
         tracing::info!(id = a.job.id, ms, "client went away: run dropped");
         return true;
