@@ -40,10 +40,9 @@ async function stepOnce() {
   }
 }
 
+// Only the newest loop runs: a resume during an older loop's pause between steps ends that one.
 // Between two steps the loop waits for a task of its own (`nextTask`), so that the page's
 // messages (Pause, Step, Abort) queued meanwhile are handled.
-
-// Only the newest loop runs: a resume during an older loop's pause between steps ends that one.
 let loopId = 0;
 
 async function runLoop() {
