@@ -159,7 +159,7 @@ function watchServer(url) {
     parsed = new URL(url);
     if (!['http:', 'https:'].includes(parsed.protocol)) throw new Error('not http');
   } catch {
-    setStatus(`${JSON.stringify(url)} is not a server address like http://127.0.0.1:8080`, 'bad');
+    setStatus(`${JSON.stringify(url)} is not a server address like http://127.0.0.1:8081`, 'bad');
     return;
   }
   const address = parsed.origin;

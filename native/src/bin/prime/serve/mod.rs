@@ -27,8 +27,9 @@ pub struct ServeArgs {
     /// --token.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on (0: any free port; the chosen one is printed).
-    #[arg(long, default_value_t = 8080)]
+    /// Port to listen on (0: any free port; the chosen one is printed). Not 8080, where
+    /// `web/run.sh` serves the page that watches it.
+    #[arg(long, default_value_t = 8081)]
     port: u16,
     /// Every request must carry `Authorization: Bearer TOKEN`.
     #[arg(long)]
