@@ -42,4 +42,4 @@ pub use error::{PrimeError, Result};
 pub use generation::{ExecutorChoice, GenerationRequest, Tokens};
 pub use logits::{Logits, NetworkInput};
 pub use model::Model;
-pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};
+pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, SamplingDefaults, StepEvent};

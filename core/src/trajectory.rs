@@ -15,7 +15,7 @@ use crate::error::{PrimeError, Result};
 use crate::generation::GenerationRequest;
 use crate::image::{ImageShape, Pixel};
 use crate::model::Model;
-use crate::sampler::{Outcome, Run, StepEvent};
+use crate::sampler::{Outcome, Run, SamplingDefaults, StepEvent};
 
 /// The `format` of every trajectory header.
 pub const FORMAT: &str = "prime-trajectory";
@@ -44,6 +44,10 @@ pub struct ModelSummary {
     /// Image models: the pixel grid (absent for text models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageShape>,
+    /// The sampler settings the model recommends (`config.json`'s `sampling`; absent when it
+    /// recommends none).
+    #[serde(default, skip_serializing_if = "SamplingDefaults::is_empty")]
+    pub sampling: SamplingDefaults,
 }
 
 impl ModelSummary {
@@ -60,6 +64,7 @@ impl ModelSummary {
             parameters: model.parameters(),
             tokenizer: model.text().is_some(),
             image: config.image,
+            sampling: config.sampling.clone(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use clap::Args;
 use prime_core::sampler::SamplingMode;
-use prime_core::{ExecutorChoice, GenerationRequest, SamplerSettings};
+use prime_core::{ExecutorChoice, GenerationRequest, ModelConfig, SamplerSettings};
 
 /// Sampler settings and executor, shared by `prime generate`, `prime bench`, `prime-train words`
 /// and `prime-train judge`. A command changes a default with `mut_arg` (e.g. the number of
@@ -11,22 +11,23 @@ use prime_core::{ExecutorChoice, GenerationRequest, SamplerSettings};
 /// default (`bench` times one path when they are given).
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
-    /// Sampling steps T.
-    #[arg(long, default_value_t = 256)]
-    pub steps: usize,
+    /// Sampling steps T [default: the model's recommendation (`sampling` in its config.json),
+    /// else 256].
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Seed of the random stream (of the first sample, when a command draws several: sample i
     /// uses seed + i).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Nucleus mass (official rule); 1 disables it.
-    #[arg(long, default_value_t = 1.0)]
-    pub top_p: f32,
-    /// Keep only the k most likely tokens.
+    /// Nucleus mass (official rule); 1 disables it [default: the model's recommendation, else 1].
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Keep only the k most likely tokens [default: the model's recommendation, else off].
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Temperature.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
+    /// Temperature [default: the model's recommendation, else 1].
+    #[arg(long)]
+    pub temperature: Option<f32>,
     /// Sample without the carry-over consistency filter (as the official non-`_co_` models);
     /// the final digits may then decode to an id outside the vocabulary, which is an error.
     #[arg(long)]
@@ -46,23 +47,25 @@ impl SamplingArgs {
         self.executor.unwrap_or_default()
     }
 
-    /// The sampler settings these flags describe (nothing recorded).
-    pub fn settings(&self) -> SamplerSettings {
+    /// The sampler settings these flags describe for `model` (nothing recorded): a flag that is
+    /// given wins, then the model's recommendation, then the official default.
+    pub fn settings(&self, model: &ModelConfig) -> SamplerSettings {
+        let recommended = model.sampling.settings();
         SamplerSettings {
-            steps: self.steps,
+            steps: self.steps.unwrap_or(recommended.steps),
             seed: self.seed,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            top_k: self.top_k,
+            temperature: self.temperature.unwrap_or(recommended.temperature),
+            top_p: self.top_p.unwrap_or(recommended.top_p),
+            top_k: self.top_k.or(recommended.top_k),
             carry_over: !self.no_carry_over,
             record_guesses: false,
             mode: self.mode.unwrap_or_default(),
         }
     }
 
-    /// An unconditional request with these settings and executor; a command adds its prompt,
-    /// suffix or pins.
-    pub fn request(&self) -> GenerationRequest {
-        GenerationRequest { settings: self.settings(), executor: self.executor(), ..GenerationRequest::default() }
+    /// An unconditional request with these settings and executor for `model`; a command adds
+    /// its prompt, suffix or pins.
+    pub fn request(&self, model: &ModelConfig) -> GenerationRequest {
+        GenerationRequest { settings: self.settings(model), executor: self.executor(), ..GenerationRequest::default() }
     }
 }

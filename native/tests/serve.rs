@@ -36,9 +36,13 @@ struct Served {
 
 impl Served {
     fn start(extra: &[&str]) -> Self {
-        let model = model();
+        Self::on(&model(), extra)
+    }
+
+    /// Serves the model folder `model`.
+    fn on(model: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_prime"))
-            .args(["serve", "--model", &model, "--device", "cpu", "--port", "0", "--max-body", "1024"])
+            .args(["serve", "--model", model, "--device", "cpu", "--port", "0", "--max-body", "1024"])
             .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -155,6 +159,38 @@ fn the_stream_is_the_cli_trajectory_and_the_json_answer_its_ending() {
     let models: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(models["model"], header["model"]);
     assert!(served.log().contains("steps=24"), "one log line per request: {}", served.log());
+}
+
+#[test]
+fn a_request_gets_the_settings_it_leaves_out_from_the_model() {
+    let dir = std::env::temp_dir().join(format!("prime-serve-recommends-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = PathBuf::from(model());
+    std::fs::copy(source.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let mut config: Value = serde_json::from_slice(&std::fs::read(source.join("config.json")).unwrap()).unwrap();
+    config["sampling"] = json!({ "top_p": 0.5, "temperature": 0.8 });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let served = Served::on(dir.to_str().unwrap(), &[]);
+
+    let mut response = agent().get(&format!("{}/v1/models", served.url)).call().unwrap();
+    let models: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(models["model"]["sampling"], config["sampling"], "/v1/models names the recommendation");
+    let answer = |body: Value| {
+        let (status, text) = post(&served.url, "application/json", &body.to_string());
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str::<Value>(&text).unwrap()
+    };
+    let recommended = cli_generate(20, 6, &["--top-p", "0.5", "--temperature", "0.8", "--json"]);
+    let recommended: Value = serde_json::from_slice(&recommended.stdout).unwrap();
+    assert_eq!(answer(request(6, 20))["outcome"]["tokens"], recommended["tokens"], "left out: the model's");
+    let mut body = request(6, 20);
+    body["settings"]["top_p"] = json!(1.0);
+    body["settings"]["temperature"] = json!(1.0);
+    let official: Value = serde_json::from_slice(&cli_generate(20, 6, &["--json"]).stdout).unwrap();
+    assert_eq!(answer(body)["outcome"]["tokens"], official["tokens"], "given: the request's");
+    assert_ne!(recommended["tokens"], official["tokens"], "the settings change the draws");
+    drop(served);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

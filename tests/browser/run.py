@@ -379,6 +379,14 @@ def cpu_fallback_equals_native(browser, base):
           f"{read_bytes_per_step(browser):.0f} bytes read back per step", flush=True)
     want = native_tokens(prompt, steps, seed, "cpu")
     assert got == want, f"browser CPU tokens differ from native:\n{got}\n{want}"
+    # Both left top-p to the model: the header records its recommendation, the empty box shows it.
+    with open(os.path.join(ROOT, "assets", "prime", "config.json")) as f:
+        recommended = json.load(f).get("sampling", {})
+    assert "top_p" in recommended, "the text demo's config.json recommends no top-p"
+    header = browser.js(f"return {PANEL.format(i=0)}.header;")
+    assert abs(header["request"]["settings"]["top_p"] - recommended["top_p"]) < 1e-6, header["request"]
+    shown = browser.js("return document.getElementById('top_p').placeholder;")
+    assert shown == str(recommended["top_p"]), f"the top-p box shows {shown!r}"
 
 
 @test

@@ -165,5 +165,6 @@ pub fn tiny_config(subtokens: usize, vocab: u32) -> prime_core::ModelConfig {
         frequency_embedding_size: 32,
         carry_over: true,
         image: None,
+        sampling: Default::default(),
     }
 }

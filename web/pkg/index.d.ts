@@ -23,7 +23,8 @@ export interface SamplerSettings {
   mode?: SamplingMode;
 }
 
-/** What a generation asks for (`GenerationRequest`); every key is optional. */
+/** What a generation asks for (`GenerationRequest`); every key is optional: a setting left out
+ * is the model's recommendation (`ModelSummary.sampling`), else the official default. */
 export interface GenerationRequest {
   prompt?: Tokens;
   suffix?: Tokens;
@@ -51,6 +52,17 @@ export interface ModelSummary {
   parameters: number;
   tokenizer: boolean;
   image?: ImageShape;
+  /** The settings the model recommends (its config.json's `sampling`); a request that leaves
+   * one of them out gets it. Absent when the model recommends none. */
+  sampling?: SamplingDefaults;
+}
+
+/** A model's recommended sampler settings (`SamplingDefaults`). */
+export interface SamplingDefaults {
+  steps?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
 }
 
 /** The first record of a trajectory (`Header`). */

@@ -103,10 +103,13 @@ impl Engine {
     }
 
     /// Starts a generation; `request` is the JSON of a `prime-core` `GenerationRequest`
-    /// (unknown keys are an error).
+    /// (unknown keys are an error; the settings it leaves out are the model's recommended
+    /// ones, `info().model.sampling`, else the official defaults).
     pub fn start(&self, request: &str) -> Result<Generation, JsValue> {
-        let request: GenerationRequest =
-            serde_json::from_str(request).map_err(|e| js_error(format!("bad request: {e}")))?;
+        let bad = |e: serde_json::Error| js_error(format!("bad request: {e}"));
+        let mut request: serde_json::Value = serde_json::from_str(request).map_err(bad)?;
+        self.loaded.model.config().sampling.fill_request(&mut request);
+        let request: GenerationRequest = serde_json::from_value(request).map_err(bad)?;
         let device = backend::describe(&self.loaded.device);
         let session = Session::new(&self.loaded.model, &request, &device).map_err(js_error)?;
         Ok(Generation { loaded: self.loaded.clone(), session: Rc::new(RefCell::new(Some(session))) })

@@ -25,6 +25,7 @@ function refresh() {
   const index = page.shown ?? null;
   // Each panel's own step is in its stats line; the shared timeline says where it stands.
   setText($('timeline-label'), !longest ? '–' : page.shown == null ? 'live (newest step)' : `${page.shown} of ${longest - 1}`);
+  showRecommended();
   for (const p of page.panels) {
     if (!p.info) continue;
     p.render(index);
@@ -59,10 +60,12 @@ function refresh() {
 }
 
 // The request of the controls: a text model gets the prompt and suffix, an image model the
-// pinned pixels (inpainting) instead.
+// pinned pixels (inpainting) instead. An empty temperature, top-p or top-k is left out, so each
+// model gets its own recommendation (the engine fills it in; the header records it).
 function request(image, pins = []) {
   const num = (id) => Number($(id).value);
-  const topK = num('top_k');
+  const given = (id) => ($(id).value === '' ? undefined : num(id));
+  const topK = given('top_k');
   return {
     prompt: image ? [] : $('prompt').value,
     suffix: image ? [] : $('suffix').value,
@@ -70,13 +73,24 @@ function request(image, pins = []) {
     settings: {
       steps: num('steps'),
       seed: num('seed'),
-      temperature: num('temperature'),
-      top_p: num('top_p'),
-      top_k: topK > 0 ? topK : null,
+      temperature: given('temperature'),
+      top_p: given('top_p'),
+      top_k: topK === undefined ? undefined : topK > 0 ? topK : null,
       mode: $('mode').value,
     },
     executor: $('executor').value,
   };
+}
+
+// The empty sampling inputs show what the loaded models recommend (their config.json's
+// `sampling`), else the official default; "0.9 / 1" when the panels' models differ.
+function showRecommended() {
+  const loaded = page.panels.filter((p) => p.info);
+  if (!loaded.length) return;
+  for (const [id, official] of [['temperature', 1], ['top_p', 1], ['top_k', 'off']]) {
+    const values = loaded.map((p) => p.info.model.sampling?.[id] ?? official);
+    $(id).placeholder = [...new Set(values)].join(' / ');
+  }
 }
 
 // Downloads each panel's trajectory (JSON Lines, the format `prime generate --trajectory`

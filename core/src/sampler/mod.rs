@@ -15,6 +15,7 @@
 
 mod batch;
 mod candidates;
+mod defaults;
 mod device;
 mod events;
 mod executor;
@@ -25,6 +26,7 @@ mod truncation;
 
 pub use batch::{Round, run_together, step_round};
 pub use candidates::{Candidates, top_consistent, top_consistent_on_device};
+pub use defaults::SamplingDefaults;
 pub use device::DeviceExecutor;
 pub use events::{Outcome, PositionCandidates, StepEvent};
 pub use executor::{Executor, Progress, StepResult};

@@ -120,6 +120,7 @@ impl ShapeArgs {
             frequency_embedding_size: 256,
             carry_over: true,
             image,
+            sampling: Default::default(),
         };
         config.validate()?;
         Ok(config)

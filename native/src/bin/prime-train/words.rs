@@ -50,6 +50,7 @@ struct WordsReport {
     model: String,
     samples: u64,
     steps: usize,
+    top_p: f32,
     words: usize,
     dictionary_words: usize,
     fraction: f64,
@@ -90,7 +91,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let (mut words, mut known, mut nfe, mut idle) = (0, 0, 0, 0);
     let mut first_sample = String::new();
     let mut samples = Vec::new();
-    let request = args.sampling.request();
+    let request = args.sampling.request(model.config());
     for i in 0..args.samples {
         let outcome = sample(&model, &request, i)?;
         let sample = text.decode(&outcome.0)?;
@@ -109,7 +110,8 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     let report = WordsReport {
         model: args.model.describe(),
         samples: args.samples,
-        steps: args.sampling.steps,
+        steps: request.settings.steps,
+        top_p: request.settings.top_p,
         words,
         dictionary_words: known,
         fraction: known as f64 / words as f64,
@@ -122,11 +124,12 @@ pub fn run(args: &WordsArgs) -> Result<()> {
         prime_native::say!("{}", serde_json::to_string(&report)?)?;
     } else {
         prime_native::say!(
-            "{}: {known}/{words} words in the dictionary ({:.1} %) over {} samples of T = {} · mean NFE {:.1} · mean idle steps {:.1}",
+            "{}: {known}/{words} words in the dictionary ({:.1} %) over {} samples of T = {}, top-p {} · mean NFE {:.1} · mean idle steps {:.1}",
             report.model,
             100.0 * report.fraction,
             args.samples,
-            args.sampling.steps,
+            report.steps,
+            report.top_p,
             report.mean_nfe,
             report.mean_idle_steps,
         )?;

@@ -146,6 +146,7 @@ fn random_model(length: usize, device: &ComputeDevice) -> Result<Model> {
         frequency_embedding_size: 256,
         carry_over: true,
         image: None,
+        sampling: Default::default(),
     };
     let weights = initial_weights(&config, 0)?;
     Ok(device.load(ModelSource::Weights(config, weights))?)
@@ -197,7 +198,8 @@ fn network_pass(model: &Model, batch: usize) -> Result<(f64, Logits)> {
 /// Times `batch` generations (seeds 0..batch) run together, their network calls batched.
 fn batch_row(model: &Model, args: &BenchArgs, batch: usize) -> Result<BatchRow> {
     let (call_ms, _) = network_pass(model, batch)?;
-    let mut runs = args.sampling.request().start_seeds(model, 0..batch)?;
+    let request = args.sampling.request(model.config());
+    let mut runs = request.start_seeds(model, 0..batch)?;
     let start = Instant::now();
     let outcomes = run_together(&mut runs, model, |_, _, _| ControlFlow::Continue(()))?.context("benchmark aborted")?;
     let seconds = start.elapsed().as_secs_f64();
@@ -208,7 +210,8 @@ fn batch_row(model: &Model, args: &BenchArgs, batch: usize) -> Result<BatchRow> 
         ms_per_sequence: call_ms / b,
         samples_per_second: b / seconds,
         nfe: outcomes.iter().map(|o| o.nfe as f64).sum::<f64>() / b,
-        idle_step_ratio: outcomes.iter().map(|o| o.idle_steps as f64).sum::<f64>() / (b * args.sampling.steps as f64),
+        idle_step_ratio: outcomes.iter().map(|o| o.idle_steps as f64).sum::<f64>()
+            / (b * request.settings.steps as f64),
     })
 }
 
@@ -228,6 +231,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let model =
         if args.random { random_model(args.length.unwrap_or(1024), &device)? } else { args.model.load(&device)? };
     let config = model.config().clone();
+    let settings = args.sampling.settings(&config);
     let on_gpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
     let paths = if args.paths.is_empty() {
         let mut all = vec![BenchPath::Host, BenchPath::Twin, BenchPath::EventDriven];
@@ -247,7 +251,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let (executor, mode) = path.setup();
         let (mut ms, mut own_ms, mut nfe, mut idle, mut readbacks, mut bytes) = (0.0, 0.0, 0, 0, 0, 0);
         let request = GenerationRequest {
-            settings: SamplerSettings { mode, ..args.sampling.settings() },
+            settings: SamplerSettings { mode, ..settings.clone() },
             executor,
             ..GenerationRequest::default()
         };
@@ -269,7 +273,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             bar.inc(1);
         }
         let runs = args.runs as f64;
-        let steps = runs * (args.sampling.steps as f64 + 1.0);
+        let steps = runs * (settings.steps as f64 + 1.0);
         let (per_step, sampler_ms) = (ms / steps, own_ms / steps);
         rows.push(Row {
             path,
@@ -277,7 +281,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             sampler_ms_per_step: sampler_ms,
             sampler_share_of_step: sampler_ms / per_step.max(f64::MIN_POSITIVE),
             nfe: nfe as f64 / runs,
-            idle_step_ratio: idle as f64 / (runs * args.sampling.steps as f64),
+            idle_step_ratio: idle as f64 / (runs * settings.steps as f64),
             readbacks_per_step: readbacks as f64 / steps,
             bytes_read_per_step: bytes as f64 / steps,
             samples_per_second: runs * 1e3 / ms.max(f64::MIN_POSITIVE),
@@ -296,11 +300,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
         subtokens: config.subtokens,
         length: config.length,
         vocab: config.vocab_size,
-        steps: args.sampling.steps,
+        steps: settings.steps,
         runs: args.runs,
         ms_per_network_call: call_ms,
-        expected_nfe: expected_nfe(args.sampling.steps, masked),
-        expected_idle_step_ratio: expected_idle_ratio(args.sampling.steps, masked),
+        expected_nfe: expected_nfe(settings.steps, masked),
+        expected_idle_step_ratio: expected_idle_ratio(settings.steps, masked),
         rows,
         batches,
     };

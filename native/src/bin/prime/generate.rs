@@ -191,7 +191,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         prompt: tokens(&args.prompt, &args.prompt_ids),
         suffix: tokens(&args.suffix, &args.suffix_ids),
         pins: [args.pin.clone(), inpainting_pins(&args, &model)?].concat(),
-        settings: SamplerSettings { record_guesses: args.trajectory.is_some(), ..args.sampling.settings() },
+        settings: SamplerSettings {
+            record_guesses: args.trajectory.is_some(),
+            ..args.sampling.settings(model.config())
+        },
         executor: args.sampling.executor(),
         sync_states: animate,
     };
@@ -220,7 +223,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(path) => Some(TrajectoryFile::create(path)?),
         None => None,
     };
-    let bar = ProgressBar::new((range.len() as u64).saturating_mul((args.sampling.steps as u64).saturating_add(1)));
+    let bar = ProgressBar::new((range.len() as u64).saturating_mul((request.settings.steps as u64).saturating_add(1)));
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:32} {pos}/{len} steps {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -417,14 +420,15 @@ impl Pictures {
             return Ok(None);
         };
         if args.gif.is_some() {
-            let bytes = [u64::from(args.samples), (args.sampling.steps as u64).saturating_add(2), 4]
+            let steps = args.sampling.settings(model.config()).steps;
+            let bytes = [u64::from(args.samples), (steps as u64).saturating_add(2), 4]
                 .into_iter()
                 .fold(model.config().sequence_subtokens() as u64, u64::saturating_mul);
             if bytes > MAX_GIF_STATES {
                 anyhow::bail!(
                     "a GIF of {} samples × {} steps keeps {:.1} GB of states; draw fewer samples or steps",
                     args.samples,
-                    args.sampling.steps,
+                    steps,
                     bytes as f64 / 1e9
                 );
             }

@@ -100,6 +100,7 @@ impl Preset {
             frequency_embedding_size: 256,
             carry_over: true,
             image: None,
+            sampling: Default::default(),
         }
     }
 }

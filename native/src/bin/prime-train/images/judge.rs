@@ -147,8 +147,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         held_labels.iter().zip(&valid.labels).filter(|&(&(class, _), &truth)| class == usize::from(truth)).count();
     let held_out = Labelling::of(held_labels.into_iter());
 
-    eprintln!("sampling {} images with T = {}…", args.samples, args.sampling.steps);
-    let request = args.sampling.request();
+    let request = args.sampling.request(model.config());
+    eprintln!("sampling {} images with T = {}…", args.samples, request.settings.steps);
     let started = std::time::Instant::now();
     let (mut images, mut nfe) = (Vec::with_capacity(args.samples), 0);
     for first in (0..args.samples).step_by(args.batch) {
@@ -178,8 +178,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     let counts = valid.class_counts().map(|c| c as f64 / valid.len() as f64);
     let report = JudgeReport {
         model: args.model.describe(),
-        steps: args.sampling.steps,
-        top_p: args.sampling.top_p,
+        steps: request.settings.steps,
+        top_p: request.settings.top_p,
         classifier_epochs: args.epochs,
         classifier_valid_accuracy: correct as f64 / valid.len() as f64,
         held_out,
@@ -205,8 +205,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         report.model,
         100.0 * report.samples.confident,
         args.samples,
-        args.sampling.steps,
-        args.sampling.top_p,
+        report.steps,
+        report.top_p,
         report.mean_nfe,
         report.samples.mean_confidence,
         report.held_out.mean_confidence

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use futures_util::stream;
-use prime_core::GenerationRequest;
+use prime_core::{GenerationRequest, SamplingDefaults};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc};
@@ -145,9 +145,10 @@ pub struct GenerateBody {
     pub stream: Option<bool>,
 }
 
-/// Reads a body: JSON, a `GenerationRequest` (unknown keys are errors) plus `samples` and
-/// `stream`, within `limits`. The error names the field.
-pub fn parse_body(bytes: &[u8], limits: &Limits) -> Result<GenerateBody, String> {
+/// Reads a body: JSON, a `GenerationRequest` (unknown keys are errors; the settings it leaves
+/// out are the model's `recommended` ones) plus `samples` and `stream`, within `limits`. The
+/// error names the field.
+pub fn parse_body(bytes: &[u8], limits: &Limits, recommended: &SamplingDefaults) -> Result<GenerateBody, String> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
     let Value::Object(mut map) = value else {
         return Err("the body must be a JSON object: a generation request".into());
@@ -169,12 +170,12 @@ pub fn parse_body(bytes: &[u8], limits: &Limits) -> Result<GenerateBody, String>
             }
         },
     };
+    let mut request = Value::Object(Map::from_iter(map));
+    recommended.fill_request(&mut request);
     let request: GenerationRequest =
-        serde_path_to_error::deserialize(Value::Object(Map::from_iter(map))).map_err(|e| {
-            match e.path().to_string() {
-                path if path == "." => e.inner().to_string(),
-                path => format!("{path}: {}", e.inner()),
-            }
+        serde_path_to_error::deserialize(request).map_err(|e| match e.path().to_string() {
+            path if path == "." => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
         })?;
     request.settings.validate().map_err(|e| e.to_string())?;
     if request.settings.steps > limits.max_steps {
@@ -208,7 +209,7 @@ async fn generate(State(server): State<Server>, headers: HeaderMap, body: Body) 
             );
         }
     };
-    let parsed = match parse_body(&bytes, &server.limits) {
+    let parsed = match parse_body(&bytes, &server.limits, &server.info.model.sampling) {
         Ok(parsed) => parsed,
         Err(message) => {
             tracing::info!(id, "refused: {message}");
