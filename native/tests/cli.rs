@@ -1156,3 +1156,68 @@ fn a_model_recommends_its_settings_and_flags_win() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+fn prime_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_prime-train")).args(args).output().expect("prime-train runs")
+}
+
+/// `sweep`'s rows are what `words` / `judge` report for the same settings, one per setting.
+#[test]
+fn sweep_rows_are_the_words_and_judge_figures_of_each_setting() {
+    let dir = std::env::temp_dir().join(format!("prime-cli-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = "She was not a woman of many words, but she knew her own mind, and the party was soon gone.\n";
+    std::fs::write(dir.join("train.txt"), text.repeat(80)).unwrap();
+    std::fs::write(dir.join("valid.txt"), text.repeat(80)).unwrap();
+    let corpus = dir.to_str().unwrap();
+    let out =
+        prime_train(&["sweep", "--steps", "4,8", "--samples", "2", "--device", "cpu", "--json", "--corpus", corpus]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(rows.iter().map(|r| r["steps"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 8]);
+    let words = json_of(&prime_train(&[
+        "words",
+        "--steps",
+        "8",
+        "--samples",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        "--corpus",
+        corpus,
+    ]));
+    assert_eq!(rows[1]["fraction"], words["fraction"], "{}", rows[1]);
+    assert_eq!(rows[1]["pairs"]["ratio"], words["pairs"]["ratio"]);
+    assert_eq!(rows[1]["mean_nfe"], words["mean_nfe"]);
+    assert!(rows[0]["mean_nfe"].as_f64().unwrap() <= 5.0, "T = 4 takes at most 5 calls: {}", rows[0]);
+
+    // An image model against a small image set in the IDX format `prime-train images` writes.
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut bytes = vec![0, 0, 8, dims.len() as u8];
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        [bytes, data.to_vec()].concat()
+    };
+    for (split, n) in [("train", 60u32), ("valid", 40)] {
+        let pixels: Vec<u8> = (0..n * 196).map(|i| ((i * 37 + i / 196 * 11) % 256) as u8).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(dir.join(format!("{split}-images.idx")), idx(&[n, 14, 14], &pixels)).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels.idx")), idx(&[n], &labels)).unwrap();
+    }
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/fashion-prime");
+    let common = ["--model", model.to_str().unwrap(), "--images", corpus, "--samples", "4", "--epochs", "1"];
+    let sweep = [&["sweep", "--steps", "2,3"][..], &common, &["--device", "cpu", "--json"]].concat();
+    let out = prime_train(&sweep);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(rows.len(), 2);
+    let judge =
+        json_of(&prime_train(&[&["judge", "--steps", "3"][..], &common, &["--device", "cpu", "--json"]].concat()));
+    for key in ["samples", "features", "mean_nfe"] {
+        assert_eq!(rows[1][key], judge[key], "{key}: {}", rows[1]);
+    }
+    let bad = prime_train(&["sweep", "--steps", "0", "--device", "cpu", "--corpus", corpus]);
+    assert!(!bad.status.success() && stderr(&bad).contains("steps"), "{}", stderr(&bad));
+    let _ = std::fs::remove_dir_all(&dir);
+}

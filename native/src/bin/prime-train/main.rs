@@ -4,6 +4,7 @@
 mod corpus;
 mod deb;
 mod images;
+mod sweep;
 mod tokenizer;
 mod train;
 mod train_bench;
@@ -40,6 +41,9 @@ enum Command {
     Words(words::WordsArgs),
     /// Time training steps at a given shape (ms/step, tokens/s, cores used, phases).
     Bench(train_bench::TrainBenchArgs),
+    /// NFE against quality over sampler settings (steps, modes, top-p): the words measures for
+    /// a text model, the judge's for an image model.
+    Sweep(sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +58,6 @@ fn main() -> ExitCode {
         Command::Snapshot(args) => train::snapshot(&args),
         Command::Words(args) => words::run(&args),
         Command::Bench(args) => train_bench::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
     })
 }

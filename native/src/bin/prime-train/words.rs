@@ -10,9 +10,13 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use std::ops::ControlFlow;
+
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use prime_core::{GenerationRequest, Model};
+use prime_core::sampler::run_together;
+use prime_core::text::TextCodec;
+use prime_core::{GenerationRequest, Model, Outcome};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
@@ -27,7 +31,7 @@ pub struct WordsArgs {
     model: ModelArg,
     /// Samples to generate (seeds --seed … --seed + n − 1).
     #[arg(long, default_value_t = 8)]
-    samples: u64,
+    samples: usize,
     /// Word list, one word per line.
     #[arg(long, default_value = "/usr/share/dict/words")]
     dict: PathBuf,
@@ -48,23 +52,34 @@ pub struct WordsArgs {
 #[derive(Debug, Serialize)]
 struct WordsReport {
     model: String,
-    samples: u64,
+    samples: usize,
     steps: usize,
     top_p: f32,
-    words: usize,
-    dictionary_words: usize,
-    fraction: f64,
+    #[serde(flatten)]
+    text: TextFigures,
     mean_nfe: f64,
     mean_idle_steps: f64,
-    /// The word-pair figures, where a corpus was found.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pairs: Option<PairReport>,
     first_sample: String,
 }
 
+/// What a set of text samples is measured by: words in the dictionary, and, with a corpus,
+/// word pairs seen in its training text beside real held-out text.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextFigures {
+    /// Words (letter runs) in the samples.
+    pub words: usize,
+    /// Of them, in the word list.
+    pub dictionary_words: usize,
+    /// dictionary_words / words.
+    pub fraction: f64,
+    /// The word-pair figures, where a corpus was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<PairReport>,
+}
+
 /// Adjacent word pairs of the samples and of real held-out text that occur in the training text.
-#[derive(Debug, Serialize)]
-struct PairReport {
+#[derive(Debug, Clone, Serialize)]
+pub struct PairReport {
     corpus: String,
     /// The samples' pairs, and how many occur in `train.txt`.
     sample_pairs: usize,
@@ -78,62 +93,45 @@ struct PairReport {
     /// The share of dictionary words in those windows.
     real_dictionary_fraction: f64,
     /// sample_share / real_share.
-    ratio: f64,
+    pub ratio: f64,
 }
 
 /// Runs `prime-train words`.
 pub fn run(args: &WordsArgs) -> Result<()> {
-    ensure!(args.samples > 0, "--samples must be positive");
-    let dict = load_dictionary(&args.dict)?;
+    ensure!((1..=MAX_SAMPLES).contains(&args.samples), "--samples must be between 1 and {MAX_SAMPLES}");
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let Some(text) = model.text().cloned() else { bail!("the model folder has no tokenizer.json") };
-    let (mut words, mut known, mut nfe, mut idle) = (0, 0, 0, 0);
-    let mut first_sample = String::new();
-    let mut samples = Vec::new();
+    let judge = TextJudge::new(&model, &args.dict, args.corpus.as_deref(), args.samples)?;
     let request = args.sampling.request(model.config());
-    for i in 0..args.samples {
-        let outcome = sample(&model, &request, i)?;
-        let sample = text.decode(&outcome.0)?;
-        let (w, k) = count_words(&words_of(&sample), &dict);
-        (words, known, nfe, idle) = (words + w, known + k, nfe + outcome.1, idle + outcome.2);
-        if i == 0 {
-            first_sample = sample.clone();
-        }
-        samples.push(sample);
-    }
-    ensure!(words > 0, "the samples contain no words");
-    let pairs = match corpus_folder(args.corpus.as_deref())? {
-        Some(dir) => Some(pair_report(&dir, &samples, &text, model.config().length, &dict)?),
-        None => None,
-    };
+    let outcomes = draw(&model, &request, args.samples, 1)?;
+    let samples = judge.decode(&outcomes)?;
     let report = WordsReport {
         model: args.model.describe(),
         samples: args.samples,
         steps: request.settings.steps,
         top_p: request.settings.top_p,
-        words,
-        dictionary_words: known,
-        fraction: known as f64 / words as f64,
-        mean_nfe: nfe as f64 / args.samples as f64,
-        mean_idle_steps: idle as f64 / args.samples as f64,
-        pairs,
-        first_sample,
+        text: judge.measure(&samples)?,
+        mean_nfe: mean(outcomes.iter().map(|o| o.nfe)),
+        mean_idle_steps: mean(outcomes.iter().map(|o| o.idle_steps)),
+        first_sample: samples.first().cloned().unwrap_or_default(),
     };
     if args.json {
         prime_native::say!("{}", serde_json::to_string(&report)?)?;
     } else {
+        let text = &report.text;
         prime_native::say!(
-            "{}: {known}/{words} words in the dictionary ({:.1} %) over {} samples of T = {}, top-p {} · mean NFE {:.1} · mean idle steps {:.1}",
+            "{}: {}/{} words in the dictionary ({:.1} %) over {} samples of T = {}, top-p {} · mean NFE {:.1} · mean idle steps {:.1}",
             report.model,
-            100.0 * report.fraction,
+            text.dictionary_words,
+            text.words,
+            100.0 * text.fraction,
             args.samples,
             report.steps,
             report.top_p,
             report.mean_nfe,
             report.mean_idle_steps,
         )?;
-        if let Some(p) = &report.pairs {
+        if let Some(p) = &text.pairs {
             prime_native::say!(
                 "word pairs found in {}/train.txt: samples {:.1} % of {}, real held-out text {:.1} % of {} ({} windows, {:.1} % dictionary words) · ratio {:.2}",
                 p.corpus,
@@ -151,12 +149,73 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Sample `i` of `request` (seed + i): (tokens, NFE, idle steps).
-fn sample(model: &Model, request: &GenerationRequest, i: u64) -> Result<(Vec<u32>, usize, usize)> {
-    let i = usize::try_from(i)?;
-    let mut run = request.start_offset(model, i)?;
-    let outcome = run.run(model, |_| std::ops::ControlFlow::Continue(()))?.context("sampling stopped early")?;
-    Ok((outcome.tokens, outcome.nfe, outcome.idle_steps))
+/// Most samples one measurement draws.
+pub const MAX_SAMPLES: usize = 1 << 16;
+
+/// The mean of counts (0 for none).
+pub fn mean(values: impl ExactSizeIterator<Item = usize>) -> f64 {
+    let n = values.len().max(1) as f64;
+    values.sum::<usize>() as f64 / n
+}
+
+/// The word list, the model's tokenizer and length, and (with a corpus) the training text's
+/// word pairs and the real held-out reference, read once for any number of sample sets.
+pub struct TextJudge {
+    dict: HashSet<String>,
+    text: TextCodec,
+    pairs: Option<PairReference>,
+}
+
+/// A corpus's training pairs and its held-out windows' figures.
+struct PairReference {
+    corpus: String,
+    known: HashSet<(String, String)>,
+    windows: usize,
+    pairs: usize,
+    found: usize,
+    dictionary_fraction: f64,
+}
+
+impl TextJudge {
+    /// Reads the word list `dict` and the corpus folder (`corpus`, else `data/austen` where it
+    /// exists) for `model`, with at least `samples` real held-out windows.
+    pub fn new(model: &Model, dict: &Path, corpus: Option<&Path>, samples: usize) -> Result<Self> {
+        let dict = load_dictionary(dict)?;
+        let Some(text) = model.text().cloned() else { bail!("the model folder has no tokenizer.json") };
+        let pairs = match corpus_folder(corpus)? {
+            Some(dir) => Some(PairReference::read(&dir, &text, model.config().length, &dict, samples)?),
+            None => None,
+        };
+        Ok(Self { dict, text, pairs })
+    }
+
+    /// The texts of generated samples.
+    pub fn decode(&self, outcomes: &[Outcome]) -> Result<Vec<String>> {
+        outcomes.iter().map(|o| Ok(self.text.decode(&o.tokens)?)).collect()
+    }
+
+    /// The figures of `samples`.
+    pub fn measure(&self, samples: &[String]) -> Result<TextFigures> {
+        let (mut words, mut known) = (0, 0);
+        for sample in samples {
+            let (w, k) = count_words(&words_of(sample), &self.dict);
+            (words, known) = (words + w, known + k);
+        }
+        ensure!(words > 0, "the samples contain no words");
+        let pairs = self.pairs.as_ref().map(|r| r.report(samples)).transpose()?;
+        Ok(TextFigures { words, dictionary_words: known, fraction: known as f64 / words as f64, pairs })
+    }
+}
+
+/// Draws `n` samples of `request` (seeds seed … seed + n − 1), `batch` per network call.
+pub fn draw(model: &Model, request: &GenerationRequest, n: usize, batch: usize) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(n);
+    for first in (0..n).step_by(batch.max(1)) {
+        let mut runs = request.start_seeds(model, first..first.saturating_add(batch.max(1)).min(n))?;
+        let done = run_together(&mut runs, model, |_, _, _| ControlFlow::Continue(()))?;
+        outcomes.extend(done.context("sampling stopped early")?);
+    }
+    Ok(outcomes)
 }
 
 /// The lower-cased entries of a word list.
@@ -208,54 +267,64 @@ fn corpus_folder(given: Option<&Path>) -> Result<Option<PathBuf>> {
 /// samples' own.
 const MIN_REAL_WINDOWS: usize = 64;
 
-/// The word-pair figures of `samples` against `dir`'s training text, and the same for
-/// held-out windows of `length` tokens (encoded and decoded with the model's tokenizer).
-fn pair_report(
-    dir: &Path,
-    samples: &[String],
-    text: &prime_core::text::TextCodec,
-    length: usize,
-    dict: &HashSet<String>,
-) -> Result<PairReport> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let train = words_of(&read("train.txt")?);
-    let known: HashSet<(String, String)> = train.windows(2).map(|p| (p[0].clone(), p[1].clone())).collect();
-    let (mut sample_pairs, mut sample_found) = (0, 0);
-    for sample in samples {
-        let (n, found) = count_pairs(&words_of(sample), &known);
-        (sample_pairs, sample_found) = (sample_pairs + n, sample_found + found);
+impl PairReference {
+    /// `dir`'s training pairs, and the figures of held-out windows of `length` tokens
+    /// (encoded and decoded with the model's tokenizer): at least [`MIN_REAL_WINDOWS`], and at
+    /// least `samples`.
+    fn read(dir: &Path, text: &TextCodec, length: usize, dict: &HashSet<String>, samples: usize) -> Result<Self> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let train = words_of(&read("train.txt")?);
+        let known: HashSet<(String, String)> = train.windows(2).map(|p| (p[0].clone(), p[1].clone())).collect();
+        let held_out = text.encode(&read("valid.txt")?)?;
+        let available = held_out.len() / length.max(1);
+        ensure!(available > 0, "{}/valid.txt is shorter than one window of {length} tokens", dir.display());
+        let windows = available.min(MIN_REAL_WINDOWS.max(samples));
+        let (mut pairs, mut found, mut words, mut in_dict) = (0, 0, 0, 0);
+        for w in 0..windows {
+            // Evenly spaced over the held-out text.
+            let start = w * available / windows * length;
+            let window = words_of(&text.decode(&held_out[start..start + length])?);
+            let inner = window.get(1..window.len().saturating_sub(1)).unwrap_or(&[]);
+            let (n, f) = count_pairs(inner, &known);
+            let (w, k) = count_words(inner, dict);
+            (pairs, found, words, in_dict) = (pairs + n, found + f, words + w, in_dict + k);
+        }
+        ensure!(pairs > 0, "too few words in {}/valid.txt for word pairs", dir.display());
+        Ok(Self {
+            corpus: dir.display().to_string(),
+            known,
+            windows,
+            pairs,
+            found,
+            dictionary_fraction: in_dict as f64 / words.max(1) as f64,
+        })
     }
-    let held_out = text.encode(&read("valid.txt")?)?;
-    let available = held_out.len() / length.max(1);
-    ensure!(available > 0, "{}/valid.txt is shorter than one window of {length} tokens", dir.display());
-    let windows = available.min(MIN_REAL_WINDOWS.max(samples.len()));
-    let (mut real_pairs, mut real_found, mut real_words, mut real_known) = (0, 0, 0, 0);
-    for w in 0..windows {
-        // Evenly spaced over the held-out text.
-        let start = w * available / windows * length;
-        let words = words_of(&text.decode(&held_out[start..start + length])?);
-        let inner = words.get(1..words.len().saturating_sub(1)).unwrap_or(&[]);
-        let (n, found) = count_pairs(inner, &known);
-        let (w, k) = count_words(inner, dict);
-        (real_pairs, real_found, real_words, real_known) =
-            (real_pairs + n, real_found + found, real_words + w, real_known + k);
+
+    /// The word-pair figures of `samples` beside the real held-out text's.
+    fn report(&self, samples: &[String]) -> Result<PairReport> {
+        let (mut sample_pairs, mut sample_found) = (0, 0);
+        for sample in samples {
+            let (n, found) = count_pairs(&words_of(sample), &self.known);
+            (sample_pairs, sample_found) = (sample_pairs + n, sample_found + found);
+        }
+        ensure!(sample_pairs > 0, "too few words in the samples for word pairs");
+        let (sample_share, real_share) =
+            (sample_found as f64 / sample_pairs as f64, self.found as f64 / self.pairs as f64);
+        Ok(PairReport {
+            corpus: self.corpus.clone(),
+            sample_pairs,
+            sample_pairs_in_training: sample_found,
+            sample_share,
+            real_windows: self.windows,
+            real_pairs: self.pairs,
+            real_share,
+            real_dictionary_fraction: self.dictionary_fraction,
+            ratio: sample_share / real_share.max(f64::MIN_POSITIVE),
+        })
     }
-    ensure!(sample_pairs > 0 && real_pairs > 0, "too few words for word pairs");
-    let (sample_share, real_share) = (sample_found as f64 / sample_pairs as f64, real_found as f64 / real_pairs as f64);
-    Ok(PairReport {
-        corpus: dir.display().to_string(),
-        sample_pairs,
-        sample_pairs_in_training: sample_found,
-        sample_share,
-        real_windows: windows,
-        real_pairs,
-        real_share,
-        real_dictionary_fraction: real_known as f64 / real_words.max(1) as f64,
-        ratio: sample_share / real_share.max(f64::MIN_POSITIVE),
-    })
 }
 
 #[cfg(test)]

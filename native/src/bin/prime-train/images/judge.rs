@@ -6,12 +6,11 @@
 //! images' features (the classifier's hidden layer), beside the same distance between two
 //! equally sized sets of held-out images.
 
-use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use clap::Args;
-use prime_core::sampler::run_together;
+use prime_core::{Model, Outcome};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
@@ -20,6 +19,7 @@ use prime_native::sampling_args::SamplingArgs;
 
 use super::classifier::{Classifier, label};
 use super::{CLASS_NAMES, CLASSES, ImageSet};
+use crate::words::{draw, mean};
 
 /// Confidence above which a label counts as confident.
 const CONFIDENT: f32 = 0.9;
@@ -55,16 +55,16 @@ pub struct JudgeArgs {
 
 /// Labels of a set of images.
 #[derive(Debug, Serialize)]
-struct Labelling {
+pub struct Labelling {
     images: usize,
     /// Share labelled with confidence ≥ 0.9.
-    confident: f64,
+    pub confident: f64,
     /// Mean confidence of the top label.
     mean_confidence: f64,
     /// Share of each class among the top labels.
     classes: [f64; CLASSES],
     /// Total-variation distance of that histogram from uniform: ½ Σ |share − 1/10|.
-    class_tv_from_uniform: f64,
+    pub class_tv_from_uniform: f64,
 }
 
 impl Labelling {
@@ -92,14 +92,14 @@ impl Labelling {
 /// Fréchet distances between Gaussians fitted to the classifier's features of image sets of
 /// the same size n.
 #[derive(Debug, Serialize)]
-struct FeatureDistance {
+pub struct FeatureDistance {
     images_per_set: usize,
     /// Samples vs the first n held-out images.
     samples_to_held_out: f64,
     /// The next n held-out images vs the first n: what two real sets of this size differ by.
     held_out_to_held_out: f64,
     /// samples_to_held_out / held_out_to_held_out.
-    ratio: f64,
+    pub ratio: f64,
 }
 
 /// The measured figures.
@@ -111,12 +111,93 @@ struct JudgeReport {
     classifier_epochs: usize,
     classifier_valid_accuracy: f64,
     held_out: Labelling,
-    samples: Labelling,
+    #[serde(flatten)]
+    figures: ImageFigures,
     data_classes: [f64; CLASSES],
     class_names: [&'static str; CLASSES],
-    features: FeatureDistance,
     mean_nfe: f64,
     seconds_sampling: f64,
+}
+
+/// What a set of generated images is measured by.
+#[derive(Debug, Serialize)]
+pub struct ImageFigures {
+    /// The classifier's labels of the samples.
+    pub samples: Labelling,
+    /// Feature distances, samples vs real.
+    pub features: FeatureDistance,
+}
+
+/// A classifier trained on the training split and the held-out images' figures, made once for
+/// any number of sample sets.
+pub struct ImageJudge {
+    classifier: Classifier,
+    valid: ImageSet,
+    /// The classifier's accuracy on the held-out split.
+    pub accuracy: f64,
+    /// Its labels of the held-out images: the ceiling a generator is set beside.
+    pub held_out: Labelling,
+}
+
+impl ImageJudge {
+    /// Reads the splits in `images` (which must be `model`'s image size) and trains the
+    /// classifier for `epochs` passes.
+    pub fn new(model: &Model, images: &Path, epochs: usize) -> Result<Self> {
+        let train = ImageSet::load(images, "train")?;
+        let valid = ImageSet::load(images, "valid")?;
+        let shape = model.config().image.context("the model has no `image` in its config.json: not an image model")?;
+        ensure!(
+            (train.width, train.height) == (shape.width, shape.height),
+            "the model draws {} × {} images but {} holds {} × {}",
+            shape.width,
+            shape.height,
+            images.display(),
+            train.width,
+            train.height
+        );
+        eprintln!("training the classifier ({epochs} epochs over {} images)…", train.len());
+        let classifier = Classifier::train(&train, epochs, 0xC1A55);
+        let held_labels: Vec<(usize, f32)> =
+            (0..valid.len()).map(|i| label(&classifier.probabilities(valid.image(i)))).collect();
+        let correct =
+            held_labels.iter().zip(&valid.labels).filter(|&(&(class, _), &truth)| class == usize::from(truth)).count();
+        let accuracy = correct as f64 / valid.len().max(1) as f64;
+        Ok(Self { classifier, accuracy, held_out: Labelling::of(held_labels.into_iter()), valid })
+    }
+
+    /// The images of generated samples (their tokens as grey levels).
+    pub fn images(outcomes: &[Outcome]) -> Result<Vec<Vec<u8>>> {
+        outcomes
+            .iter()
+            .map(|o| o.tokens.iter().map(|&t| u8::try_from(t).context("a token outside 0..=255")).collect())
+            .collect()
+    }
+
+    /// The figures of `images`.
+    pub fn measure(&self, images: &[Vec<u8>]) -> Result<ImageFigures> {
+        let classifier = &self.classifier;
+        let samples = Labelling::of(images.iter().map(|image| label(&classifier.probabilities(image))));
+        let n = images.len().min(self.valid.len() / 2);
+        ensure!(n >= 2, "feature distances need at least 2 samples and 4 held-out images");
+        let features =
+            |images: &mut dyn Iterator<Item = &[u8]>| images.map(|i| classifier.features(i)).collect::<Vec<_>>();
+        let sampled = features(&mut images.iter().take(n).map(Vec::as_slice));
+        let first = features(&mut (0..n).map(|i| self.valid.image(i)));
+        let second = features(&mut (n..2 * n).map(|i| self.valid.image(i)));
+        let (to_samples, to_real) = (frechet(&sampled, &first)?, frechet(&second, &first)?);
+        let features = FeatureDistance {
+            images_per_set: n,
+            samples_to_held_out: to_samples,
+            held_out_to_held_out: to_real,
+            ratio: to_samples / to_real.max(f64::MIN_POSITIVE),
+        };
+        Ok(ImageFigures { samples, features })
+    }
+
+    /// Each class's share of the held-out split.
+    fn data_classes(&self) -> [f64; CLASSES] {
+        self.valid.class_counts().map(|c| c as f64 / self.valid.len().max(1) as f64)
+    }
 }
 
 /// Runs `prime-train judge`.
@@ -125,69 +206,26 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         (1..=MAX_SAMPLES).contains(&args.samples) && (1..=MAX_SAMPLES).contains(&args.batch),
         "--samples and --batch must be between 1 and {MAX_SAMPLES}"
     );
-    let train = ImageSet::load(&args.images, "train")?;
-    let valid = ImageSet::load(&args.images, "valid")?;
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let shape = model.config().image.context("the model has no `image` in its config.json: not an image model")?;
-    ensure!(
-        (shape.width, shape.height) == (train.width, train.height),
-        "the model draws {} × {} images but {} holds {} × {}",
-        shape.width,
-        shape.height,
-        args.images.display(),
-        train.width,
-        train.height
-    );
-    eprintln!("training the classifier ({} epochs over {} images)…", args.epochs, train.len());
-    let classifier = Classifier::train(&train, args.epochs, 0xC1A55);
-    let held_labels: Vec<(usize, f32)> =
-        (0..valid.len()).map(|i| label(&classifier.probabilities(valid.image(i)))).collect();
-    let correct =
-        held_labels.iter().zip(&valid.labels).filter(|&(&(class, _), &truth)| class == usize::from(truth)).count();
-    let held_out = Labelling::of(held_labels.into_iter());
-
+    let judge = ImageJudge::new(&model, &args.images, args.epochs)?;
     let request = args.sampling.request(model.config());
     eprintln!("sampling {} images with T = {}…", args.samples, request.settings.steps);
     let started = std::time::Instant::now();
-    let (mut images, mut nfe) = (Vec::with_capacity(args.samples), 0);
-    for first in (0..args.samples).step_by(args.batch) {
-        let mut runs = request.start_seeds(&model, first..first.saturating_add(args.batch).min(args.samples))?;
-        let outcomes =
-            run_together(&mut runs, &model, |_, _, _| ControlFlow::Continue(()))?.context("sampling stopped early")?;
-        for outcome in outcomes {
-            nfe += outcome.nfe;
-            images.push(outcome.tokens.iter().map(|&t| u8::try_from(t)).collect::<Result<Vec<u8>, _>>()?);
-        }
-    }
+    let outcomes = draw(&model, &request, args.samples, args.batch)?;
     let seconds_sampling = started.elapsed().as_secs_f64();
-    let samples = Labelling::of(images.iter().map(|image| label(&classifier.probabilities(image))));
-    let n = images.len().min(valid.len() / 2);
-    ensure!(n >= 2, "feature distances need at least 2 samples and 4 held-out images");
-    let features = |images: &mut dyn Iterator<Item = &[u8]>| images.map(|i| classifier.features(i)).collect::<Vec<_>>();
-    let sampled = features(&mut images.iter().take(n).map(Vec::as_slice));
-    let first = features(&mut (0..n).map(|i| valid.image(i)));
-    let second = features(&mut (n..2 * n).map(|i| valid.image(i)));
-    let (to_samples, to_real) = (frechet(&sampled, &first)?, frechet(&second, &first)?);
-    let features = FeatureDistance {
-        images_per_set: n,
-        samples_to_held_out: to_samples,
-        held_out_to_held_out: to_real,
-        ratio: to_samples / to_real.max(f64::MIN_POSITIVE),
-    };
-    let counts = valid.class_counts().map(|c| c as f64 / valid.len() as f64);
+    let counts = judge.data_classes();
     let report = JudgeReport {
         model: args.model.describe(),
         steps: request.settings.steps,
         top_p: request.settings.top_p,
         classifier_epochs: args.epochs,
-        classifier_valid_accuracy: correct as f64 / valid.len() as f64,
-        held_out,
-        samples,
+        classifier_valid_accuracy: judge.accuracy,
+        figures: judge.measure(&ImageJudge::images(&outcomes)?)?,
+        held_out: judge.held_out,
         data_classes: counts,
         class_names: CLASS_NAMES,
-        features,
-        mean_nfe: nfe as f64 / args.samples as f64,
+        mean_nfe: mean(outcomes.iter().map(|o| o.nfe)),
         seconds_sampling,
     };
     if args.json {
@@ -197,35 +235,35 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     prime_native::say!(
         "classifier: {:.1} % accurate on {} held-out images; labels {:.1} % of them with confidence ≥ {CONFIDENT}",
         100.0 * report.classifier_valid_accuracy,
-        valid.len(),
+        report.held_out.images,
         100.0 * report.held_out.confident
     )?;
     prime_native::say!(
         "{}: {:.1} % of {} samples (T = {}, top-p {}, mean NFE {:.1}) labelled with confidence ≥ {CONFIDENT}; mean confidence {:.3} (held-out: {:.3})",
         report.model,
-        100.0 * report.samples.confident,
+        100.0 * report.figures.samples.confident,
         args.samples,
         report.steps,
         report.top_p,
         report.mean_nfe,
-        report.samples.mean_confidence,
+        report.figures.samples.mean_confidence,
         report.held_out.mean_confidence
     )?;
     prime_native::say!(
         "class histogram's distance from uniform (total variation): samples {:.3}, held-out {:.3} · feature distance (Fréchet, {} images a set): samples to held-out {:.2}, held-out to held-out {:.2}, ratio {:.2}",
-        report.samples.class_tv_from_uniform,
+        report.figures.samples.class_tv_from_uniform,
         report.held_out.class_tv_from_uniform,
-        report.features.images_per_set,
-        report.features.samples_to_held_out,
-        report.features.held_out_to_held_out,
-        report.features.ratio
+        report.figures.features.images_per_set,
+        report.figures.features.samples_to_held_out,
+        report.figures.features.held_out_to_held_out,
+        report.figures.features.ratio
     )?;
     prime_native::say!("{:<12} {:>8} {:>8}", "class", "samples", "data")?;
     for c in 0..CLASSES {
         prime_native::say!(
             "{:<12} {:>7.1}% {:>7.1}%",
             CLASS_NAMES[c],
-            100.0 * report.samples.classes[c],
+            100.0 * report.figures.samples.classes[c],
             100.0 * counts[c]
         )?;
     }

@@ -1,0 +1,220 @@
+//! `prime-train sweep`: NFE against quality for a model over sampler settings — loop steps T,
+//! reveal modes and nucleus masses — measured as the demo models are judged: a text model by
+//! its dictionary words and word pairs (`words`), an image model by the classifier's labels
+//! and feature distance (`judge`). The references (word list, corpus, classifier) are made
+//! once; every setting draws the same seeds.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use clap::Args;
+use prime_core::sampler::SamplingMode;
+use prime_core::{GenerationRequest, Model, SamplerSettings};
+use serde::Serialize;
+
+use prime_native::device_args::DeviceArgs;
+use prime_native::model_arg::ModelArg;
+
+use crate::images::judge::{ImageFigures, ImageJudge};
+use crate::words::{MAX_SAMPLES, TextFigures, TextJudge, draw, mean};
+
+/// Arguments of `prime-train sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// Loop steps T to try.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    steps: Vec<usize>,
+    /// Reveal modes to try.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "ancestral")]
+    modes: Vec<SamplingMode>,
+    /// Nucleus masses to try [default: the model's recommendation, else 1].
+    #[arg(long, value_delimiter = ',')]
+    top_p: Vec<f32>,
+    /// Samples per setting (seeds --seed … --seed + n − 1).
+    #[arg(long, default_value_t = 16)]
+    samples: usize,
+    /// Seed of the first sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Sequences per network call.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Text models: the word list, one word per line.
+    #[arg(long, default_value = "/usr/share/dict/words")]
+    dict: PathBuf,
+    /// Text models: the corpus folder for the word-pair figures (default: `data/austen` where
+    /// it exists).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Image models: the folder `prime-train images` wrote, at the model's image size.
+    #[arg(long, default_value = "data/fashion14")]
+    images: PathBuf,
+    /// Image models: passes of the classifier's training over the training split.
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    /// Print one JSON object per setting (JSON Lines).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// One setting's figures.
+#[derive(Debug, Serialize)]
+struct Row {
+    mode: SamplingMode,
+    steps: usize,
+    top_p: f32,
+    samples: usize,
+    mean_nfe: f64,
+    mean_idle_steps: f64,
+    seconds: f64,
+    #[serde(flatten)]
+    quality: Quality,
+}
+
+/// What the samples are measured by, by the model's kind.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Quality {
+    Text(TextFigures),
+    Image(ImageFigures),
+}
+
+/// The reference a kind of model is measured against.
+enum Judge {
+    Text(Box<TextJudge>),
+    Image(Box<ImageJudge>),
+}
+
+/// Runs `prime-train sweep`.
+pub fn run(args: &SweepArgs) -> Result<()> {
+    ensure!((1..=MAX_SAMPLES).contains(&args.samples), "--samples must be between 1 and {MAX_SAMPLES}");
+    ensure!((1..=MAX_SAMPLES).contains(&args.batch), "--batch must be between 1 and {MAX_SAMPLES}");
+    ensure!(!args.steps.is_empty() && !args.modes.is_empty(), "--steps and --modes need at least one value");
+    let device = args.device.open()?;
+    let model = args.model.load(&device)?;
+    let recommended = model.config().sampling.settings();
+    let top_ps = if args.top_p.is_empty() { vec![recommended.top_p] } else { args.top_p.clone() };
+    let judge = if model.config().image.is_some() {
+        Judge::Image(Box::new(ImageJudge::new(&model, &args.images, args.epochs)?))
+    } else {
+        Judge::Text(Box::new(TextJudge::new(&model, &args.dict, args.corpus.as_deref(), args.samples)?))
+    };
+    let mut settings = Vec::new();
+    for &mode in &args.modes {
+        for &top_p in &top_ps {
+            for &steps in &args.steps {
+                settings.push(SamplerSettings { steps, top_p, mode, seed: args.seed, ..recommended.clone() });
+            }
+        }
+    }
+    for s in &settings {
+        s.validate()?;
+    }
+    if !args.json {
+        header(&args.model.describe(), &judge)?;
+    }
+    for settings in settings {
+        let row = measure(&model, &judge, settings, args)?;
+        if args.json {
+            prime_native::say!("{}", serde_json::to_string(&row)?)?;
+        } else {
+            print_row(&row, &judge)?;
+        }
+    }
+    Ok(())
+}
+
+/// Draws the samples of one setting and measures them.
+fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &SweepArgs) -> Result<Row> {
+    let (mode, steps, top_p) = (settings.mode, settings.steps, settings.top_p);
+    let request = GenerationRequest { settings, ..GenerationRequest::default() };
+    let started = Instant::now();
+    let outcomes = draw(model, &request, args.samples, args.batch)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let quality = match judge {
+        Judge::Text(judge) => Quality::Text(judge.measure(&judge.decode(&outcomes)?)?),
+        Judge::Image(judge) => Quality::Image(judge.measure(&ImageJudge::images(&outcomes)?)?),
+    };
+    Ok(Row {
+        mode,
+        steps,
+        top_p,
+        samples: args.samples,
+        mean_nfe: mean(outcomes.iter().map(|o| o.nfe)),
+        mean_idle_steps: mean(outcomes.iter().map(|o| o.idle_steps)),
+        seconds,
+        quality,
+    })
+}
+
+/// The table's heading: what the columns are set beside.
+fn header(model: &str, judge: &Judge) -> Result<()> {
+    match judge {
+        Judge::Text(_) => {
+            prime_native::say!(
+                "{model}: dictionary words and word pairs seen in training (ratio to real held-out text)"
+            )?;
+            prime_native::say!(
+                "{:<13} {:>5} {:>6} {:>7} {:>11} {:>10}",
+                "mode",
+                "T",
+                "top-p",
+                "NFE",
+                "dictionary",
+                "pair ratio"
+            )
+        }
+        Judge::Image(judge) => {
+            prime_native::say!(
+                "{model}: the classifier ({:.1} % accurate) labels {:.1} % of held-out images with confidence, class TV {:.3}",
+                100.0 * judge.accuracy,
+                100.0 * judge.held_out.confident,
+                judge.held_out.class_tv_from_uniform
+            )?;
+            prime_native::say!(
+                "{:<13} {:>5} {:>6} {:>7} {:>10} {:>9} {:>9} {:>13}",
+                "mode",
+                "T",
+                "top-p",
+                "NFE",
+                "confident",
+                "×real",
+                "class TV",
+                "feature ratio"
+            )
+        }
+    }
+}
+
+/// One line of the table.
+fn print_row(row: &Row, judge: &Judge) -> Result<()> {
+    let mode = match row.mode {
+        SamplingMode::Ancestral => "ancestral",
+        SamplingMode::EventDriven => "event-driven",
+    };
+    let lead = format!("{mode:<13} {:>5} {:>6} {:>7.1}", row.steps, row.top_p, row.mean_nfe);
+    match &row.quality {
+        Quality::Text(text) => {
+            let pairs = text.pairs.as_ref().map_or("–".to_string(), |p| format!("{:.2}", p.ratio));
+            prime_native::say!("{lead} {:>10.1}% {pairs:>10}", 100.0 * text.fraction)
+        }
+        Quality::Image(image) => {
+            let real = match judge {
+                Judge::Image(judge) => judge.held_out.confident,
+                Judge::Text(_) => f64::NAN,
+            };
+            prime_native::say!(
+                "{lead} {:>9.1}% {:>9.2} {:>9.3} {:>13.2}",
+                100.0 * image.samples.confident,
+                image.samples.confident / real.max(f64::MIN_POSITIVE),
+                image.samples.class_tv_from_uniform,
+                image.features.ratio
+            )
+        }
+    }
+}
