@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::SubTokenCodec;
 use crate::error::{PrimeError, Result};
 use crate::image::ImageShape;
-use crate::sampler::SamplingDefaults;
+use crate::recommended::SamplingDefaults;
 
 /// Which official network class the folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -58,7 +58,7 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageShape>,
     /// The sampler settings this model is meant to be sampled with, where a request or a flag
-    /// leaves them out (absent: the official defaults).
+    /// leaves them out (absent: the official defaults); checked when the model loads.
     #[serde(default, skip_serializing_if = "SamplingDefaults::is_empty")]
     pub sampling: SamplingDefaults,
 }
@@ -240,7 +240,6 @@ impl ModelConfig {
         if let Some(shape) = self.image {
             shape.check(self.length, self.vocab_size).map_err(PrimeError::Config)?;
         }
-        self.sampling.validate()?;
         self.footprint().check(1).map_err(PrimeError::Config)
     }
 

@@ -90,7 +90,13 @@ impl GenerationRequest {
     /// The executor this request gets on `model`'s device. Fails for the shaders off wgpu.
     pub fn resolve_executor(&self, model: &Model) -> Result<ExecutorChoice> {
         let on_wgpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
+        let policy = self.settings.policy;
         match self.executor {
+            // The kernels carry out scheduled reveals; an adaptive policy chooses on the host.
+            ExecutorChoice::Auto if policy.is_adaptive() => Ok(ExecutorChoice::Host),
+            ExecutorChoice::Shader | ExecutorChoice::Twin if policy.is_adaptive() => Err(PrimeError::Input(format!(
+                "the {policy} reveal policy runs on the host executor (executor `host`, or `auto`)"
+            ))),
             ExecutorChoice::Auto if on_wgpu => Ok(ExecutorChoice::Shader),
             ExecutorChoice::Auto => Ok(ExecutorChoice::Host),
             ExecutorChoice::Shader if !on_wgpu => {

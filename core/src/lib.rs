@@ -26,6 +26,7 @@ pub mod network;
 #[cfg(not(target_family = "wasm"))]
 pub mod output;
 pub mod readback;
+pub mod recommended;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
@@ -42,4 +43,5 @@ pub use error::{PrimeError, Result};
 pub use generation::{ExecutorChoice, GenerationRequest, Tokens};
 pub use logits::{Logits, NetworkInput};
 pub use model::Model;
-pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, SamplingDefaults, StepEvent};
+pub use recommended::SamplingDefaults;
+pub use sampler::{Conditioning, Outcome, Run, Sampler, SamplerSettings, SamplerShape, StepEvent};

@@ -146,6 +146,7 @@ impl Model {
             }
             ModelSource::Weights(config, mut file) => {
                 config.validate()?;
+                config.sampling.validate()?;
                 let codec = config.codec()?;
                 let blocking = Blocking::new(&config, max_binding)?;
                 let network = Network::load(&config, &mut file, device, blocking.head_rows)?;

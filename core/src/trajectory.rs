@@ -15,7 +15,8 @@ use crate::error::{PrimeError, Result};
 use crate::generation::GenerationRequest;
 use crate::image::{ImageShape, Pixel};
 use crate::model::Model;
-use crate::sampler::{Outcome, Run, SamplingDefaults, StepEvent};
+use crate::recommended::SamplingDefaults;
+use crate::sampler::{Outcome, Run, StepEvent};
 
 /// The `format` of every trajectory header.
 pub const FORMAT: &str = "prime-trajectory";

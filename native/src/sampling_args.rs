@@ -2,7 +2,7 @@
 //! `SamplerSettings` and `GenerationRequest`.
 
 use clap::Args;
-use prime_core::sampler::SamplingMode;
+use prime_core::sampler::{RevealPolicy, SamplingMode};
 use prime_core::{ExecutorChoice, GenerationRequest, ModelConfig, SamplerSettings};
 
 /// Sampler settings and executor, shared by `prime generate`, `prime bench`, `prime-train words`
@@ -35,6 +35,12 @@ pub struct SamplingArgs {
     /// How reveal times are drawn (both modes have the same law) [default: ancestral].
     #[arg(long, value_enum)]
     pub mode: Option<SamplingMode>,
+    /// Which masked sub-tokens a step reveals: `schedule` (the official random times),
+    /// `confidence:τ` (every digit the model is at least τ sure of) or `entropy:γ` (the surest
+    /// digits up to γ nats in all); the last two also reveal enough to end within T steps, and
+    /// run on the host executor.
+    #[arg(long, default_value = "schedule")]
+    pub policy: RevealPolicy,
     /// Which executor runs the sampler's steps (`--sampler` is an old name for it)
     /// [default: auto].
     #[arg(long, alias = "sampler", value_enum)]
@@ -60,6 +66,7 @@ impl SamplingArgs {
             carry_over: !self.no_carry_over,
             record_guesses: false,
             mode: self.mode.unwrap_or_default(),
+            policy: self.policy,
         }
     }
 

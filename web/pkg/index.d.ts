@@ -7,6 +7,9 @@ export type Tokens = string | number[];
 
 /** How reveal times are drawn (`SamplingMode`). */
 export type SamplingMode = 'ancestral' | 'event_driven';
+/** Which masked sub-tokens a step reveals (`RevealPolicy`): the schedule's random times, or
+ * the digits the model is sure of (adaptive; at least enough to end within T steps). */
+export type RevealPolicy = 'schedule' | { confidence: { threshold: number } } | { entropy: { budget: number } };
 
 /** Which executor runs the sampler's steps (`ExecutorChoice`). */
 export type ExecutorChoice = 'auto' | 'host' | 'shader' | 'twin';
@@ -21,6 +24,7 @@ export interface SamplerSettings {
   carry_over?: boolean;
   record_guesses?: boolean;
   mode?: SamplingMode;
+  policy?: RevealPolicy;
 }
 
 /** What a generation asks for (`GenerationRequest`); every key is optional: a setting left out
@@ -113,6 +117,9 @@ export interface StepRecord {
   /** Every digit after the step, token i's digit j at i·ℓ + j; the mask id marks masks. */
   state: number[];
   revealed: number[];
+  /** Under an adaptive policy: the score (digit confidence, or entropy in nats) that chose
+   * each of `revealed`. */
+  scores?: number[];
   guesses: (number | null)[];
   candidates: PositionCandidates[];
   idle: boolean;

@@ -1,38 +1,11 @@
-//! A model's own sampling defaults: the settings its `config.json` recommends (key `sampling`),
-//! used wherever a request leaves them out.
-
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+//! A model's recommended settings ([`SamplingDefaults`], from its `config.json`) as sampler
+//! settings, checked as a request's would be.
 
 use crate::error::{PrimeError, Result};
+use crate::recommended::SamplingDefaults;
 use crate::sampler::SamplerSettings;
 
-/// Settings a model folder recommends in place of the official defaults (T = 256, τ = 1,
-/// nucleus and top-k off): e.g. a small demo model that reads better with top-p 0.9. Every
-/// field is optional; a request or a flag that names a setting wins over it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SamplingDefaults {
-    /// Loop steps T.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps: Option<usize>,
-    /// Temperature.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
-    /// Nucleus mass.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f32>,
-    /// Top-k.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<usize>,
-}
-
 impl SamplingDefaults {
-    /// Whether the model recommends nothing (the official defaults apply).
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
     /// The official defaults with this model's recommendations in their place.
     pub fn settings(&self) -> SamplerSettings {
         let official = SamplerSettings::default();
@@ -52,24 +25,6 @@ impl SamplingDefaults {
             PrimeError::Input(m) => PrimeError::Config(format!("sampling: {m}")),
             other => other,
         })
-    }
-
-    /// Fills the settings a generation request (as JSON, before it is parsed) leaves out with
-    /// this model's recommendations, so that a request without `top_p` gets the model's top-p.
-    /// A value that is not an object, or whose `settings` is not one, is left for the parser
-    /// to refuse.
-    pub fn fill_request(&self, request: &mut Value) {
-        let Value::Object(request) = request else { return };
-        let recommended = match serde_json::to_value(self) {
-            Ok(Value::Object(map)) if !map.is_empty() => map,
-            _ => return,
-        };
-        let settings = request.entry("settings").or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(settings) = settings {
-            for (key, value) in recommended {
-                settings.entry(key).or_insert(value);
-            }
-        }
     }
 }
 

@@ -64,6 +64,12 @@ impl DeviceExecutor {
     /// An executor for `sampler` on `device` along `path`. With `sync_states`, every step
     /// reads the state back so that every event carries it.
     pub fn new(sampler: &Sampler, path: KernelPath, device: &Device, sync_states: bool) -> Result<Self> {
+        let policy = sampler.settings().policy;
+        if policy.is_adaptive() {
+            return Err(PrimeError::Input(format!(
+                "the {policy} reveal policy runs on the host executor (executor `host`, or `auto`)"
+            )));
+        }
         let shape = sampler.shape();
         let kernels = SubTokenKernels::new(&shape.codec, shape.length, shape.output_width, path, device)?;
         let planned = sampler
@@ -264,7 +270,7 @@ impl DeviceExecutor {
             (Some(before), Some(after)) => sampler.guesses(plan, before, after, &x0),
             _ => Vec::new(),
         };
-        Ok(Progress::Done(StepResult { state, guesses, candidates }))
+        Ok(Progress::Done(StepResult { state, guesses, candidates, ..StepResult::default() }))
     }
 }
 

@@ -19,6 +19,10 @@ pub struct StepEvent {
     pub state: Vec<u32>,
     /// Flat sub-token slots revealed by this step.
     pub revealed: Vec<u32>,
+    /// Under an adaptive reveal policy, the score that chose each slot of `revealed` (its
+    /// digit confidence, or its digit entropy in nats); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<f32>,
     /// Per token, the model's current guess (x0 drawn this step, or the token once revealed);
     /// empty unless guesses are recorded.
     pub guesses: Vec<Option<u32>>,

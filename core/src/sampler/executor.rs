@@ -18,6 +18,11 @@ pub struct StepResult {
     pub guesses: Vec<Option<u32>>,
     /// Recorded candidates of the plan's partly revealed positions.
     pub candidates: Vec<PositionCandidates>,
+    /// An adaptive step: the slots the policy chose (see [`Sampler::select_reveals`]),
+    /// ascending; `None` for a scheduled step.
+    pub reveals: Option<Vec<u32>>,
+    /// An adaptive step: the score that chose each of `reveals`.
+    pub scores: Vec<f32>,
 }
 
 /// Where an executor stands within a step.

@@ -4,8 +4,8 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::{
-    Cutoff, Executor, PositionCandidates, Progress, Sampler, SamplerSettings, SamplerShape, StepPlan, StepResult,
-    cutoff, top_consistent,
+    Cutoff, DigitScore, Executor, PositionCandidates, Progress, Sampler, SamplerSettings, SamplerShape, StepPlan,
+    StepResult, cutoff, top_consistent,
 };
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
@@ -128,11 +128,53 @@ impl HostExecutor {
         best.map(|(_, v)| v).ok_or_else(|| no_candidate(i, digits))
     }
 
+    /// Every masked slot's digit confidence and entropy under the distribution the step draws
+    /// from (carry-over filtered, temperature-scaled, truncated): the digit marginals of each
+    /// open position's kept candidates.
+    fn digit_scores(&self, sampler: &Sampler, plan: &StepPlan, cache: &Cache) -> Result<Vec<DigitScore>> {
+        let (shape, settings) = (sampler.shape(), sampler.settings());
+        let (l, mask, base) = (shape.codec.digits(), shape.codec.mask_id(), shape.codec.base() as usize);
+        let mut scores = Vec::new();
+        let mut marginal = vec![0.0f64; base];
+        for i in 0..shape.length {
+            let digits = digits_of(&self.state, l, i);
+            if !digits.contains(&mask) {
+                continue;
+            }
+            let cut = if plan.truncate { cache.cutoffs[i] } else { None };
+            let mut kept = Vec::new();
+            for_each_candidate(shape, settings, digits, cache.logits.row(i)?, |v, s| {
+                if cut.is_none_or(|c| c.keeps(s, v)) {
+                    kept.push((v, s));
+                }
+            });
+            let top = kept.iter().map(|&(_, s)| s).fold(f32::NEG_INFINITY, f32::max);
+            if kept.is_empty() || !top.is_finite() {
+                return Err(no_candidate(i, digits));
+            }
+            let total: f64 = kept.iter().map(|&(_, s)| f64::from(s - top).exp()).sum();
+            for j in (0..l).filter(|&j| digits[j] == mask) {
+                marginal.iter_mut().for_each(|m| *m = 0.0);
+                for &(v, s) in &kept {
+                    marginal[shape.codec.digit(v, j) as usize] += f64::from(s - top).exp() / total;
+                }
+                let confidence = marginal.iter().copied().fold(0.0, f64::max);
+                let entropy: f64 = marginal.iter().filter(|&&q| q > 0.0).map(|&q| -q * q.ln()).sum();
+                scores.push(DigitScore {
+                    slot: (i * l + j) as u32,
+                    confidence: confidence as f32,
+                    entropy: entropy as f32,
+                });
+            }
+        }
+        Ok(scores)
+    }
+
     /// Candidates of the partly revealed positions under the step's network output.
-    fn candidates(&self, sampler: &Sampler, plan: &StepPlan, cache: &Cache) -> Vec<PositionCandidates> {
+    fn candidates(&self, sampler: &Sampler, partly_revealed: &[u32], cache: &Cache) -> Vec<PositionCandidates> {
         let shape = sampler.shape();
         let l = shape.codec.digits();
-        plan.partly_revealed
+        partly_revealed
             .iter()
             .filter_map(|&i| {
                 let i = i as usize;
@@ -148,6 +190,13 @@ impl HostExecutor {
             })
             .collect()
     }
+}
+
+/// The positions of flat slots, ascending and once each.
+fn positions_of(slots: &[u32], l: usize) -> Vec<u32> {
+    let mut positions: Vec<u32> = slots.iter().map(|&s| s / l as u32).collect();
+    positions.dedup();
+    positions
 }
 
 impl Executor for HostExecutor {
@@ -184,28 +233,43 @@ impl Executor for HostExecutor {
         let l = sampler.shape().codec.digits();
         let mut x0 = vec![None; sampler.shape().length];
         let mut candidates = Vec::new();
+        let (mut chosen, mut scores) = (None, Vec::new());
         // Recording draws every masked position, so a step without draws records nothing either.
         if plan.draws_tokens() {
             let cache =
                 self.cache.as_ref().ok_or_else(|| PrimeError::Input("the step has no network output".into()))?;
-            for &i in &plan.draws {
+            let (reveals, draws) = if plan.adaptive {
+                let picked = sampler.select_reveals(plan, &self.digit_scores(sampler, plan, cache)?)?;
+                let reveals: Vec<u32> = picked.iter().map(|&(slot, _)| slot).collect();
+                scores = picked.iter().map(|&(_, score)| score).collect();
+                let draws = if plan.record { plan.draws.clone() } else { positions_of(&reveals, l) };
+                (reveals, draws)
+            } else {
+                (plan.reveals.clone(), plan.draws.clone())
+            };
+            for &i in &draws {
                 x0[i as usize] = Some(self.draw(sampler, plan, cache, i as usize)?);
             }
             let codec = &sampler.shape().codec;
-            for &slot in &plan.reveals {
+            for &slot in &reveals {
                 let (i, j) = (slot as usize / l, slot as usize % l);
                 let token =
                     x0[i].ok_or_else(|| PrimeError::Input(format!("position {i} reveals but was not drawn")))?;
                 self.state[slot as usize] = codec.digit(token, j);
             }
             if plan.record {
-                candidates = self.candidates(sampler, plan, cache);
+                let partly =
+                    if plan.adaptive { sampler.partly_revealed_after(&reveals) } else { plan.partly_revealed.clone() };
+                candidates = self.candidates(sampler, &partly, cache);
             }
+            chosen = plan.adaptive.then_some(reveals);
         }
         Ok(Progress::Done(StepResult {
             guesses: sampler.guesses(plan, &before, &self.state, &x0),
             candidates,
             state: Some(self.state.clone()),
+            reveals: chosen,
+            scores,
         }))
     }
 }

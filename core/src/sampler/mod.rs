@@ -20,17 +20,18 @@ mod device;
 mod events;
 mod executor;
 mod host;
+mod policy;
 mod run;
 mod settings;
 mod truncation;
 
 pub use batch::{Round, run_together, step_round};
 pub use candidates::{Candidates, top_consistent, top_consistent_on_device};
-pub use defaults::SamplingDefaults;
 pub use device::DeviceExecutor;
 pub use events::{Outcome, PositionCandidates, StepEvent};
 pub use executor::{Executor, Progress, StepResult};
 pub use host::HostExecutor;
+pub use policy::{DigitScore, RevealPolicy};
 pub use run::{Run, RunStats};
 pub use settings::{Conditioning, FinalRule, SamplerSettings, SamplerShape, SamplingMode};
 pub use truncation::{Cutoff, cutoff};
@@ -61,10 +62,14 @@ pub struct StepPlan {
     pub is_final: bool,
     /// Whether the step needs a fresh network output (the cached one is stale or absent).
     pub call_network: bool,
-    /// Flat sub-token slots this step reveals, ascending.
+    /// Flat sub-token slots this step reveals, ascending (empty for an adaptive loop step,
+    /// whose executor asks [`Sampler::select_reveals`] once it has the network output).
     pub reveals: Vec<u32>,
+    /// An adaptive policy chooses this loop step's reveals from the network output.
+    pub adaptive: bool,
     /// Token positions whose x0 is drawn, ascending: those that reveal a slot, or, when guesses
-    /// are recorded, every position with a masked slot.
+    /// are recorded, every position with a masked slot (an adaptive step: every position that
+    /// may reveal, of which the executor draws those that do).
     pub draws: Vec<u32>,
     /// Add Gumbel noise to the draw (a sample); without it, the argmax (MDLM's final rule).
     pub noise: bool,
@@ -79,9 +84,9 @@ pub struct StepPlan {
 }
 
 impl StepPlan {
-    /// Whether the step reveals nothing (an idle loop step).
+    /// Whether the step reveals nothing (an idle loop step; an adaptive step always reveals).
     pub fn is_idle(&self) -> bool {
-        self.reveals.is_empty() && !self.is_final
+        self.reveals.is_empty() && !self.is_final && !self.adaptive
     }
 
     /// Whether the step draws tokens.
@@ -240,15 +245,18 @@ impl Sampler {
     fn next_plan(&self) -> Result<StepPlan> {
         let l = self.shape.codec.digits();
         let record = self.settings.record_guesses;
+        let adaptive =
+            self.settings.policy.is_adaptive() && matches!(self.phase, Phase::Loop(_)) && self.masked.contains(&true);
         let (step, is_final, reveals) = match self.phase {
             Phase::Done => return Err(PrimeError::Input("sampling is already finished".into())),
+            Phase::Loop(k) if adaptive => (k, false, Vec::new()),
             Phase::Loop(k) => (k, false, self.reveals_at(k)),
             Phase::Final => {
                 let all = (0..self.masked.len()).filter(|&s| self.masked[s]).map(|s| s as u32).collect();
                 (self.grid.steps(), true, all)
             }
         };
-        let draws: Vec<u32> = if record || is_final {
+        let draws: Vec<u32> = if record || is_final || adaptive {
             self.masked_positions()
         } else {
             let mut positions: Vec<u32> = reveals.iter().map(|&s| s / l as u32).collect();
@@ -257,14 +265,20 @@ impl Sampler {
         };
         // The official rule calls the network whenever the cache is stale (ancestral); the
         // event-driven plan knows in advance which steps reveal nothing and skips them.
-        let call_network =
-            is_final || (!self.cache_valid && (self.reveal_plan.is_none() || !reveals.is_empty() || record));
+        // An adaptive policy's final step has nothing left to reveal (its loop reveals at least
+        // the minimum that ends within T steps) and calls nothing.
+        let call_network = if self.settings.policy.is_adaptive() {
+            !self.cache_valid && !draws.is_empty()
+        } else {
+            is_final || (!self.cache_valid && (self.reveal_plan.is_none() || !reveals.is_empty() || record))
+        };
         let partly_revealed = if record { self.partly_revealed_after(&reveals) } else { Vec::new() };
         Ok(StepPlan {
             step,
             is_final,
             call_network,
             reveals,
+            adaptive,
             draws,
             noise: !is_final || self.shape.final_rule == FinalRule::Sample,
             truncate: !is_final && self.settings.truncates(),
@@ -274,7 +288,7 @@ impl Sampler {
     }
 
     /// Positions with some but not all digits revealed once `reveals` are.
-    fn partly_revealed_after(&self, reveals: &[u32]) -> Vec<u32> {
+    pub fn partly_revealed_after(&self, reveals: &[u32]) -> Vec<u32> {
         let l = self.shape.codec.digits();
         let mut masked = self.masked.clone();
         reveals.iter().for_each(|&s| masked[s as usize] = false);
@@ -285,6 +299,32 @@ impl Sampler {
             })
             .map(|i| i as u32)
             .collect()
+    }
+
+    /// The fewest sub-tokens an adaptive policy reveals at loop step k: ⌈masked / (T − k)⌉,
+    /// so that the loop ends within its T steps.
+    pub fn minimum_reveals(&self, k: usize) -> usize {
+        let masked = self.masked.iter().filter(|&&m| m).count();
+        masked.div_ceil(self.grid.steps().saturating_sub(k).max(1))
+    }
+
+    /// The slots an adaptive `plan` reveals, ascending, each with the score that chose it:
+    /// the policy's choice among `scores`, which must score every masked slot.
+    pub fn select_reveals(&self, plan: &StepPlan, scores: &[DigitScore]) -> Result<Vec<(u32, f32)>> {
+        let masked = self.masked.iter().filter(|&&m| m).count();
+        if !plan.adaptive || scores.len() != masked || scores.iter().any(|s| !self.is_masked_slot(s.slot)) {
+            return Err(PrimeError::Input(format!(
+                "step {}: {} scores for {masked} masked sub-tokens of an {} step",
+                plan.step,
+                scores.len(),
+                if plan.adaptive { "adaptive" } else { "scheduled" }
+            )));
+        }
+        Ok(self.settings.policy.select(scores, self.minimum_reveals(plan.step)))
+    }
+
+    fn is_masked_slot(&self, slot: u32) -> bool {
+        self.masked.get(slot as usize).copied().unwrap_or(false)
     }
 
     /// The sub-token slots revealed at loop step k, ascending: decided now by the ancestral
@@ -337,7 +377,9 @@ impl Sampler {
         if self.issued.take().as_ref() != Some(&plan) {
             return Err(PrimeError::Input(format!("step {} was not planned by this sampler", plan.step)));
         }
-        plan.reveals.iter().for_each(|&s| self.masked[s as usize] = false);
+        let reveals =
+            if plan.adaptive { self.check_chosen(&plan, result.reveals.as_deref())? } else { plan.reveals.clone() };
+        reveals.iter().for_each(|&s| self.masked[s as usize] = false);
         if let Some(state) = &result.state {
             self.check_state(&plan, state)?;
         }
@@ -354,7 +396,10 @@ impl Sampler {
         } else {
             self.cache_valid = false;
         }
+        let finished = self.settings.policy.is_adaptive() && !self.masked.contains(&true);
         self.phase = match self.phase {
+            // An adaptive policy that revealed everything early goes on to the (empty) final step.
+            Phase::Loop(_) if finished => Phase::Final,
             Phase::Loop(k) if k + 1 < self.grid.steps() => Phase::Loop(k + 1),
             Phase::Loop(_) => Phase::Final,
             _ => Phase::Done,
@@ -366,13 +411,34 @@ impl Sampler {
             is_final: plan.is_final,
             state: self.state.clone().unwrap_or_default(),
             idle: plan.is_idle(),
-            revealed: plan.reveals,
+            revealed: reveals,
+            scores: result.scores,
             guesses: result.guesses,
             candidates: result.candidates,
             network_called: plan.call_network,
             nfe: self.nfe,
             idle_steps: self.idle_steps,
         })
+    }
+
+    /// The reveals an executor chose for an adaptive step: at least the minimum, ascending,
+    /// each a masked slot.
+    fn check_chosen(&self, plan: &StepPlan, chosen: Option<&[u32]>) -> Result<Vec<u32>> {
+        let chosen = chosen.ok_or_else(|| {
+            PrimeError::Device(format!("step {}: the executor reported no reveals for an adaptive step", plan.step))
+        })?;
+        let ascending = chosen.windows(2).all(|w| w[0] < w[1]);
+        if !ascending
+            || chosen.len() < self.minimum_reveals(plan.step)
+            || !chosen.iter().all(|&s| self.is_masked_slot(s))
+        {
+            return Err(PrimeError::Device(format!(
+                "step {}: the executor's reveals {chosen:?} are not at least {} masked slots, ascending",
+                plan.step,
+                self.minimum_reveals(plan.step)
+            )));
+        }
+        Ok(chosen.to_vec())
     }
 
     /// Checks a reported state against the planned mask pattern.

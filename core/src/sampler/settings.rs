@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::SubTokenCodec;
 use crate::config::{ModelClass, ModelConfig};
 use crate::error::{PrimeError, Result};
+use crate::sampler::RevealPolicy;
 
 /// The most loop steps T: 2²⁰. Steps beyond the number of masked sub-tokens (8192 for the
 /// largest official model) are mostly idle, and every step costs a kernel launch on a device.
@@ -35,8 +36,11 @@ pub struct SamplerSettings {
     /// every not-yet-revealed token, and the most likely consistent tokens of each partly
     /// revealed one. It costs a network output at every step in event-driven mode.
     pub record_guesses: bool,
-    /// How reveal times are drawn.
+    /// How reveal times are drawn (the schedule policy).
     pub mode: SamplingMode,
+    /// Which masked sub-tokens a loop step reveals: the schedule's random times (official), or
+    /// an adaptive policy that decides from the step's network output.
+    pub policy: RevealPolicy,
 }
 
 /// How the sampler decides when each masked sub-token is revealed. Both modes have the same law.
@@ -66,6 +70,7 @@ impl Default for SamplerSettings {
             carry_over: true,
             record_guesses: false,
             mode: SamplingMode::Ancestral,
+            policy: RevealPolicy::Schedule,
         }
     }
 }
@@ -87,6 +92,14 @@ impl SamplerSettings {
         }
         if self.top_k == Some(0) {
             return Err(PrimeError::Input("top-k must be at least 1".into()));
+        }
+        self.policy.validate()?;
+        if self.policy.is_adaptive() && self.mode == SamplingMode::EventDriven {
+            return Err(PrimeError::Input(format!(
+                "the {} policy decides at each step from the network output; event-driven mode draws the \
+                 schedule's reveal times up front: use one or the other",
+                self.policy
+            )));
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ mod fuzz_pickle;
 mod golden_parity;
 mod kernels;
 mod module_graph;
+mod policies;
 mod sampler;
 mod shipped_models;
 mod training;

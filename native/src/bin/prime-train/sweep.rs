@@ -1,5 +1,5 @@
 //! `prime-train sweep`: NFE against quality for a model over sampler settings — loop steps T,
-//! reveal modes and nucleus masses — measured as the demo models are judged: a text model by
+//! reveal policies and modes, and nucleus masses — measured as the demo models are judged: a text model by
 //! its dictionary words and word pairs (`words`), an image model by the classifier's labels
 //! and feature distance (`judge`). The references (word list, corpus, classifier) are made
 //! once; every setting draws the same seeds.
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use clap::Args;
-use prime_core::sampler::SamplingMode;
+use prime_core::sampler::{RevealPolicy, SamplingMode};
 use prime_core::{GenerationRequest, Model, SamplerSettings};
 use serde::Serialize;
 
@@ -27,9 +27,12 @@ pub struct SweepArgs {
     /// Loop steps T to try.
     #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
     steps: Vec<usize>,
-    /// Reveal modes to try.
+    /// Reveal modes of the schedule policy to try.
     #[arg(long, value_delimiter = ',', value_enum, default_value = "ancestral")]
     modes: Vec<SamplingMode>,
+    /// Reveal policies to try: `schedule` (in each of --modes), `confidence:τ`, `entropy:γ`.
+    #[arg(long, value_delimiter = ',', default_value = "schedule")]
+    policies: Vec<RevealPolicy>,
     /// Nucleus masses to try [default: the model's recommendation, else 1].
     #[arg(long, value_delimiter = ',')]
     top_p: Vec<f32>,
@@ -65,6 +68,7 @@ pub struct SweepArgs {
 /// One setting's figures.
 #[derive(Debug, Serialize)]
 struct Row {
+    policy: String,
     mode: SamplingMode,
     steps: usize,
     top_p: f32,
@@ -105,10 +109,15 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         Judge::Text(Box::new(TextJudge::new(&model, &args.dict, args.corpus.as_deref(), args.samples)?))
     };
     let mut settings = Vec::new();
-    for &mode in &args.modes {
-        for &top_p in &top_ps {
-            for &steps in &args.steps {
-                settings.push(SamplerSettings { steps, top_p, mode, seed: args.seed, ..recommended.clone() });
+    for &policy in &args.policies {
+        // The modes draw the schedule's reveal times; an adaptive policy has none.
+        let modes = if policy.is_adaptive() { &[SamplingMode::Ancestral][..] } else { &args.modes };
+        for &mode in modes {
+            for &top_p in &top_ps {
+                for &steps in &args.steps {
+                    let s = SamplerSettings { steps, top_p, mode, policy, seed: args.seed, ..recommended.clone() };
+                    settings.push(s);
+                }
             }
         }
     }
@@ -131,7 +140,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
 
 /// Draws the samples of one setting and measures them.
 fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &SweepArgs) -> Result<Row> {
-    let (mode, steps, top_p) = (settings.mode, settings.steps, settings.top_p);
+    let (mode, steps, top_p, policy) = (settings.mode, settings.steps, settings.top_p, settings.policy);
     let request = GenerationRequest { settings, ..GenerationRequest::default() };
     let started = Instant::now();
     let outcomes = draw(model, &request, args.samples, args.batch)?;
@@ -141,6 +150,7 @@ fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &Sweep
         Judge::Image(judge) => Quality::Image(judge.measure(&ImageJudge::images(&outcomes)?)?),
     };
     Ok(Row {
+        policy: policy.to_string(),
         mode,
         steps,
         top_p,
@@ -160,8 +170,8 @@ fn header(model: &str, judge: &Judge) -> Result<()> {
                 "{model}: dictionary words and word pairs seen in training (ratio to real held-out text)"
             )?;
             prime_native::say!(
-                "{:<13} {:>5} {:>6} {:>7} {:>11} {:>10}",
-                "mode",
+                "{:<16} {:>5} {:>6} {:>7} {:>11} {:>10}",
+                "policy",
                 "T",
                 "top-p",
                 "NFE",
@@ -177,8 +187,8 @@ fn header(model: &str, judge: &Judge) -> Result<()> {
                 judge.held_out.class_tv_from_uniform
             )?;
             prime_native::say!(
-                "{:<13} {:>5} {:>6} {:>7} {:>10} {:>9} {:>9} {:>13}",
-                "mode",
+                "{:<16} {:>5} {:>6} {:>7} {:>10} {:>9} {:>9} {:>13}",
+                "policy",
                 "T",
                 "top-p",
                 "NFE",
@@ -193,11 +203,12 @@ fn header(model: &str, judge: &Judge) -> Result<()> {
 
 /// One line of the table.
 fn print_row(row: &Row, judge: &Judge) -> Result<()> {
-    let mode = match row.mode {
-        SamplingMode::Ancestral => "ancestral",
-        SamplingMode::EventDriven => "event-driven",
+    let policy = match (row.policy.as_str(), row.mode) {
+        ("schedule", SamplingMode::Ancestral) => "ancestral",
+        ("schedule", SamplingMode::EventDriven) => "event-driven",
+        (adaptive, _) => adaptive,
     };
-    let lead = format!("{mode:<13} {:>5} {:>6} {:>7.1}", row.steps, row.top_p, row.mean_nfe);
+    let lead = format!("{policy:<16} {:>5} {:>6} {:>7.1}", row.steps, row.top_p, row.mean_nfe);
     match &row.quality {
         Quality::Text(text) => {
             let pairs = text.pairs.as_ref().map_or("–".to_string(), |p| format!("{:.2}", p.ratio));
