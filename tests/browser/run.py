@@ -390,6 +390,43 @@ def cpu_fallback_equals_native(browser, base):
 
 
 @test
+def adaptive_policy_equals_native(browser, base):
+    """The page's "Reveal" control runs an adaptive policy: in the CPU fallback the tokens
+    equal native `prime generate --policy confidence:0.8`, the run
+    ends within T calls, and the tooltip of a token revealed at the shown step gives the
+    confidence that chose it."""
+    prompt, steps, seed = "It was", 24, 3
+    open_page(browser, base, "backend=cpu&models=models/prime/")
+    wait_ready(browser)
+    browser.js("document.getElementById('policy').value = 'confidence';"
+               "document.getElementById('policy_value').value = '0.8';")
+    run_generation(browser, prompt, steps, seed)
+    p = PANEL.format(i=0)
+    assert executor(browser) == "host", f"an adaptive policy ran the {executor(browser)} executor"
+    header = browser.js(f"return {p}.header.request.settings;")
+    assert header["policy"] == {"confidence": {"threshold": 0.8}}, header
+    got = final_tokens(browser)
+    want = native_tokens(prompt, steps, seed, "cpu", extra=("--policy", "confidence:0.8"))
+    assert got == want, f"page and native differ under confidence:0.8:\n{got}\n{want}"
+    nfe = browser.js(f"const s = {p}.steps; return s[s.length - 1].nfe;")
+    assert nfe <= steps, f"NFE {nfe} above T = {steps}"
+    # Show a step and hover a token it revealed.
+    shown = browser.js(f"""const i = {p}.steps.findIndex(v => !v.is_final && v.scores && v.scores.length);
+        window.prime.show(i);
+        const v = {p}.viewAt(i);
+        return {{step: i, position: Math.floor(v.revealed[0] / {p}.info.model.subtokens), score: v.scores[0]}};""")
+    tip = browser.js(
+        f"""const p = {p}, r = p.grid.rectOf(arguments[0]);
+        p.grid.canvas.dispatchEvent(new MouseEvent('mousemove',
+          {{bubbles: true, clientX: (r.left + r.right) / 2, clientY: (r.top + r.bottom) / 2}}));
+        return document.getElementById('tooltip').textContent;""", shown["position"])
+    print(f"      step {shown['step']}, position {shown['position']}: {tip.splitlines()[-1]}", flush=True)
+    assert "revealed at this step" in tip and "confidence" in tip, f"tooltip: {tip!r}"
+    browser.js(f"{p}.el.closest('#panels').dispatchEvent(new MouseEvent('mouseleave'));")
+    browser.js("window.prime.show(null); document.getElementById('policy').value = 'schedule';")
+
+
+@test
 def webgpu_device_executor_equals_host_executor(browser, base):
     """On WebGPU the page samples through the device executor (the WGSL kernels, no logits read
     back); its tokens equal the host executor's on the same WebGPU logits and seed."""
@@ -1220,6 +1257,7 @@ def main():
                 ("golden_parity", lambda: golden_parity(browser, BASE, "cpu")),
                 ("shaders_equal_twins", lambda: shaders_equal_twins(browser, BASE)),
                 ("cpu_fallback_equals_native", lambda: cpu_fallback_equals_native(browser, BASE)),
+                ("adaptive_policy_equals_native", lambda: adaptive_policy_equals_native(browser, BASE)),
                 ("webgpu_device_executor_equals_host_executor",
                  lambda: webgpu_device_executor_equals_host_executor(browser, BASE)),
                 ("replays_a_native_trajectory", lambda: replays_a_native_trajectory(browser, BASE)),

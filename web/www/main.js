@@ -66,6 +66,7 @@ function request(image, pins = []) {
   const num = (id) => Number($(id).value);
   const given = (id) => ($(id).value === '' ? undefined : num(id));
   const topK = given('top_k');
+  const policy = $('policy').value;
   return {
     prompt: image ? [] : $('prompt').value,
     suffix: image ? [] : $('suffix').value,
@@ -76,7 +77,9 @@ function request(image, pins = []) {
       temperature: given('temperature'),
       top_p: given('top_p'),
       top_k: topK === undefined ? undefined : topK > 0 ? topK : null,
-      mode: $('mode').value,
+      // The mode draws the schedule's times; an adaptive policy has none.
+      mode: policy === 'schedule' ? $('mode').value : 'ancestral',
+      policy: policy === 'schedule' ? policy : { [policy]: { [policy === 'confidence' ? 'threshold' : 'budget']: num('policy_value') } },
     },
     executor: $('executor').value,
   };

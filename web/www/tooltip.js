@@ -22,7 +22,21 @@ function pixelTooltip(panel, view, i) {
   }
   const guess = view.guesses[i];
   if (guess != null && known < l) lines.push(`current guess: ${guess}`);
+  const reason = revealReason(panel, view, i);
+  if (reason) lines.push(reason);
   return lines.join('\n');
+}
+
+// Why position i's digits were revealed at the shown step, under an adaptive policy: the
+// score the record gives each revealed slot.
+function revealReason(panel, view, i) {
+  const l = panel.info.model.subtokens;
+  const policy = panel.header?.request.settings.policy;
+  if (!view.scores?.length || typeof policy !== 'object') return null;
+  const what = 'confidence' in policy ? 'confidence' : 'entropy';
+  const here = view.revealed.map((slot, k) => [slot, view.scores[k]]).filter(([slot]) => Math.floor(slot / l) === i);
+  if (!here.length) return null;
+  return `revealed at this step: ${here.map(([slot, s]) => `digit ${slot % l} (${what} ${what === 'confidence' ? percent(s) : `${s.toFixed(2)} nats`})`).join(', ')}`;
 }
 
 function tooltipFor(panel, i) {
@@ -39,6 +53,8 @@ function tooltipFor(panel, i) {
     for (const c of cell.consistent.top) lines.push(`  “${visible(c.text)}” (${c.token})  ${percent(c.p)}`);
   }
   if (cell.guess != null) lines.push(`current guess: “${visible(cell.label)}” (${cell.guess})`);
+  const reason = revealReason(panel, view, i);
+  if (reason) lines.push(reason);
   return lines.join('\n');
 }
 
