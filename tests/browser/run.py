@@ -434,6 +434,9 @@ def webgpu_device_executor_equals_host_executor(browser, base):
     open_page(browser, base, "backend=webgpu&models=models/prime/")
     info = wait_ready(browser)
     assert info["device"]["backend"] == "wgpu", "no WebGPU in the browser"
+    # Without truncation: a top-p cutoff is computed from logits read back (the model's
+    # recommended top-p would be used otherwise).
+    browser.js("document.getElementById('top_p').value = '1';")
     run_generation(browser, prompt, steps, seed)
     assert executor(browser) == "shader", f"WebGPU ran the {executor(browser)} executor"
     device_tokens, device_bytes = final_tokens(browser), read_bytes_per_step(browser)
@@ -449,8 +452,9 @@ def webgpu_device_executor_equals_host_executor(browser, base):
     print(f"      device vs host executor: {same}/{len(host_tokens)} tokens equal", flush=True)
     assert device_tokens == host_tokens, "the device executor's tokens differ from the host executor's"
     assert device_bytes * 50 < host_bytes, f"device executor reads {device_bytes:.0f} B/step vs host {host_bytes:.0f}"
+    browser.js("document.getElementById('top_p').value = '';")
     try:
-        want = native_tokens(prompt, steps, seed, "gpu")
+        want = native_tokens(prompt, steps, seed, "gpu", extra=("--top-p", "1"))
     except subprocess.CalledProcessError as e:
         raise AssertionError(f"native wgpu run failed: {e.stderr.strip()}") from None
     same = sum(a == b for a, b in zip(host_tokens, want))

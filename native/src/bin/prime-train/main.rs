@@ -4,6 +4,7 @@
 mod corpus;
 mod deb;
 mod images;
+mod plot;
 mod sweep;
 mod tokenizer;
 mod train;

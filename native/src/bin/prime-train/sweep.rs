@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use clap::Args;
+use prime_core::output::FileOutput;
 use prime_core::sampler::{RevealPolicy, SamplingMode};
 use prime_core::{GenerationRequest, Model, SamplerSettings};
 use serde::Serialize;
@@ -17,6 +18,7 @@ use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
 
 use crate::images::judge::{ImageFigures, ImageJudge};
+use crate::plot::{Series, line_chart};
 use crate::words::{MAX_SAMPLES, TextFigures, TextJudge, draw, mean};
 
 /// Arguments of `prime-train sweep`.
@@ -61,6 +63,10 @@ pub struct SweepArgs {
     /// Print one JSON object per setting (JSON Lines).
     #[arg(long)]
     json: bool,
+    /// Also draw the rows as a chart (SVG): network calls against the dictionary share (text)
+    /// or the confident share (images), one line per policy and top-p.
+    #[arg(long)]
+    svg: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -127,6 +133,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if !args.json {
         header(&args.model.describe(), &judge)?;
     }
+    let mut rows = Vec::with_capacity(settings.len());
     for settings in settings {
         let row = measure(&model, &judge, settings, args)?;
         if args.json {
@@ -134,8 +141,43 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         } else {
             print_row(&row, &judge)?;
         }
+        rows.push(row);
+    }
+    if let Some(path) = &args.svg {
+        let svg = chart(&args.model.describe(), &rows, top_ps.len() > 1);
+        FileOutput::write_all_to(path, svg.as_bytes())?;
     }
     Ok(())
+}
+
+/// The rows as a chart: NFE against the headline quality, one line per policy (and top-p).
+fn chart(model: &str, rows: &[Row], by_top_p: bool) -> String {
+    let mut series: Vec<Series> = Vec::new();
+    for row in rows {
+        let name = if by_top_p { format!("{}, top-p {}", label(row), row.top_p) } else { label(row).to_string() };
+        let quality = match &row.quality {
+            Quality::Text(text) => 100.0 * text.fraction,
+            Quality::Image(image) => 100.0 * image.samples.confident,
+        };
+        match series.iter_mut().find(|s| s.name == name) {
+            Some(s) => s.points.push((row.mean_nfe, quality)),
+            None => series.push(Series { name, points: vec![(row.mean_nfe, quality)] }),
+        }
+    }
+    let y_label = match rows.first().map(|r| &r.quality) {
+        Some(Quality::Image(_)) => "samples labelled with confidence (%)",
+        _ => "dictionary words (%)",
+    };
+    line_chart(&format!("{model}: network calls against quality"), "mean NFE (log scale)", y_label, &series)
+}
+
+/// How the table and the chart name a row's policy: the schedule by its mode.
+fn label(row: &Row) -> &str {
+    match (row.policy.as_str(), row.mode) {
+        ("schedule", SamplingMode::Ancestral) => "ancestral",
+        ("schedule", SamplingMode::EventDriven) => "event-driven",
+        (adaptive, _) => adaptive,
+    }
 }
 
 /// Draws the samples of one setting and measures them.
@@ -203,12 +245,7 @@ fn header(model: &str, judge: &Judge) -> Result<()> {
 
 /// One line of the table.
 fn print_row(row: &Row, judge: &Judge) -> Result<()> {
-    let policy = match (row.policy.as_str(), row.mode) {
-        ("schedule", SamplingMode::Ancestral) => "ancestral",
-        ("schedule", SamplingMode::EventDriven) => "event-driven",
-        (adaptive, _) => adaptive,
-    };
-    let lead = format!("{policy:<16} {:>5} {:>6} {:>7.1}", row.steps, row.top_p, row.mean_nfe);
+    let lead = format!("{:<16} {:>5} {:>6} {:>7.1}", label(row), row.steps, row.top_p, row.mean_nfe);
     match &row.quality {
         Quality::Text(text) => {
             let pairs = text.pairs.as_ref().map_or("–".to_string(), |p| format!("{:.2}", p.ratio));
