@@ -32,6 +32,9 @@ pub struct WordsArgs {
     /// Samples to generate (seeds --seed … --seed + n − 1).
     #[arg(long, default_value_t = 8)]
     samples: usize,
+    /// Sequences per network call (the samples are the same at any batch size).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
     /// Word list, one word per line.
     #[arg(long, default_value = "/usr/share/dict/words")]
     dict: PathBuf,
@@ -99,11 +102,12 @@ pub struct PairReport {
 /// Runs `prime-train words`.
 pub fn run(args: &WordsArgs) -> Result<()> {
     ensure!((1..=MAX_SAMPLES).contains(&args.samples), "--samples must be between 1 and {MAX_SAMPLES}");
+    ensure!((1..=MAX_SAMPLES).contains(&args.batch), "--batch must be between 1 and {MAX_SAMPLES}");
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
     let judge = TextJudge::new(&model, &args.dict, args.corpus.as_deref(), args.samples)?;
     let request = args.sampling.request(model.config());
-    let outcomes = draw(&model, &request, args.samples, 1)?;
+    let outcomes = draw(&model, &request, args.samples, args.batch)?;
     let samples = judge.decode(&outcomes)?;
     let report = WordsReport {
         model: args.model.describe(),
