@@ -91,12 +91,12 @@ impl GenerationRequest {
     pub fn resolve_executor(&self, model: &Model) -> Result<ExecutorChoice> {
         let on_wgpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
         let policy = self.settings.policy;
+        // The kernels carry out scheduled reveals; an adaptive policy chooses on the host.
+        if matches!(self.executor, ExecutorChoice::Shader | ExecutorChoice::Twin) {
+            policy.check_scheduled_executor()?;
+        }
         match self.executor {
-            // The kernels carry out scheduled reveals; an adaptive policy chooses on the host.
             ExecutorChoice::Auto if policy.is_adaptive() => Ok(ExecutorChoice::Host),
-            ExecutorChoice::Shader | ExecutorChoice::Twin if policy.is_adaptive() => Err(PrimeError::Input(format!(
-                "the {policy} reveal policy runs on the host executor (executor `host`, or `auto`)"
-            ))),
             ExecutorChoice::Auto if on_wgpu => Ok(ExecutorChoice::Shader),
             ExecutorChoice::Auto => Ok(ExecutorChoice::Host),
             ExecutorChoice::Shader if !on_wgpu => {

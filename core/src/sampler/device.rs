@@ -64,12 +64,7 @@ impl DeviceExecutor {
     /// An executor for `sampler` on `device` along `path`. With `sync_states`, every step
     /// reads the state back so that every event carries it.
     pub fn new(sampler: &Sampler, path: KernelPath, device: &Device, sync_states: bool) -> Result<Self> {
-        let policy = sampler.settings().policy;
-        if policy.is_adaptive() {
-            return Err(PrimeError::Input(format!(
-                "the {policy} reveal policy runs on the host executor (executor `host`, or `auto`)"
-            )));
-        }
+        sampler.settings().policy.check_scheduled_executor()?;
         let shape = sampler.shape();
         let kernels = SubTokenKernels::new(&shape.codec, shape.length, shape.output_width, path, device)?;
         let planned = sampler

@@ -304,14 +304,18 @@ impl Sampler {
     /// The fewest sub-tokens an adaptive policy reveals at loop step k: ⌈masked / (T − k)⌉,
     /// so that the loop ends within its T steps.
     pub fn minimum_reveals(&self, k: usize) -> usize {
-        let masked = self.masked.iter().filter(|&&m| m).count();
-        masked.div_ceil(self.grid.steps().saturating_sub(k).max(1))
+        self.masked_now().div_ceil(self.grid.steps().saturating_sub(k).max(1))
+    }
+
+    /// Sub-tokens masked now.
+    fn masked_now(&self) -> usize {
+        self.masked.iter().filter(|&&m| m).count()
     }
 
     /// The slots an adaptive `plan` reveals, ascending, each with the score that chose it:
     /// the policy's choice among `scores`, which must score every masked slot.
     pub fn select_reveals(&self, plan: &StepPlan, scores: &[DigitScore]) -> Result<Vec<(u32, f32)>> {
-        let masked = self.masked.iter().filter(|&&m| m).count();
+        let masked = self.masked_now();
         if !plan.adaptive || scores.len() != masked || scores.iter().any(|s| !self.is_masked_slot(s.slot)) {
             return Err(PrimeError::Input(format!(
                 "step {}: {} scores for {masked} masked sub-tokens of an {} step",
@@ -428,14 +432,11 @@ impl Sampler {
             PrimeError::Device(format!("step {}: the executor reported no reveals for an adaptive step", plan.step))
         })?;
         let ascending = chosen.windows(2).all(|w| w[0] < w[1]);
-        if !ascending
-            || chosen.len() < self.minimum_reveals(plan.step)
-            || !chosen.iter().all(|&s| self.is_masked_slot(s))
-        {
+        let minimum = self.minimum_reveals(plan.step);
+        if !ascending || chosen.len() < minimum || !chosen.iter().all(|&s| self.is_masked_slot(s)) {
             return Err(PrimeError::Device(format!(
-                "step {}: the executor's reveals {chosen:?} are not at least {} masked slots, ascending",
-                plan.step,
-                self.minimum_reveals(plan.step)
+                "step {}: the executor's reveals {chosen:?} are not at least {minimum} masked slots, ascending",
+                plan.step
             )));
         }
         Ok(chosen.to_vec())
