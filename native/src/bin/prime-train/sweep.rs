@@ -17,9 +17,9 @@ use serde::Serialize;
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
 
-use crate::images::judge::{ImageFigures, ImageJudge};
+use crate::images::judge::{ImageFigures, ImageJudge, ImageReferenceArgs};
 use crate::plot::{Series, line_chart};
-use crate::words::{MAX_SAMPLES, TextFigures, TextJudge, draw, mean};
+use crate::words::{MAX_SAMPLES, TextFigures, TextJudge, TextReferenceArgs, draw, mean};
 
 /// Arguments of `prime-train sweep`.
 #[derive(Debug, Args)]
@@ -47,19 +47,10 @@ pub struct SweepArgs {
     /// Sequences per network call.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Text models: the word list, one word per line.
-    #[arg(long, default_value = "/usr/share/dict/words")]
-    dict: PathBuf,
-    /// Text models: the corpus folder for the word-pair figures (default: `data/austen` where
-    /// it exists).
-    #[arg(long)]
-    corpus: Option<PathBuf>,
-    /// Image models: the folder `prime-train images` wrote, at the model's image size.
-    #[arg(long, default_value = "data/fashion14")]
-    images: PathBuf,
-    /// Image models: passes of the classifier's training over the training split.
-    #[arg(long, default_value_t = 8)]
-    epochs: usize,
+    #[command(flatten)]
+    text: TextReferenceArgs,
+    #[command(flatten)]
+    images: ImageReferenceArgs,
     /// Print one JSON object per setting (JSON Lines).
     #[arg(long)]
     json: bool,
@@ -110,9 +101,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let recommended = model.config().sampling.settings();
     let top_ps = if args.top_p.is_empty() { vec![recommended.top_p] } else { args.top_p.clone() };
     let judge = if model.config().image.is_some() {
-        Judge::Image(Box::new(ImageJudge::new(&model, &args.images, args.epochs)?))
+        Judge::Image(Box::new(args.images.judge(&model)?))
     } else {
-        Judge::Text(Box::new(TextJudge::new(&model, &args.dict, args.corpus.as_deref(), args.samples)?))
+        Judge::Text(Box::new(args.text.judge(&model, args.samples)?))
     };
     let mut settings = Vec::new();
     for &policy in &args.policies {

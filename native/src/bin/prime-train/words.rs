@@ -35,13 +35,8 @@ pub struct WordsArgs {
     /// Sequences per network call (the samples are the same at any batch size).
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Word list, one word per line.
-    #[arg(long, default_value = "/usr/share/dict/words")]
-    dict: PathBuf,
-    /// Corpus folder with `train.txt` and `valid.txt` for the word-pair figures (default:
-    /// `data/austen` where it exists).
-    #[arg(long)]
-    corpus: Option<PathBuf>,
+    #[command(flatten)]
+    reference: TextReferenceArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// Print one JSON object.
@@ -49,6 +44,25 @@ pub struct WordsArgs {
     json: bool,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// What a text model's samples are measured against (`words`, and `sweep` for text models).
+#[derive(Debug, Args)]
+pub struct TextReferenceArgs {
+    /// Text models: the word list, one word per line.
+    #[arg(long, default_value = "/usr/share/dict/words")]
+    dict: PathBuf,
+    /// Text models: the corpus folder with `train.txt` and `valid.txt` for the word-pair
+    /// figures (default: `data/austen` where it exists).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+}
+
+impl TextReferenceArgs {
+    /// The reference for `model`, with at least `samples` real held-out windows.
+    pub fn judge(&self, model: &Model, samples: usize) -> Result<TextJudge> {
+        TextJudge::new(model, &self.dict, self.corpus.as_deref(), samples)
+    }
 }
 
 /// The measured figures.
@@ -105,7 +119,7 @@ pub fn run(args: &WordsArgs) -> Result<()> {
     ensure!((1..=MAX_SAMPLES).contains(&args.batch), "--batch must be between 1 and {MAX_SAMPLES}");
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let judge = TextJudge::new(&model, &args.dict, args.corpus.as_deref(), args.samples)?;
+    let judge = args.reference.judge(&model, args.samples)?;
     let request = args.sampling.request(model.config());
     let outcomes = draw(&model, &request, args.samples, args.batch)?;
     let samples = judge.decode(&outcomes)?;
@@ -183,7 +197,7 @@ struct PairReference {
 impl TextJudge {
     /// Reads the word list `dict` and the corpus folder (`corpus`, else `data/austen` where it
     /// exists) for `model`, with at least `samples` real held-out windows.
-    pub fn new(model: &Model, dict: &Path, corpus: Option<&Path>, samples: usize) -> Result<Self> {
+    fn new(model: &Model, dict: &Path, corpus: Option<&Path>, samples: usize) -> Result<Self> {
         let dict = load_dictionary(dict)?;
         let Some(text) = model.text().cloned() else { bail!("the model folder has no tokenizer.json") };
         let pairs = match corpus_folder(corpus)? {

@@ -32,18 +32,14 @@ const MAX_SAMPLES: usize = 1 << 16;
 pub struct JudgeArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// The folder `prime-train images` wrote, at the model's image size.
-    #[arg(long, default_value = "data/fashion14")]
-    images: PathBuf,
+    #[command(flatten)]
+    reference: ImageReferenceArgs,
     /// Samples to generate (seeds --seed … --seed + n − 1).
     #[arg(long, default_value_t = 256)]
     samples: usize,
     /// Sequences per network call.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Passes of the classifier's training over the training split.
-    #[arg(long, default_value_t = 8)]
-    epochs: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
     /// Print one JSON object.
@@ -51,6 +47,24 @@ pub struct JudgeArgs {
     json: bool,
     #[command(flatten)]
     device: DeviceArgs,
+}
+
+/// What an image model's samples are measured against (`judge`, and `sweep` for image models).
+#[derive(Debug, Args)]
+pub struct ImageReferenceArgs {
+    /// Image models: the folder `prime-train images` wrote, at the model's image size.
+    #[arg(long, default_value = "data/fashion14")]
+    images: PathBuf,
+    /// Image models: passes of the classifier's training over the training split.
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+}
+
+impl ImageReferenceArgs {
+    /// The classifier and held-out figures for `model`.
+    pub fn judge(&self, model: &Model) -> Result<ImageJudge> {
+        ImageJudge::new(model, &self.images, self.epochs)
+    }
 }
 
 /// Labels of a set of images.
@@ -142,7 +156,7 @@ pub struct ImageJudge {
 impl ImageJudge {
     /// Reads the splits in `images` (which must be `model`'s image size) and trains the
     /// classifier for `epochs` passes.
-    pub fn new(model: &Model, images: &Path, epochs: usize) -> Result<Self> {
+    fn new(model: &Model, images: &Path, epochs: usize) -> Result<Self> {
         let train = ImageSet::load(images, "train")?;
         let valid = ImageSet::load(images, "valid")?;
         let shape = model.config().image.context("the model has no `image` in its config.json: not an image model")?;
@@ -208,7 +222,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     );
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let judge = ImageJudge::new(&model, &args.images, args.epochs)?;
+    let judge = args.reference.judge(&model)?;
     let request = args.sampling.request(model.config());
     eprintln!("sampling {} images with T = {}…", args.samples, request.settings.steps);
     let started = std::time::Instant::now();
@@ -219,7 +233,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         model: args.model.describe(),
         steps: request.settings.steps,
         top_p: request.settings.top_p,
-        classifier_epochs: args.epochs,
+        classifier_epochs: args.reference.epochs,
         classifier_valid_accuracy: judge.accuracy,
         figures: judge.measure(&ImageJudge::images(&outcomes)?)?,
         held_out: judge.held_out,
