@@ -90,13 +90,7 @@ impl GenerationRequest {
     /// The executor this request gets on `model`'s device. Fails for the shaders off wgpu.
     pub fn resolve_executor(&self, model: &Model) -> Result<ExecutorChoice> {
         let on_wgpu = KernelPath::for_device(model.device()) == KernelPath::Shader;
-        let policy = self.settings.policy;
-        // The kernels carry out scheduled reveals; an adaptive policy chooses on the host.
-        if matches!(self.executor, ExecutorChoice::Shader | ExecutorChoice::Twin) {
-            policy.check_scheduled_executor()?;
-        }
         match self.executor {
-            ExecutorChoice::Auto if policy.is_adaptive() => Ok(ExecutorChoice::Host),
             ExecutorChoice::Auto if on_wgpu => Ok(ExecutorChoice::Shader),
             ExecutorChoice::Auto => Ok(ExecutorChoice::Host),
             ExecutorChoice::Shader if !on_wgpu => {

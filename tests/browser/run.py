@@ -429,7 +429,8 @@ def adaptive_policy_equals_native(browser, base):
 @test
 def webgpu_device_executor_equals_host_executor(browser, base):
     """On WebGPU the page samples through the device executor (the WGSL kernels, no logits read
-    back); its tokens equal the host executor's on the same WebGPU logits and seed."""
+    back); its tokens equal the host executor's on the same WebGPU logits and seed, under the
+    schedule and under an adaptive policy."""
     prompt, steps, seed = "It was", 12, 7
     open_page(browser, base, "backend=webgpu&models=models/prime/")
     info = wait_ready(browser)
@@ -452,6 +453,20 @@ def webgpu_device_executor_equals_host_executor(browser, base):
     print(f"      device vs host executor: {same}/{len(host_tokens)} tokens equal", flush=True)
     assert device_tokens == host_tokens, "the device executor's tokens differ from the host executor's"
     assert device_bytes * 50 < host_bytes, f"device executor reads {device_bytes:.0f} B/step vs host {host_bytes:.0f}"
+    # An adaptive policy runs on the device too: the scores kernel's 2·ℓ·L numbers are read
+    # back, not the logits, and the choice and the tokens are the host executor's.
+    browser.js("document.getElementById('policy').value = 'confidence';"
+               "document.getElementById('policy_value').value = '0.8';")
+    run_generation(browser, prompt, steps, seed)
+    assert executor(browser) == "shader", f"an adaptive policy on WebGPU ran the {executor(browser)} executor"
+    adaptive_tokens, adaptive_bytes = final_tokens(browser), read_bytes_per_step(browser)
+    run_generation(browser, prompt, steps, seed, executor="host")
+    adaptive_host_bytes = read_bytes_per_step(browser)
+    print(f"      WebGPU, confidence:0.8: device executor {adaptive_bytes:.0f} bytes read back per step, "
+          f"host executor {adaptive_host_bytes:.0f}", flush=True)
+    assert final_tokens(browser) == adaptive_tokens, "under confidence:0.8 the device executor's tokens differ"
+    assert adaptive_bytes * 50 < adaptive_host_bytes, f"{adaptive_bytes:.0f} vs {adaptive_host_bytes:.0f} B/step"
+    browser.js("document.getElementById('policy').value = 'schedule';")
     browser.js("document.getElementById('top_p').value = '';")
     try:
         want = native_tokens(prompt, steps, seed, "gpu", extra=("--top-p", "1"))

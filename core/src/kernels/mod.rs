@@ -1,5 +1,5 @@
-//! The sub-token kernels: encode, decode, consistency filter + normaliser, categorical draw and
-//! reveal. Each exists twice with one contract: as a WGSL shader (`wgsl/`, launched on
+//! The sub-token kernels: encode, decode, consistency filter + normaliser, categorical draw,
+//! digit scores (for the adaptive reveal policies) and reveal. Each exists twice with one contract: as a WGSL shader (`wgsl/`, launched on
 //! burn-wgpu through Burn's `template` feature) and as a Burn-tensor-ops twin that runs on any
 //! backend and serves as the shaders' test oracle.
 //!
@@ -107,6 +107,17 @@ pub struct DrawRequest {
     /// Sequence position of each row, which keys its noise (the logits may hold only some
     /// positions' rows); empty: row r is position r.
     pub positions: Vec<u32>,
+}
+
+/// Each sub-token slot's digit scores under the distribution a draw uses (see
+/// [`SubTokenKernels::digit_scores`]).
+#[derive(Debug, Clone)]
+pub struct DigitScores {
+    /// The probability of the slot's most likely digit (ℓL); −1 where the slot is revealed or
+    /// its position has no kept candidate.
+    pub confidence: Tensor<1>,
+    /// The entropy of the slot's digit distribution in nats (ℓL); −1 where `confidence` is.
+    pub entropy: Tensor<1>,
 }
 
 /// Which masked slots a reveal uncovers.
@@ -219,6 +230,28 @@ impl SubTokenKernels {
         match self.path {
             KernelPath::Shader => shader::draw(&self.params, &words, logits, state, request),
             KernelPath::Twin => Ok(twin::draw(&self.params, logits, state, request, carry_over)),
+        }
+    }
+
+    /// Every masked slot's digit marginal under the distribution [`Self::draw`] uses with the
+    /// same logits, state, temperature, cutoffs and filter (the kept candidates' scaled
+    /// logits, normalised over what is kept): its largest probability and its entropy.
+    pub fn digit_scores(
+        &self,
+        logits: Tensor<2>,
+        state: Tensor<1, Int>,
+        inv_temperature: f32,
+        cutoffs: Option<&Cutoffs>,
+        carry_over: bool,
+    ) -> Result<DigitScores> {
+        self.check_inputs(&logits, &state)?;
+        let words =
+            self.params.words(&Launch { carry_over, inv_temperature, cutoff: cutoffs.is_some(), ..Launch::default() });
+        match self.path {
+            KernelPath::Shader => shader::digit_scores(&self.params, &words, logits, state, cutoffs),
+            KernelPath::Twin => {
+                Ok(twin::digit_scores(&self.params, logits, state, inv_temperature, cutoffs, carry_over))
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use super::cube::{float_in, float_out, int_in, int_out};
 #[cfg(feature = "diagnostics")]
 use super::params::Launch;
 use super::params::{KernelParams, wgsl_constants};
-use super::{DrawRequest, Revealed};
+use super::{Cutoffs, DigitScores, DrawRequest, Revealed};
 use crate::error::{PrimeError, Result};
 
 const COMMON: &str = include_str!("../../../wgsl/common.wgsl");
@@ -30,6 +30,7 @@ const DECODE: &str = include_str!("../../../wgsl/decode.wgsl");
 const NORMALISER: &str = include_str!("../../../wgsl/normaliser.wgsl");
 const DRAW: &str = include_str!("../../../wgsl/draw.wgsl");
 const REVEAL: &str = include_str!("../../../wgsl/reveal.wgsl");
+const SCORES: &str = include_str!("../../../wgsl/scores.wgsl");
 const UNPACK: &str = include_str!("../../../wgsl/unpack.wgsl");
 
 /// Threads of a per-position (reduction) workgroup.
@@ -80,6 +81,15 @@ const DRAW_BINDINGS: &[Binding] = &[
     ("cut_token", Elem::Int),
     ("key_positions", Elem::Int),
     ("out", Elem::Int),
+];
+const SCORES_BINDINGS: &[Binding] = &[
+    ("logits", Elem::F32),
+    ("state", Elem::Int),
+    ("params", Elem::Params),
+    ("cut_score", Elem::F32),
+    ("cut_token", Elem::Int),
+    ("out_confidence", Elem::F32),
+    ("out_entropy", Elem::F32),
 ];
 const REVEAL_BINDINGS: &[Binding] = &[
     ("state", Elem::Int),
@@ -279,11 +289,7 @@ pub fn draw(
     let logits = float_primitive(logits)?;
     let state = int_primitive(state)?;
     let active = int_primitive(request.active.clone())?;
-    let (score, token) = match &request.cutoffs {
-        Some(c) => (float_primitive(c.score.clone())?, int_primitive(c.token.clone())?),
-        // Unread without the cutoff flag, but every binding needs a buffer.
-        None => (new_output(&logits, p.length(), DType::F32), new_output(&logits, p.length(), DType::I32)),
-    };
+    let (score, token) = cutoff_buffers(p, request.cutoffs.as_ref(), &logits)?;
     let positions: Vec<i32> = if request.positions.is_empty() {
         (0..p.length() as i32).collect()
     } else {
@@ -304,6 +310,43 @@ pub fn draw(
     ];
     launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
     Ok(int_out(out))
+}
+
+/// The cutoff buffers of a launch: `cutoffs`, or unread placeholders (every binding needs a
+/// buffer; without the cutoff flag the kernel never reads them).
+fn cutoff_buffers(p: &KernelParams, cutoffs: Option<&Cutoffs>, like: &CubeTensor) -> Result<(CubeTensor, CubeTensor)> {
+    Ok(match cutoffs {
+        Some(c) => (float_primitive(c.score.clone())?, int_primitive(c.token.clone())?),
+        None => (new_output(like, p.length(), DType::F32), new_output(like, p.length(), DType::I32)),
+    })
+}
+
+/// See [`super::SubTokenKernels::digit_scores`].
+pub fn digit_scores(
+    p: &KernelParams,
+    words: &[u32],
+    logits: Tensor<2>,
+    state: Tensor<1, Int>,
+    cutoffs: Option<&Cutoffs>,
+) -> Result<DigitScores> {
+    let logits = float_primitive(logits)?;
+    let state = int_primitive(state)?;
+    let (score, token) = cutoff_buffers(p, cutoffs, &logits)?;
+    let n = p.length() * p.digits();
+    let confidence = new_output(&logits, n, DType::F32);
+    let entropy = new_output(&logits, n, DType::F32);
+    let kernel =
+        Wgsl { name: "scores", body: SCORES, consistent: true, workgroup: REDUCE_WG, bindings: SCORES_BINDINGS };
+    let buffers = [
+        ("logits", &logits),
+        ("state", &state),
+        ("cut_score", &score),
+        ("cut_token", &token),
+        ("out_confidence", &confidence),
+        ("out_entropy", &entropy),
+    ];
+    launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
+    Ok(DigitScores { confidence: float_out(confidence), entropy: float_out(entropy) })
 }
 
 /// See [`super::SubTokenKernels::reveal`].
@@ -354,6 +397,7 @@ mod tests {
             ("normaliser", NORMALISER, NORMALISER_BINDINGS),
             ("draw", DRAW, DRAW_BINDINGS),
             ("reveal", REVEAL, REVEAL_BINDINGS),
+            ("scores", SCORES, SCORES_BINDINGS),
             ("unpack", UNPACK, UNPACK_BINDINGS),
         ];
         for (name, body, bindings) in kernels {
@@ -368,7 +412,7 @@ mod tests {
         let diagnostics = [ENCODE, DECODE, NORMALISER];
         #[cfg(not(feature = "diagnostics"))]
         let diagnostics: [&str; 0] = [];
-        for wgsl in [COMMON, CONSISTENT, DRAW, REVEAL, UNPACK].into_iter().chain(diagnostics) {
+        for wgsl in [COMMON, CONSISTENT, DRAW, REVEAL, SCORES, UNPACK].into_iter().chain(diagnostics) {
             assert!(!wgsl.contains("const P_") && !wgsl.contains("const FLAG_") && !wgsl.contains("const STREAM_"));
         }
         for used in ["P_L", "P_POWERS", "P_REVEAL_P", "FLAG_PLANNED", "STREAM_REVEAL"] {

@@ -3,12 +3,12 @@
 //! They build what the shaders avoid (an L × V consistency mask, an L × V noise table drawn on
 //! the host from the same counter-based stream) because their job is to be obviously right.
 
-use burn::tensor::{Bool, Device, Int, IntDType, Tensor, TensorData};
+use burn::tensor::{Bool, Device, IndexingUpdateOp, Int, IntDType, Tensor, TensorData};
 
 #[cfg(feature = "diagnostics")]
 use super::Normaliser;
 use super::params::KernelParams;
-use super::{DrawRequest, Revealed};
+use super::{Cutoffs, DigitScores, DrawRequest, Revealed};
 use crate::codec::SubTokenCodec;
 use crate::rng::{CounterRng, Stream, word_to_uniform};
 
@@ -107,6 +107,62 @@ pub fn normaliser(
     Normaliser { max: max.reshape([n]), log_normaliser, count: to_i32(mask.int().sum_dim(1).reshape([n])) }
 }
 
+/// (L, V): the candidates a draw keeps: consistent (with the filter) and, with cutoffs,
+/// inside each position's truncation prefix of the scaled logits `s`.
+fn kept(
+    p: &KernelParams,
+    state: Tensor<1, Int>,
+    s: &Tensor<2>,
+    cutoffs: Option<&Cutoffs>,
+    carry_over: bool,
+) -> Tensor<2, Bool> {
+    let (n, v) = (p.length(), p.codec().vocab() as usize);
+    let device = state.device();
+    let keep = consistency_mask(p, state, carry_over);
+    let Some(c) = cutoffs else { return keep };
+    let score = c.score.clone().reshape([n, 1]).expand([n, v]);
+    let token = c.token.clone().reshape([n, 1]).expand([n, v]);
+    let ids = Tensor::<1, Int>::arange(0..v as i64, &device).reshape([1, v]).expand([n, v]);
+    let inside = s.clone().greater(score.clone()).bool_or(s.clone().equal(score).bool_and(ids.lower_equal(token)));
+    keep.bool_and(inside)
+}
+
+/// See [`super::SubTokenKernels::digit_scores`]: each digit's marginal is the kept
+/// probabilities scattered (summed) onto the digit values.
+pub fn digit_scores(
+    p: &KernelParams,
+    logits: Tensor<2>,
+    state: Tensor<1, Int>,
+    inv_temperature: f32,
+    cutoffs: Option<&Cutoffs>,
+    carry_over: bool,
+) -> DigitScores {
+    let c = p.codec();
+    let (n, l, v, b) = (p.length(), p.digits(), c.vocab() as usize, c.base() as usize);
+    let device = state.device();
+    let s = scaled(p, logits, inv_temperature);
+    let keep = kept(p, state.clone(), &s, cutoffs, carry_over);
+    let any = keep.clone().int().sum_dim(1).greater_elem(0);
+    let s = s.mask_fill(keep.bool_not(), f32::NEG_INFINITY);
+    // A row with nothing kept gets weight 0 everywhere (its maximum taken as 0, not −∞).
+    let top = s.clone().max_dim(1).mask_fill(any.clone().bool_not(), 0.0);
+    let weights = s.sub(top).exp();
+    let probs = weights.clone().div(weights.sum_dim(1).clamp_min(f32::MIN_POSITIVE));
+    let mut confidence = Vec::with_capacity(l);
+    let mut entropy = Vec::with_capacity(l);
+    for j in 0..l {
+        let digit: Vec<i32> = (0..v as u32).map(|t| c.digit(t, j) as i32).collect();
+        let index = ints(digit, [1, v], &device).expand([n, v]);
+        let q = Tensor::<2>::zeros([n, b], &device).scatter(1, index, probs.clone(), IndexingUpdateOp::Add);
+        confidence.push(q.clone().max_dim(1));
+        entropy.push(q.clone().mul(q.clamp_min(f32::MIN_POSITIVE).log()).sum_dim(1).neg());
+    }
+    let scored = state.equal_elem(c.mask_id() as i32).bool_and(any.expand([n, l]).reshape([n * l]));
+    let flat =
+        |parts: Vec<Tensor<2>>| Tensor::cat(parts, 1).reshape([n * l]).mask_fill(scored.clone().bool_not(), -1.0);
+    DigitScores { confidence: flat(confidence), entropy: flat(entropy) }
+}
+
 /// Uniforms of (stream, step) for every (position in `positions`, index < width), row-major.
 fn uniform_table(
     seed: u64,
@@ -137,15 +193,8 @@ pub fn draw(
 ) -> Tensor<1, Int> {
     let (n, v) = (p.length(), p.codec().vocab() as usize);
     let device = state.device();
-    let mut keep = consistency_mask(p, state, carry_over);
     let s = scaled(p, logits, request.inv_temperature);
-    if let Some(c) = &request.cutoffs {
-        let score = c.score.clone().reshape([n, 1]).expand([n, v]);
-        let token = c.token.clone().reshape([n, 1]).expand([n, v]);
-        let ids = Tensor::<1, Int>::arange(0..v as i64, &device).reshape([1, v]).expand([n, v]);
-        let inside = s.clone().greater(score.clone()).bool_or(s.clone().equal(score).bool_and(ids.lower_equal(token)));
-        keep = keep.bool_and(inside);
-    }
+    let keep = kept(p, state, &s, request.cutoffs.as_ref(), carry_over);
     let score = if request.noise {
         let u = if request.positions.is_empty() {
             uniform_table(request.seed, Stream::Token, request.step, 0..n as u32, v)

@@ -4,13 +4,15 @@
 //! reads nothing back unless states are synced, guesses are recorded, the draw is truncated
 //! (the cutoffs are computed on the host from the read-back logits), or it is the final step.
 //! What a recorded step reads is small: the state (ℓ·L ids), x0 (L ids) and the candidates of
-//! the partly revealed tokens (P·(2k + 1) numbers), never the L × V logits.
+//! the partly revealed tokens (P·(2k + 1) numbers), never the L × V logits. An adaptive reveal
+//! policy reads each step's digit scores (2·ℓ·L numbers, from the scores kernel), chooses on
+//! the host, and the reveal kernel uncovers exactly the chosen slots.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::candidates::DeviceCandidates;
 use super::host::{RECORDED_CANDIDATES, int_tensor, position_cutoff, state_tensor};
-use super::{Cutoff, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
+use super::{Cutoff, DigitScore, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
@@ -28,6 +30,9 @@ enum Stage {
     Start,
     /// The fresh logits were sent to the host for the truncation cutoffs.
     Cutoffs(Box<Logits>),
+    /// An adaptive step's digit scores were sent to the host: the position of each row
+    /// scored, in the order read.
+    Scores(Vec<u32>),
     /// The draw and reveal ran; what was sent to the host.
     Finish(Box<Layout>),
 }
@@ -43,6 +48,18 @@ struct Layout {
     x0: bool,
     /// Then the candidates' tokens and counts (the probabilities are the float read).
     candidates: Option<DeviceCandidates>,
+    /// An adaptive step: the slots chosen and the score that chose each.
+    chosen: Option<Vec<(u32, f32)>>,
+}
+
+/// What the kernels need to work on one row block of the logits.
+struct BlockInputs {
+    /// Kernels for the block's rows.
+    kernels: SubTokenKernels,
+    /// The state of the block's positions.
+    state: Tensor<1, Int>,
+    /// The block's positions as a device index; `None` when it is the whole sequence.
+    index: Option<Tensor<1, Int>>,
 }
 
 /// Runs steps on the device (see the module docs).
@@ -64,7 +81,6 @@ impl DeviceExecutor {
     /// An executor for `sampler` on `device` along `path`. With `sync_states`, every step
     /// reads the state back so that every event carries it.
     pub fn new(sampler: &Sampler, path: KernelPath, device: &Device, sync_states: bool) -> Result<Self> {
-        sampler.settings().policy.check_scheduled_executor()?;
         let shape = sampler.shape();
         let kernels = SubTokenKernels::new(&shape.codec, shape.length, shape.output_width, path, device)?;
         let planned = sampler
@@ -108,14 +124,84 @@ impl DeviceExecutor {
         })
     }
 
+    /// The kernels, state and index of the row block of `positions` (the whole sequence's
+    /// own when it holds every position).
+    fn block_inputs(&self, sampler: &Sampler, positions: &[u32]) -> Result<BlockInputs> {
+        let shape = sampler.shape();
+        let (l, length, rows) = (shape.codec.digits(), shape.length, positions.len());
+        if rows == length {
+            return Ok(BlockInputs { kernels: self.kernels.clone(), state: self.state.clone(), index: None });
+        }
+        let kernels = SubTokenKernels::new(&shape.codec, rows, shape.output_width, self.kernels.path(), &self.device)?;
+        let index = int_tensor(positions.iter().map(|&i| i as i32).collect(), &self.device);
+        let state = self.state.clone().reshape([length, l]).select(0, index.clone()).reshape([rows * l]);
+        Ok(BlockInputs { kernels, state, index: Some(index) })
+    }
+
+    /// An adaptive step: scores every masked slot of every row block on the device and asks
+    /// for the scores (confidences, then entropies, row by row).
+    fn score(&mut self, sampler: &Sampler, plan: &StepPlan) -> Result<Progress> {
+        let settings = sampler.settings();
+        let (logits, cutoffs) =
+            self.cache.as_ref().ok_or_else(|| PrimeError::Device("the step has no network output".into()))?;
+        let cutoffs = if plan.truncate { cutoffs.as_ref() } else { None };
+        let (mut confidence, mut entropy, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        for block in logits.blocks() {
+            let inputs = self.block_inputs(sampler, &block.positions)?;
+            let cut = match (&inputs.index, cutoffs) {
+                (Some(index), Some(c)) => Some(c.select(index.clone())),
+                (_, c) => c.cloned(),
+            };
+            let scores = inputs.kernels.digit_scores(
+                block.rows.clone(),
+                inputs.state,
+                1.0 / settings.temperature,
+                cut.as_ref(),
+                settings.carry_over,
+            )?;
+            confidence.push(scores.confidence);
+            entropy.push(scores.entropy);
+            rows.extend_from_slice(&block.positions);
+        }
+        self.stage = Stage::Scores(rows);
+        let floats = vec![Tensor::cat(confidence, 0), Tensor::cat(entropy, 0)];
+        Ok(Progress::Read(Box::new(Readback { ints: None, floats })))
+    }
+
+    /// The policy's choice from the scores read (see [`Self::score`]) of the rows `rows`.
+    fn choose(sampler: &Sampler, plan: &StepPlan, rows: &[u32], values: &HostValues) -> Result<Vec<(u32, f32)>> {
+        let l = sampler.shape().codec.digits();
+        let n = rows.len() * l;
+        if values.floats.len() != 2 * n {
+            return Err(PrimeError::Device(format!("read {} digit scores, expected {}", values.floats.len(), 2 * n)));
+        }
+        let (confidence, entropy) = values.floats.split_at(n);
+        let mut scores = Vec::new();
+        for (r, &i) in rows.iter().enumerate() {
+            for j in 0..l {
+                let slot = i * l as u32 + j as u32;
+                if !sampler.is_masked_slot(slot) {
+                    continue;
+                }
+                let (c, e) = (confidence[r * l + j], entropy[r * l + j]);
+                if c < 0.0 {
+                    return Err(PrimeError::Device(format!(
+                        "position {i} has no candidate token consistent with its revealed digits"
+                    )));
+                }
+                scores.push(DigitScore { slot, confidence: c, entropy: e });
+            }
+        }
+        sampler.select_reveals(plan, &scores)
+    }
+
     /// The draw of `request` (over the whole sequence) from every row block of `logits`:
     /// each block draws its rows with the state, active flags and cutoffs of its positions,
     /// its noise keyed on them, so the blocks draw what one whole output would. Positions
     /// without a row (their logits were not computed: nothing is drawn there) get −1, as
     /// inactive ones do.
     fn draw(&self, sampler: &Sampler, logits: &Logits, request: &DrawRequest) -> Result<Tensor<1, Int>> {
-        let shape = sampler.shape();
-        let (l, length) = (shape.codec.digits(), shape.length);
+        let length = sampler.shape().length;
         let carry_over = sampler.settings().carry_over;
         let mut drawn = Vec::with_capacity(logits.block_count() + 1);
         // Where each position's draw lands among the blocks' outputs; `length` rows at most,
@@ -124,20 +210,18 @@ impl DeviceExecutor {
         let mut rows_drawn = 0;
         for block in logits.blocks() {
             let rows = block.positions.len();
-            if rows == length {
-                drawn.push(self.kernels.draw(block.rows.clone(), self.state.clone(), request, carry_over)?);
-            } else {
-                let kernels =
-                    SubTokenKernels::new(&shape.codec, rows, shape.output_width, self.kernels.path(), &self.device)?;
-                let index = int_tensor(block.positions.iter().map(|&i| i as i32).collect(), &self.device);
-                let state = self.state.clone().reshape([length, l]).select(0, index.clone()).reshape([rows * l]);
-                let part = DrawRequest {
-                    active: request.active.clone().select(0, index.clone()),
-                    cutoffs: request.cutoffs.as_ref().map(|c| c.select(index)),
-                    positions: block.positions.clone(),
-                    ..request.clone()
-                };
-                drawn.push(kernels.draw(block.rows.clone(), state, &part, carry_over)?);
+            let inputs = self.block_inputs(sampler, &block.positions)?;
+            match inputs.index {
+                None => drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, request, carry_over)?),
+                Some(index) => {
+                    let part = DrawRequest {
+                        active: request.active.clone().select(0, index.clone()),
+                        cutoffs: request.cutoffs.as_ref().map(|c| c.select(index)),
+                        positions: block.positions.clone(),
+                        ..request.clone()
+                    };
+                    drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, &part, carry_over)?);
+                }
             }
             for (n, &i) in block.positions.iter().enumerate() {
                 landing[i as usize] = (rows_drawn + n) as i32;
@@ -152,11 +236,22 @@ impl DeviceExecutor {
         Ok(Tensor::cat(drawn, 0).select(0, int_tensor(landing, &self.device)))
     }
 
-    /// Draws and reveals on the device, then asks for what the step must report.
-    fn work(&mut self, sampler: &Sampler, plan: &StepPlan) -> Result<Progress> {
+    /// Scores first for an adaptive step, else goes straight to the work.
+    fn begin(&mut self, sampler: &Sampler, plan: &StepPlan) -> Result<Progress> {
+        if plan.adaptive && plan.draws_tokens() {
+            return self.score(sampler, plan);
+        }
+        self.work(sampler, plan, None)
+    }
+
+    /// Draws and reveals on the device (an adaptive step: the `chosen` slots), then asks for
+    /// what the step must report.
+    fn work(&mut self, sampler: &Sampler, plan: &StepPlan, chosen: Option<Vec<(u32, f32)>>) -> Result<Progress> {
         let settings = sampler.settings();
         let length = sampler.shape().length;
         let before = if plan.record { self.host_state.clone() } else { None };
+        let chosen_slots: Option<Vec<u32>> = chosen.as_ref().map(|c| c.iter().map(|&(slot, _)| slot).collect());
+        let reveals = chosen_slots.as_ref().map_or(!plan.reveals.is_empty(), |c| !c.is_empty());
         let mut x0 = None;
         if plan.draws_tokens() {
             let (logits, cutoffs) =
@@ -173,11 +268,16 @@ impl DeviceExecutor {
                 positions: Vec::new(),
             };
             let drawn = self.draw(sampler, logits, &request)?;
-            if !plan.reveals.is_empty() {
-                let rule = match (&self.planned, plan.is_final) {
-                    (_, true) => RevealRule::Probability(1.0),
-                    (Some(planned), false) => RevealRule::Planned(Box::new(planned.clone())),
-                    (None, false) => RevealRule::Probability(sampler.reveal_probability(plan.step)),
+            if reveals {
+                let rule = match (&chosen, &self.planned, plan.is_final) {
+                    (_, _, true) => RevealRule::Probability(1.0),
+                    (Some(chosen), _, false) => {
+                        let mut at = vec![-1i32; length * sampler.shape().codec.digits()];
+                        chosen.iter().for_each(|&(slot, _)| at[slot as usize] = plan.step as i32);
+                        RevealRule::Planned(Box::new(int_tensor(at, &self.device)))
+                    }
+                    (None, Some(planned), false) => RevealRule::Planned(Box::new(planned.clone())),
+                    (None, None, false) => RevealRule::Probability(sampler.reveal_probability(plan.step)),
                 };
                 let next =
                     self.kernels.reveal(self.state.clone(), drawn.clone(), settings.seed, plan.step as u32, rule)?;
@@ -185,13 +285,17 @@ impl DeviceExecutor {
             }
             x0 = Some(drawn);
         }
-        let changed = !plan.reveals.is_empty();
-        let candidates = match (&self.cache, plan.partly_revealed.is_empty()) {
+        let changed = reveals;
+        let partly_revealed = match &chosen_slots {
+            Some(slots) if plan.record => sampler.partly_revealed_after(slots),
+            _ => plan.partly_revealed.clone(),
+        };
+        let candidates = match (&self.cache, partly_revealed.is_empty()) {
             (Some((logits, _)), false) => Some(top_consistent_on_device(
                 &sampler.shape().codec,
                 logits,
                 self.state.clone(),
-                &plan.partly_revealed,
+                &partly_revealed,
                 settings.temperature,
                 RECORDED_CANDIDATES,
             )),
@@ -206,6 +310,7 @@ impl DeviceExecutor {
             state: self.syncs(plan) && (changed || self.host_state.is_none()),
             x0: plan.record && x0.is_some(),
             candidates,
+            chosen,
         };
         let mut ints = Vec::new();
         if layout.state {
@@ -265,7 +370,14 @@ impl DeviceExecutor {
             (Some(before), Some(after)) => sampler.guesses(plan, before, after, &x0),
             _ => Vec::new(),
         };
-        Ok(Progress::Done(StepResult { state, guesses, candidates, ..StepResult::default() }))
+        let (reveals, scores) = match layout.chosen {
+            Some(chosen) => {
+                let (slots, scores) = chosen.into_iter().unzip();
+                (Some(slots), scores)
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(Progress::Done(StepResult { state, guesses, candidates, reveals, scores }))
     }
 }
 
@@ -295,14 +407,18 @@ impl Executor for DeviceExecutor {
                     }
                     self.cache = Some((logits, None));
                 }
-                self.work(sampler, plan)
+                self.begin(sampler, plan)
             }
             (Stage::Cutoffs(logits), Some(values)) => {
                 let shape = sampler.shape();
                 let host = HostLogits::new(values.floats, shape.output_width, logits.layout(), shape.length)?;
                 let cutoffs = self.cutoffs(sampler, &host)?;
                 self.cache = Some((*logits, Some(cutoffs)));
-                self.work(sampler, plan)
+                self.begin(sampler, plan)
+            }
+            (Stage::Scores(rows), Some(values)) => {
+                let chosen = Self::choose(sampler, plan, &rows, &values)?;
+                self.work(sampler, plan, Some(chosen))
             }
             (Stage::Finish(layout), Some(values)) => self.finish(sampler, plan, *layout, values),
             _ => Err(PrimeError::Device("the device executor was advanced out of order".into())),

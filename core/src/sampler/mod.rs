@@ -327,7 +327,8 @@ impl Sampler {
         Ok(self.settings.policy.select(scores, self.minimum_reveals(plan.step)))
     }
 
-    fn is_masked_slot(&self, slot: u32) -> bool {
+    /// Whether flat slot `slot` is masked now (false past the end).
+    pub fn is_masked_slot(&self, slot: u32) -> bool {
         self.masked.get(slot as usize).copied().unwrap_or(false)
     }
 

@@ -54,17 +54,6 @@ impl RevealPolicy {
         self != Self::Schedule
     }
 
-    /// Refuses an adaptive policy where an executor carries out only scheduled reveals (the
-    /// kernels': an adaptive policy chooses on the host).
-    pub fn check_scheduled_executor(self) -> Result<()> {
-        if self.is_adaptive() {
-            return Err(PrimeError::Input(format!(
-                "the {self} reveal policy runs on the host executor (executor `host`, or `auto`)"
-            )));
-        }
-        Ok(())
-    }
-
     /// Rejects parameters outside their domain, naming them.
     pub fn validate(self) -> Result<()> {
         match self {

@@ -391,6 +391,116 @@ fn planned_reveal_uncovers_exactly_the_planned_slots() {
     }
 }
 
+/// The host's digit marginals of position i (f64): the kept candidates' softmax summed per
+/// digit value of each masked digit; `None` per slot where the slot is revealed or nothing is
+/// kept.
+fn host_digit_scores(
+    case: &Case,
+    lg: &[f32],
+    st: &[u32],
+    inv_t: f32,
+    carry_over: bool,
+    cut: impl Fn(usize, u32, f32) -> bool,
+) -> Vec<Option<(f64, f64)>> {
+    let c = &case.codec;
+    let (l, b) = (c.digits(), c.base() as usize);
+    let mut out = Vec::new();
+    for i in 0..case.length {
+        let pattern = &st[i * l..(i + 1) * l];
+        let kept: Vec<(u32, f64)> = prime_core::distribution::consistent_tokens(c, pattern, carry_over)
+            .into_iter()
+            .map(|v| (v, f64::from(lg[i * case.width + v as usize] * inv_t)))
+            .filter(|&(v, s)| cut(i, v, s as f32))
+            .collect();
+        let top = kept.iter().map(|&(_, s)| s).fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = kept.iter().map(|&(_, s)| (s - top).exp()).sum();
+        for (j, &digit) in pattern.iter().enumerate() {
+            if digit != c.mask_id() || kept.is_empty() {
+                out.push(None);
+                continue;
+            }
+            let mut q = vec![0.0f64; b];
+            kept.iter().for_each(|&(v, s)| q[c.digit(v, j) as usize] += (s - top).exp() / total);
+            let confidence = q.iter().copied().fold(0.0, f64::max);
+            let entropy = q.iter().filter(|&&x| x > 0.0).map(|&x| -x * x.ln()).sum();
+            out.push(Some((confidence, entropy)));
+        }
+    }
+    out
+}
+
+/// The digit-score shader and its twin give the host's marginals (confidence and entropy of
+/// each masked digit, −1 elsewhere), with and without the filter, at two temperatures, with
+/// top-2 cutoffs, including a position with no consistent token.
+#[test]
+fn digit_scores_match_the_host_marginals() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let l = c.digits();
+            let (lg, st) = (logits(&case, 51), state(&case, 52));
+            for (temperature, carry_over, truncate) in [(1.0f32, true, false), (0.7, true, true), (1.0, false, false)] {
+                let inv_t = 1.0 / temperature;
+                let cuts: Vec<_> = (0..case.length)
+                    .map(|i| {
+                        let cands: Vec<(u32, f32)> =
+                            prime_core::distribution::consistent_tokens(c, &st[i * l..(i + 1) * l], carry_over)
+                                .into_iter()
+                                .map(|v| (v, lg[i * case.width + v as usize] * inv_t))
+                                .collect();
+                        cutoff(cands, Some(2), 1.0)
+                    })
+                    .collect();
+                let want = host_digit_scores(&case, &lg, &st, inv_t, carry_over, |i, v, s| {
+                    !truncate || cuts[i].is_none_or(|cut| cut.keeps(s, v))
+                });
+                assert!(want.iter().any(Option::is_none) && want.iter().any(Option::is_some), "a mixed case");
+                let cutoffs = truncate.then(|| Cutoffs {
+                    score: Tensor::from_data(
+                        TensorData::new(cuts.iter().map(|c| c.map_or(f32::MAX, |c| c.score)).collect(), [case.length]),
+                        &device,
+                    ),
+                    token: int_tensor(
+                        &cuts.iter().map(|c| c.map_or(-1, |c| c.token as i32)).collect::<Vec<_>>(),
+                        &device,
+                    ),
+                });
+                for path in paths(&device) {
+                    let k = kernels(&case, path, &device);
+                    let out = k
+                        .digit_scores(
+                            logits_tensor(&case, lg.clone(), &device),
+                            ids(&st, &device),
+                            inv_t,
+                            cutoffs.as_ref(),
+                            carry_over,
+                        )
+                        .expect("digit scores");
+                    let (confidence, entropy) = (read_floats(out.confidence), read_floats(out.entropy));
+                    let tag = format!("{backend}/{path:?}/{}/T{temperature}/co{carry_over}/cut{truncate}", case.name);
+                    for (s, w) in want.iter().enumerate() {
+                        match w {
+                            None => assert_eq!((confidence[s], entropy[s]), (-1.0, -1.0), "{tag}: slot {s}"),
+                            Some((conf, ent)) => {
+                                assert!(
+                                    (f64::from(confidence[s]) - conf).abs() <= 2e-6,
+                                    "{tag}: slot {s} confidence {} vs {conf}",
+                                    confidence[s]
+                                );
+                                assert!(
+                                    (f64::from(entropy[s]) - ent).abs() <= 2e-5,
+                                    "{tag}: slot {s} entropy {} vs {ent}",
+                                    entropy[s]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Draws from many positions with identical inputs (independent noise per position) follow
 /// the exact filtered softmax: a chi-square test against the true probabilities.
 #[test]

@@ -1,11 +1,13 @@
 //! Adaptive reveal policies: each loop step reveals by its rule (confidence ≥ τ, summed entropy
 //! ≤ γ) and at least the minimum that ends the loop within T steps; the degenerate τ = 1 and
 //! γ = 0 reveal only the minimum (and what is certain); batched runs equal single runs; the
-//! kernels' executors and event-driven mode are refused with a message naming the policy.
+//! device executors choose and draw what the host executor does; event-driven mode and bad
+//! parameters are refused with a message naming them.
 
 use std::ops::ControlFlow;
 
 use burn::tensor::Device;
+use prime_core::kernels::KernelPath;
 use prime_core::sampler::{RevealPolicy, SamplingMode, run_together};
 use prime_core::{ExecutorChoice, GenerationRequest, Model, SamplerSettings, StepEvent, Tokens};
 use prime_tests::{backends, case_dir};
@@ -114,23 +116,55 @@ fn adaptive_runs_batched_equal_single_runs() {
     assert!(together.iter().all(|o| o.nfe <= 24), "NFE within T");
 }
 
+/// The device executors (the scores shader on wgpu, its twin everywhere) choose the slots the
+/// host executor chooses, with the same scores, and draw the same tokens: with and without
+/// truncation and recording, on ℓ = 2, 4 and 1. `auto` picks the shader executor on wgpu.
 #[test]
-fn the_kernel_executors_and_event_driven_mode_refuse_adaptive_policies() {
-    for (backend, device) in backends() {
-        let model = Model::load_dir(&case_dir("prime_l2_tiny"), &device).expect("model");
-        let policy = RevealPolicy::Entropy { budget: 0.5 };
-        for executor in [ExecutorChoice::Shader, ExecutorChoice::Twin] {
-            let mut request = request(policy, 8, 1);
-            request.executor = executor;
-            let message = request.start(&model).map(|_| ()).expect_err("refused").to_string();
-            assert!(message.contains("entropy:0.5") && message.contains("host"), "{backend}/{executor:?}: {message}");
+fn device_executors_choose_and_draw_what_the_host_does() {
+    for case in ["prime_l2_tiny", "prime_l4_small", "mdlm_l1_tiny"] {
+        for (backend, device) in backends() {
+            let model = Model::load_dir(&case_dir(case), &device).expect("model");
+            let on_wgpu = KernelPath::for_device(&device) == KernelPath::Shader;
+            let executors: &[ExecutorChoice] =
+                if on_wgpu { &[ExecutorChoice::Shader, ExecutorChoice::Twin] } else { &[ExecutorChoice::Twin] };
+            for (policy, top_p, record) in [
+                (RevealPolicy::Confidence { threshold: 0.3 }, 1.0, false),
+                (RevealPolicy::Entropy { budget: 2.0 }, 0.8, false),
+                (RevealPolicy::Confidence { threshold: 0.5 }, 0.9, true),
+            ] {
+                let mut host = request(policy, 16, 23);
+                host.settings.top_p = top_p;
+                host.settings.record_guesses = record;
+                let (want, want_tokens, want_nfe) = events(&model, &host);
+                for &executor in executors {
+                    let tag = format!("{case}/{backend}/{executor:?}/{policy}/top-p {top_p}/record {record}");
+                    let mut device_request = host.clone();
+                    device_request.executor = executor;
+                    let (got, tokens, nfe) = events(&model, &device_request);
+                    assert_eq!((&tokens, nfe), (&want_tokens, want_nfe), "{tag}: tokens and NFE");
+                    assert_eq!(got.len(), want.len(), "{tag}: steps");
+                    for (g, w) in got.iter().zip(&want) {
+                        assert_eq!(g.revealed, w.revealed, "{tag} step {}: the chosen slots", w.step);
+                        assert_eq!(g.scores.len(), w.scores.len(), "{tag} step {}", w.step);
+                        for (a, b) in g.scores.iter().zip(&w.scores) {
+                            assert!((a - b).abs() <= 1e-5, "{tag} step {}: score {a} vs {b}", w.step);
+                        }
+                        if record {
+                            assert_eq!(g.guesses, w.guesses, "{tag} step {}: guesses", w.step);
+                        }
+                    }
+                }
+            }
+            let mut auto = request(RevealPolicy::Entropy { budget: 0.5 }, 8, 1);
+            auto.executor = ExecutorChoice::Auto;
+            let want = if on_wgpu { ExecutorChoice::Shader } else { ExecutorChoice::Host };
+            assert_eq!(auto.resolve_executor(&model).expect("resolves"), want, "{backend}");
         }
-        let mut auto = request(policy, 8, 1);
-        auto.executor = ExecutorChoice::Auto;
-        assert_eq!(auto.resolve_executor(&model).expect("resolves"), ExecutorChoice::Host, "{backend}");
-        let host = events_tokens(&model, &request(policy, 8, 1));
-        assert_eq!(events_tokens(&model, &auto), host, "{backend}: auto runs the host executor");
     }
+}
+
+#[test]
+fn event_driven_mode_and_bad_parameters_are_refused_by_name() {
     let model = Model::load_dir(&case_dir("prime_l2_tiny"), &Device::flex()).expect("model");
     let mut event_driven = request(RevealPolicy::Confidence { threshold: 0.9 }, 8, 1);
     event_driven.settings.mode = SamplingMode::EventDriven;
