@@ -2,11 +2,10 @@
 // revealed digits, the maximum scaled logit, log Σ exp(scaled logit) and the number of
 // consistent tokens. One workgroup per position; no (L × V) mask is built.
 //
-// Bindings: generated from the kernel's list in core/src/kernels/shader.rs.
+// Bindings: generated from the kernel's list in core/src/kernels/shader.rs; the reductions are
+// reduce.wgsl's.
 
 const WG: u32 = {{ workgroup }}u;
-var<workgroup> red_f: array<f32, WG>;
-var<workgroup> red_u: array<u32, WG>;
 
 @compute @workgroup_size({{ workgroup }}, 1, 1)
 fn main(
@@ -34,19 +33,9 @@ fn main(
             count = count + 1u;
         }
     }
-    red_f[lid] = best;
-    red_u[lid] = count;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red_f[lid] = max(red_f[lid], red_f[lid + s]);
-            red_u[lid] = red_u[lid] + red_u[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let top = red_f[0];
-    let total = red_u[0];
-    workgroupBarrier();
+    let top = workgroup_max(lid, best);
+    // Summed in f32: exact for counts below 2^24 (vocabularies up to 16.7 M tokens).
+    let total = u32(workgroup_sum(lid, f32(count)));
 
     // Pass 2: Σ exp(s − max).
     var sum = 0.0;
@@ -56,17 +45,10 @@ fn main(
             sum = sum + exp(logits[row + v] * inv_t - top);
         }
     }
-    red_f[lid] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red_f[lid] = red_f[lid] + red_f[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let normaliser = workgroup_sum(lid, sum);
     if (lid == 0u && in_range) {
         out_max[i] = top;
-        out_lse[i] = top + log(red_f[0]);
+        out_lse[i] = top + log(normaliser);
         out_count[i] = {{ int }}(total);
     }
 }

@@ -11,11 +11,10 @@
 // the maximum and the entropy terms. The digit loop runs for every j (a revealed one does no
 // work), so every barrier stays in uniform control flow.
 //
-// Bindings: generated from the kernel's list in core/src/kernels/shader.rs.
+// Bindings: generated from the kernel's list in core/src/kernels/shader.rs; the reductions are
+// reduce.wgsl's.
 
 const WG: u32 = {{ workgroup }}u;
-var<workgroup> red_a: array<f32, WG>;
-var<workgroup> red_b: array<f32, WG>;
 var<workgroup> digits_uniform: u32;
 
 // The scaled logit of code v at this position if it is a kept candidate; `ok` false otherwise.
@@ -104,16 +103,7 @@ fn main(
             best = max(best, k.score);
         }
     }
-    red_a[lid] = best;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red_a[lid] = max(red_a[lid], red_a[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let top = red_a[0];
-    workgroupBarrier();
+    let top = workgroup_max(lid, best);
 
     // Pass 2: Σ exp(s − max) over the kept candidates.
     var sum = 0.0;
@@ -123,16 +113,7 @@ fn main(
             sum = sum + exp(k.score - top);
         }
     }
-    red_a[lid] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red_a[lid] = red_a[lid] + red_a[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let total = red_a[0];
-    workgroupBarrier();
+    let total = workgroup_sum(lid, sum);
 
     // The digit marginals, one masked digit at a time.
     for (var j = 0u; j < l; j = j + 1u) {
@@ -156,25 +137,16 @@ fn main(
                 }
             }
         }
-        red_a[lid] = confidence;
-        red_b[lid] = entropy;
-        workgroupBarrier();
-        for (var s = WG / 2u; s > 0u; s = s / 2u) {
-            if (lid < s) {
-                red_a[lid] = max(red_a[lid], red_a[lid + s]);
-                red_b[lid] = red_b[lid] + red_b[lid + s];
-            }
-            workgroupBarrier();
-        }
+        let best_digit = workgroup_max(lid, confidence);
+        let digit_entropy = workgroup_sum(lid, entropy);
         if (lid == 0u && in_range) {
             if (masked && total > 0.0) {
-                out_confidence[i * l + j] = red_a[0];
-                out_entropy[i * l + j] = red_b[0];
+                out_confidence[i * l + j] = best_digit;
+                out_entropy[i * l + j] = digit_entropy;
             } else {
                 out_confidence[i * l + j] = -1.0;
                 out_entropy[i * l + j] = -1.0;
             }
         }
-        workgroupBarrier();
     }
 }

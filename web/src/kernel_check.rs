@@ -1,6 +1,7 @@
 //! The browser's check of the WGSL sub-token kernels against their Burn-ops twins: both paths
 //! run on the page's device with the same inputs, and every output is read back without
-//! blocking. Integer outputs must be equal, floats within 1e-6 relative.
+//! blocking. Integer outputs must be equal; floats within 1e-6 of max(|x|, 1) (the digit
+//! scores, whose sums run in other orders, within 1e-5).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prime_core::kernels::{DrawRequest, KernelPath, RevealRule, SubTokenKernels};
@@ -43,13 +44,9 @@ fn int_check(kernel: &'static str, case: &str, a: &[i32], b: &[i32]) -> Check {
     Check { kernel, case: case.into(), equal: differing == 0, detail: format!("{} ids, {differing} differ", a.len()) }
 }
 
-fn float_check(kernel: &'static str, case: &str, a: &[f32], b: &[f32]) -> Check {
-    let rel = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() / x.abs().max(y.abs()).max(f32::MIN_POSITIVE) })
-        .fold(0.0f32, f32::max);
-    let equal = a.len() == b.len() && rel <= 1e-6;
+fn float_check(kernel: &'static str, case: &str, a: &[f32], b: &[f32], tolerance: f32) -> Check {
+    let rel = a.iter().zip(b).map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1.0)).fold(0.0f32, f32::max);
+    let equal = a.len() == b.len() && rel <= tolerance;
     Check { kernel, case: case.into(), equal, detail: format!("{} values, max relative difference {rel:.1e}", a.len()) }
 }
 
@@ -84,7 +81,8 @@ fn inputs(
 /// One path's outputs, named.
 struct Outputs {
     ints: Vec<(&'static str, Vec<i32>)>,
-    floats: Vec<(&'static str, Vec<f32>)>,
+    /// Name, values and the tolerance of the comparison.
+    floats: Vec<(&'static str, Vec<f32>, f32)>,
 }
 
 async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device: &Device) -> Result<Outputs> {
@@ -105,6 +103,7 @@ async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device:
         cutoffs: None,
         positions: Vec::new(),
     };
+    let scores = k.digit_scores(logits.clone(), state.clone(), 1.25, None, true)?;
     let drawn = k.draw(logits, state.clone(), &request, true)?;
     let revealed = k.reveal(state, drawn.clone(), 11, 3, RevealRule::Probability(0.5))?;
     Ok(Outputs {
@@ -117,8 +116,10 @@ async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device:
             ("changed", read_i32_async(revealed.changed, "changed").await?),
         ],
         floats: vec![
-            ("max", read_f32_async(norm.max, "max").await?),
-            ("normaliser", read_f32_async(norm.log_normaliser, "log-normaliser").await?),
+            ("max", read_f32_async(norm.max, "max").await?, 1e-6),
+            ("normaliser", read_f32_async(norm.log_normaliser, "log-normaliser").await?, 1e-6),
+            ("confidence", read_f32_async(scores.confidence, "confidence").await?, 1e-5),
+            ("entropy", read_f32_async(scores.entropy, "entropy").await?, 1e-5),
         ],
     })
 }
@@ -133,7 +134,9 @@ async fn check_case(name: &str, codec: SubTokenCodec, width: usize, device: &Dev
     let twin = run_path(KernelPath::Twin, &codec, width, device).await?;
     let mut checks: Vec<Check> =
         shader.ints.iter().zip(&twin.ints).map(|((k, a), (_, b))| int_check(k, name, a, b)).collect();
-    checks.extend(shader.floats.iter().zip(&twin.floats).map(|((k, a), (_, b))| float_check(k, name, a, b)));
+    checks.extend(
+        shader.floats.iter().zip(&twin.floats).map(|((k, a, tol), (_, b, _))| float_check(k, name, a, b, *tol)),
+    );
     Ok(checks)
 }
 

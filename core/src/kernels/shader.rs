@@ -31,6 +31,7 @@ const NORMALISER: &str = include_str!("../../../wgsl/normaliser.wgsl");
 const DRAW: &str = include_str!("../../../wgsl/draw.wgsl");
 const REVEAL: &str = include_str!("../../../wgsl/reveal.wgsl");
 const SCORES: &str = include_str!("../../../wgsl/scores.wgsl");
+const REDUCE: &str = include_str!("../../../wgsl/reduce.wgsl");
 const UNPACK: &str = include_str!("../../../wgsl/unpack.wgsl");
 
 /// Threads of a per-position (reduction) workgroup.
@@ -123,6 +124,8 @@ struct Wgsl {
     name: &'static str,
     body: &'static str,
     consistent: bool,
+    /// Appends the workgroup reductions (reduce.wgsl).
+    reduce: bool,
     workgroup: u32,
     bindings: &'static [Binding],
 }
@@ -135,6 +138,9 @@ impl KernelSource for Wgsl {
             .add_template(COMMON);
         if self.consistent {
             template = template.add_template(CONSISTENT);
+        }
+        if self.reduce {
+            template = template.add_template(REDUCE);
         }
         template.register("int", "i32").register("workgroup", self.workgroup.to_string())
     }
@@ -225,8 +231,14 @@ pub fn unpack_f16(bits: &[u16], device: &Device) -> Result<Tensor<1>> {
     let count = u32::try_from(bits.len())
         .map_err(|_| PrimeError::Device(format!("cannot unpack {} values in one launch", bits.len())))?;
     let out = new_output(&packed, bits.len(), DType::F32);
-    let kernel =
-        Wgsl { name: "unpack", body: UNPACK, consistent: false, workgroup: ELEMENT_WG, bindings: UNPACK_BINDINGS };
+    let kernel = Wgsl {
+        name: "unpack",
+        body: UNPACK,
+        consistent: false,
+        reduce: false,
+        workgroup: ELEMENT_WG,
+        bindings: UNPACK_BINDINGS,
+    };
     let groups = (n as u32).div_ceil(ELEMENT_WG);
     launch(kernel, grid(groups), &packed, &[("packed", &packed), ("out", &out)], &[count])?;
     Ok(float_out(out))
@@ -239,8 +251,14 @@ pub fn encode(p: &KernelParams, tokens: Tensor<1, Int>) -> Result<Tensor<1, Int>
     let n = p.length() * p.digits();
     let out = new_output(&tokens, n, DType::I32);
     let words = p.words(&Launch::default());
-    let kernel =
-        Wgsl { name: "encode", body: ENCODE, consistent: false, workgroup: ELEMENT_WG, bindings: ENCODE_BINDINGS };
+    let kernel = Wgsl {
+        name: "encode",
+        body: ENCODE,
+        consistent: false,
+        reduce: false,
+        workgroup: ELEMENT_WG,
+        bindings: ENCODE_BINDINGS,
+    };
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &tokens, &[("tokens", &tokens), ("out", &out)], &words)?;
     Ok(int_out(out))
 }
@@ -251,8 +269,14 @@ pub fn decode(p: &KernelParams, state: Tensor<1, Int>) -> Result<Tensor<1, Int>>
     let state = int_primitive(state)?;
     let out = new_output(&state, p.length(), DType::I32);
     let words = p.words(&Launch::default());
-    let kernel =
-        Wgsl { name: "decode", body: DECODE, consistent: false, workgroup: ELEMENT_WG, bindings: DECODE_BINDINGS };
+    let kernel = Wgsl {
+        name: "decode",
+        body: DECODE,
+        consistent: false,
+        reduce: false,
+        workgroup: ELEMENT_WG,
+        bindings: DECODE_BINDINGS,
+    };
     let count = grid((p.length() as u32).div_ceil(ELEMENT_WG));
     launch(kernel, count, &state, &[("state", &state), ("out", &out)], &words)?;
     Ok(int_out(out))
@@ -270,6 +294,7 @@ pub fn normaliser(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Ten
         name: "normaliser",
         body: NORMALISER,
         consistent: true,
+        reduce: true,
         workgroup: REDUCE_WG,
         bindings: NORMALISER_BINDINGS,
     };
@@ -298,7 +323,14 @@ pub fn draw(
     let positions = Tensor::<1, Int>::from_data(TensorData::new(positions, [p.length()]), &request.active.device());
     let positions = int_primitive(positions)?;
     let out = new_output(&logits, p.length(), DType::I32);
-    let kernel = Wgsl { name: "draw", body: DRAW, consistent: true, workgroup: REDUCE_WG, bindings: DRAW_BINDINGS };
+    let kernel = Wgsl {
+        name: "draw",
+        body: DRAW,
+        consistent: true,
+        reduce: false,
+        workgroup: REDUCE_WG,
+        bindings: DRAW_BINDINGS,
+    };
     let buffers = [
         ("logits", &logits),
         ("state", &state),
@@ -335,8 +367,14 @@ pub fn digit_scores(
     let n = p.length() * p.digits();
     let confidence = new_output(&logits, n, DType::F32);
     let entropy = new_output(&logits, n, DType::F32);
-    let kernel =
-        Wgsl { name: "scores", body: SCORES, consistent: true, workgroup: REDUCE_WG, bindings: SCORES_BINDINGS };
+    let kernel = Wgsl {
+        name: "scores",
+        body: SCORES,
+        consistent: true,
+        reduce: true,
+        workgroup: REDUCE_WG,
+        bindings: SCORES_BINDINGS,
+    };
     let buffers = [
         ("logits", &logits),
         ("state", &state),
@@ -373,8 +411,14 @@ pub fn reveal(
         state.client.create_from_slice(&[0u8; 4]),
         DType::I32,
     );
-    let kernel =
-        Wgsl { name: "reveal", body: REVEAL, consistent: false, workgroup: ELEMENT_WG, bindings: REVEAL_BINDINGS };
+    let kernel = Wgsl {
+        name: "reveal",
+        body: REVEAL,
+        consistent: false,
+        reduce: false,
+        workgroup: ELEMENT_WG,
+        bindings: REVEAL_BINDINGS,
+    };
     let buffers = [("state", &state), ("x0", &x0), ("plan", &plan), ("next", &next), ("changed", &changed)];
     launch(kernel, grid((n as u32).div_ceil(ELEMENT_WG)), &state, &buffers, words)?;
     Ok(Revealed { state: int_out(next), changed: int_out(changed) })
@@ -412,7 +456,7 @@ mod tests {
         let diagnostics = [ENCODE, DECODE, NORMALISER];
         #[cfg(not(feature = "diagnostics"))]
         let diagnostics: [&str; 0] = [];
-        for wgsl in [COMMON, CONSISTENT, DRAW, REVEAL, SCORES, UNPACK].into_iter().chain(diagnostics) {
+        for wgsl in [COMMON, CONSISTENT, REDUCE, DRAW, REVEAL, SCORES, UNPACK].into_iter().chain(diagnostics) {
             assert!(!wgsl.contains("const P_") && !wgsl.contains("const FLAG_") && !wgsl.contains("const STREAM_"));
         }
         for used in ["P_L", "P_POWERS", "P_REVEAL_P", "FLAG_PLANNED", "STREAM_REVEAL"] {
