@@ -6,7 +6,8 @@
 //
 // `params` words: length L, digits ℓ, base b (also the mask id), vocab V, row width W, seed
 // lo/hi, step, f32 bits of 1/temperature and of the reveal probability, flags (carry-over
-// filter, Gumbel noise, cutoffs, planned reveals), stream id, then the powers b^(ℓ−1−j).
+// filter, Gumbel noise, cutoffs, planned reveals), stream id, top-k (0: none), f32 bits of
+// top-p, then the powers b^(ℓ−1−j).
 
 const PARITY: u32 = 0x1BD11BDAu;
 

@@ -1,11 +1,14 @@
 //! The browser's check of the WGSL sub-token kernels against their Burn-ops twins: both paths
 //! run on the page's device with the same inputs, and every output is read back without
-//! blocking. Integer outputs must be equal; floats within 1e-6 of max(|x|, 1) (the digit
+//! blocking. The cutoff kernel is checked against the sampler's own truncation rule instead
+//! (its twin sorts, which Burn's wgpu backend does with a blocking read). Integer outputs must be equal; floats within 1e-6 of max(|x|, 1) (the digit
 //! scores, whose sums run in other orders, within 1e-5).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use prime_core::distribution::consistent_tokens;
 use prime_core::kernels::{DrawRequest, KernelPath, RevealRule, SubTokenKernels};
 use prime_core::readback::{read_f32_async, read_i32_async};
+use prime_core::sampler::cutoff;
 use prime_core::{Result, SubTokenCodec};
 use serde::Serialize;
 
@@ -58,6 +61,16 @@ fn inputs(
     width: usize,
     device: &Device,
 ) -> (Tensor<2>, Tensor<1, Int>, Vec<u32>) {
+    let (logits, state, tokens) = host_inputs(codec, length, width);
+    let l = codec.digits();
+    let logits = Tensor::<2>::from_data(TensorData::new(logits, [length, width]), device);
+    let state: Vec<i32> = state.iter().map(|&d| d as i32).collect();
+    let state = Tensor::<1, Int>::from_data(TensorData::new(state, [length * l]), device);
+    (logits, state, tokens)
+}
+
+/// The inputs of [`inputs`] on the host: logits, state and the tokens behind the state.
+fn host_inputs(codec: &SubTokenCodec, length: usize, width: usize) -> (Vec<f32>, Vec<u32>, Vec<u32>) {
     let mut r = Lcg(7);
     let logits: Vec<f32> = (0..length * width).map(|_| (r.next() % 16) as f32 * 0.5 - 4.0).collect();
     let (l, mask) = (codec.digits(), codec.mask_id());
@@ -70,11 +83,9 @@ fn inputs(
                 1 => codec.digit(token, j),
                 _ if j == 0 => codec.digit(token, j),
                 _ => mask,
-            } as i32);
+            });
         }
     }
-    let logits = Tensor::<2>::from_data(TensorData::new(logits, [length, width]), device);
-    let state = Tensor::<1, Int>::from_data(TensorData::new(state, [length * l]), device);
     (logits, state, tokens)
 }
 
@@ -129,6 +140,34 @@ fn codec_length(codec: &SubTokenCodec) -> usize {
     6 + 3 * codec.digits()
 }
 
+/// The cutoff shader against the sampler's rule over each position's consistent candidates.
+async fn check_cutoffs(name: &str, codec: &SubTokenCodec, width: usize, device: &Device) -> Result<Vec<Check>> {
+    let length = codec_length(codec);
+    let (logits, state, _) = host_inputs(codec, length, width);
+    let (tensor, state_tensor, _) = inputs(codec, length, width, device);
+    let k = SubTokenKernels::new(codec, length, width, KernelPath::Shader, device)?;
+    let (top_k, top_p, inv_t) = (Some(5), 0.8f32, 1.25f32);
+    let cut = k.cutoffs(tensor, state_tensor, inv_t, top_k, top_p, true)?;
+    let l = codec.digits();
+    let want: Vec<(i32, f32)> = (0..length)
+        .map(|i| {
+            let candidates = consistent_tokens(codec, &state[i * l..(i + 1) * l], true)
+                .into_iter()
+                .map(|v| (v, logits[i * width + v as usize] * inv_t))
+                .collect();
+            cutoff(candidates, top_k, top_p).map_or((-1, f32::MAX), |c| (c.token as i32, c.score))
+        })
+        .collect();
+    let tokens = read_i32_async(cut.token, "cutoff tokens").await?;
+    let scores = read_f32_async(cut.score, "cutoff scores").await?;
+    let want_tokens: Vec<i32> = want.iter().map(|w| w.0).collect();
+    let want_scores: Vec<f32> = want.iter().map(|w| w.1).collect();
+    Ok(vec![
+        int_check("cutoff", name, &tokens, &want_tokens),
+        float_check("cutoff score", name, &scores, &want_scores, 0.0),
+    ])
+}
+
 async fn check_case(name: &str, codec: SubTokenCodec, width: usize, device: &Device) -> Result<Vec<Check>> {
     let shader = run_path(KernelPath::Shader, &codec, width, device).await?;
     let twin = run_path(KernelPath::Twin, &codec, width, device).await?;
@@ -137,6 +176,7 @@ async fn check_case(name: &str, codec: SubTokenCodec, width: usize, device: &Dev
     checks.extend(
         shader.floats.iter().zip(&twin.floats).map(|((k, a, tol), (_, b, _))| float_check(k, name, a, b, *tol)),
     );
+    checks.extend(check_cutoffs(name, &codec, width, device).await?);
     Ok(checks)
 }
 

@@ -1,5 +1,5 @@
-//! The sub-token kernels: encode, decode, consistency filter + normaliser, categorical draw,
-//! digit scores (for the adaptive reveal policies) and reveal. Each exists twice with one contract: as a WGSL shader (`wgsl/`, launched on
+//! The sub-token kernels: encode, decode, consistency filter + normaliser, truncation cutoffs,
+//! categorical draw, digit scores (for the adaptive reveal policies) and reveal. Each exists twice with one contract: as a WGSL shader (`wgsl/`, launched on
 //! burn-wgpu through Burn's `template` feature) and as a Burn-tensor-ops twin that runs on any
 //! backend and serves as the shaders' test oracle.
 //!
@@ -230,6 +230,35 @@ impl SubTokenKernels {
         match self.path {
             KernelPath::Shader => shader::draw(&self.params, &words, logits, state, request),
             KernelPath::Twin => Ok(twin::draw(&self.params, logits, state, request, carry_over)),
+        }
+    }
+
+    /// Each position's truncation cutoff under the sampler's rule
+    /// (`sampler/truncation.rs`): over its candidates (consistent with the filter, finite
+    /// scaled logit), top-k (`None`: off) and then the nucleus of mass `top_p` (1: off). A
+    /// position without candidates gets token −1.
+    pub fn cutoffs(
+        &self,
+        logits: Tensor<2>,
+        state: Tensor<1, Int>,
+        inv_temperature: f32,
+        top_k: Option<usize>,
+        top_p: f32,
+        carry_over: bool,
+    ) -> Result<Cutoffs> {
+        self.check_inputs(&logits, &state)?;
+        let words = self.params.words(&Launch {
+            carry_over,
+            inv_temperature,
+            top_k: top_k.map_or(0, |k| u32::try_from(k).unwrap_or(u32::MAX)),
+            top_p,
+            ..Launch::default()
+        });
+        match self.path {
+            KernelPath::Shader => shader::cutoffs(&self.params, &words, logits, state),
+            KernelPath::Twin => {
+                Ok(twin::cutoffs(&self.params, logits, state, inv_temperature, top_k, top_p, carry_over))
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use crate::error::{PrimeError, Result};
 use crate::rng::Stream;
 
 /// Words before the powers `b^(ℓ−1−j)` (which start at `P_POWERS`).
-const HEADER_WORDS: usize = 12;
+const HEADER_WORDS: usize = 14;
 /// Flag bits of the `P_FLAGS` word.
 const FLAG_CARRY_OVER: u32 = 1;
 const FLAG_NOISE: u32 = 2;
@@ -65,6 +65,10 @@ pub struct Launch {
     pub cutoff: bool,
     /// Reveal the slots planned for this step instead of drawing reveal decisions.
     pub planned: bool,
+    /// Truncation cutoffs: keep at most this many candidates (0: no top-k).
+    pub top_k: u32,
+    /// Truncation cutoffs: the nucleus mass (1: no nucleus).
+    pub top_p: f32,
 }
 
 impl Default for Launch {
@@ -79,6 +83,8 @@ impl Default for Launch {
             noise: false,
             cutoff: false,
             planned: false,
+            top_k: 0,
+            top_p: 1.0,
         }
     }
 }
@@ -163,8 +169,19 @@ impl KernelParams {
         width: u32,
         launch: &Launch,
     ) -> [(&'static str, u32); HEADER_WORDS] {
-        let Launch { carry_over, seed, step, stream, inv_temperature, reveal_probability, noise, cutoff, planned } =
-            *launch;
+        let Launch {
+            carry_over,
+            seed,
+            step,
+            stream,
+            inv_temperature,
+            reveal_probability,
+            noise,
+            cutoff,
+            planned,
+            top_k,
+            top_p,
+        } = *launch;
         let flags =
             [(carry_over, FLAG_CARRY_OVER), (noise, FLAG_NOISE), (cutoff, FLAG_CUTOFF), (planned, FLAG_PLANNED)]
                 .iter()
@@ -183,6 +200,8 @@ impl KernelParams {
             ("P_REVEAL_P", reveal_probability.to_bits()),
             ("P_FLAGS", flags),
             ("P_STREAM", stream as u32),
+            ("P_TOP_K", top_k),
+            ("P_TOP_P", top_p.to_bits()),
         ]
     }
 

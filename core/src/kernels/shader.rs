@@ -31,6 +31,7 @@ const NORMALISER: &str = include_str!("../../../wgsl/normaliser.wgsl");
 const DRAW: &str = include_str!("../../../wgsl/draw.wgsl");
 const REVEAL: &str = include_str!("../../../wgsl/reveal.wgsl");
 const SCORES: &str = include_str!("../../../wgsl/scores.wgsl");
+const CUTOFF: &str = include_str!("../../../wgsl/cutoff.wgsl");
 const REDUCE: &str = include_str!("../../../wgsl/reduce.wgsl");
 const UNPACK: &str = include_str!("../../../wgsl/unpack.wgsl");
 
@@ -91,6 +92,13 @@ const SCORES_BINDINGS: &[Binding] = &[
     ("cut_token", Elem::Int),
     ("out_confidence", Elem::F32),
     ("out_entropy", Elem::F32),
+];
+const CUTOFF_BINDINGS: &[Binding] = &[
+    ("logits", Elem::F32),
+    ("state", Elem::Int),
+    ("params", Elem::Params),
+    ("out_score", Elem::F32),
+    ("out_token", Elem::Int),
 ];
 const REVEAL_BINDINGS: &[Binding] = &[
     ("state", Elem::Int),
@@ -353,6 +361,25 @@ fn cutoff_buffers(p: &KernelParams, cutoffs: Option<&Cutoffs>, like: &CubeTensor
     })
 }
 
+/// See [`super::SubTokenKernels::cutoffs`].
+pub fn cutoffs(p: &KernelParams, words: &[u32], logits: Tensor<2>, state: Tensor<1, Int>) -> Result<Cutoffs> {
+    let logits = float_primitive(logits)?;
+    let state = int_primitive(state)?;
+    let score = new_output(&logits, p.length(), DType::F32);
+    let token = new_output(&logits, p.length(), DType::I32);
+    let kernel = Wgsl {
+        name: "cutoff",
+        body: CUTOFF,
+        consistent: true,
+        reduce: true,
+        workgroup: REDUCE_WG,
+        bindings: CUTOFF_BINDINGS,
+    };
+    let buffers = [("logits", &logits), ("state", &state), ("out_score", &score), ("out_token", &token)];
+    launch(kernel, grid(p.length() as u32), &logits, &buffers, words)?;
+    Ok(Cutoffs { score: float_out(score), token: int_out(token) })
+}
+
 /// See [`super::SubTokenKernels::digit_scores`].
 pub fn digit_scores(
     p: &KernelParams,
@@ -442,6 +469,7 @@ mod tests {
             ("draw", DRAW, DRAW_BINDINGS),
             ("reveal", REVEAL, REVEAL_BINDINGS),
             ("scores", SCORES, SCORES_BINDINGS),
+            ("cutoff", CUTOFF, CUTOFF_BINDINGS),
             ("unpack", UNPACK, UNPACK_BINDINGS),
         ];
         for (name, body, bindings) in kernels {
@@ -456,10 +484,10 @@ mod tests {
         let diagnostics = [ENCODE, DECODE, NORMALISER];
         #[cfg(not(feature = "diagnostics"))]
         let diagnostics: [&str; 0] = [];
-        for wgsl in [COMMON, CONSISTENT, REDUCE, DRAW, REVEAL, SCORES, UNPACK].into_iter().chain(diagnostics) {
+        for wgsl in [COMMON, CONSISTENT, REDUCE, DRAW, REVEAL, SCORES, CUTOFF, UNPACK].into_iter().chain(diagnostics) {
             assert!(!wgsl.contains("const P_") && !wgsl.contains("const FLAG_") && !wgsl.contains("const STREAM_"));
         }
-        for used in ["P_L", "P_POWERS", "P_REVEAL_P", "FLAG_PLANNED", "STREAM_REVEAL"] {
+        for used in ["P_L", "P_POWERS", "P_REVEAL_P", "P_TOP_K", "P_TOP_P", "FLAG_PLANNED", "STREAM_REVEAL"] {
             assert!(constants.contains(&format!("const {used}: u32")), "{used} is not generated");
         }
     }

@@ -127,6 +127,51 @@ fn kept(
     keep.bool_and(inside)
 }
 
+/// See [`super::SubTokenKernels::cutoffs`]: each row's candidates sorted by score, the
+/// cumulative weights of the first k, and the last entry of the nucleus; its id is found
+/// among the candidates of equal score (ties weigh the same, so the sort's order among them
+/// does not matter), counting ids upwards. Burn's wgpu backend sorts on the host (a blocking
+/// read, which a browser's WebGPU cannot do; the device executor refuses that case).
+pub fn cutoffs(
+    p: &KernelParams,
+    logits: Tensor<2>,
+    state: Tensor<1, Int>,
+    inv_temperature: f32,
+    top_k: Option<usize>,
+    top_p: f32,
+    carry_over: bool,
+) -> Cutoffs {
+    let (n, v) = (p.length(), p.codec().vocab() as usize);
+    let device = state.device();
+    let s = scaled(p, logits, inv_temperature);
+    let candidate = consistency_mask(p, state, carry_over).bool_and(s.clone().is_finite());
+    let count = candidate.clone().int().sum_dim(1);
+    let none = count.clone().equal_elem(0);
+    let s = s.mask_fill(candidate.clone().bool_not(), f32::NEG_INFINITY);
+    let sorted = s.clone().sort_descending(1);
+    let top = sorted.clone().slice([0..n, 0..1]).mask_fill(none.clone(), 0.0);
+    let kept = match top_k {
+        Some(k) => count.clamp_max(i32::try_from(k).unwrap_or(i32::MAX)),
+        None => count,
+    };
+    let rank = Tensor::<1, Int>::arange(0..v as i64, &device).reshape([1, v]).expand([n, v]);
+    let in_top_k = rank.lower(kept.clone().expand([n, v]));
+    let weights = sorted.clone().sub(top.expand([n, v])).exp().mask_fill(in_top_k.clone().bool_not(), 0.0);
+    let nucleus = if top_p < 1.0 {
+        let budget = weights.clone().sum_dim(1).mul_scalar(top_p).expand([n, v]);
+        weights.cumsum(1).lower_equal(budget).bool_and(in_top_k).int().sum_dim(1).clamp_min(1)
+    } else {
+        kept
+    };
+    let score = sorted.gather(1, nucleus.clone().sub_scalar(1).clamp_min(0)).mask_fill(none.clone(), f32::MAX);
+    let level = score.clone().expand([n, v]);
+    let within = nucleus.sub(s.clone().greater(level.clone()).int().sum_dim(1));
+    let ties = s.equal(level).bool_and(candidate);
+    let place = ties.clone().int().cumsum(1);
+    let token = ties.bool_and(place.equal(within.expand([n, v]))).int().argmax(1).mask_fill(none, -1);
+    Cutoffs { score: score.reshape([n]), token: to_i32(token.reshape([n])) }
+}
+
 /// See [`super::SubTokenKernels::digit_scores`]: each digit's marginal is the kept
 /// probabilities scattered (summed) onto the digit values.
 pub fn digit_scores(

@@ -2,7 +2,7 @@
 //! where the sub-token kernels (the WGSL shaders, or their Burn-ops twins) filter, draw and
 //! reveal. The sampler knows which slots each step reveals without the network, so a step
 //! reads nothing back unless states are synced, guesses are recorded, the draw is truncated
-//! (the cutoffs are computed on the host from the read-back logits), or it is the final step.
+//! (the truncation cutoffs come from the cutoff kernel), or it is the final step.
 //! What a recorded step reads is small: the state (ℓ·L ids), x0 (L ids) and the candidates of
 //! the partly revealed tokens (P·(2k + 1) numbers), never the L × V logits. An adaptive reveal
 //! policy reads each step's digit scores (2·ℓ·L numbers, from the scores kernel), chooses on
@@ -11,12 +11,12 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::candidates::DeviceCandidates;
-use super::host::{RECORDED_CANDIDATES, int_tensor, position_cutoff, state_tensor};
+use super::host::{RECORDED_CANDIDATES, int_tensor, state_tensor};
 use super::{Cutoff, DigitScore, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
-use crate::logits::{HostLogits, Logits};
+use crate::logits::Logits;
 use crate::readback::{HostValues, Readback};
 
 /// Cutoff that keeps every candidate (for positions with nothing left to draw).
@@ -28,8 +28,6 @@ enum Stage {
     /// Nothing done yet.
     #[default]
     Start,
-    /// The fresh logits were sent to the host for the truncation cutoffs.
-    Cutoffs(Box<Logits>),
     /// An adaptive step's digit scores were sent to the host: the position of each row
     /// scored, in the order read.
     Scores(Vec<u32>),
@@ -62,6 +60,22 @@ struct BlockInputs {
     index: Option<Tensor<1, Int>>,
 }
 
+/// Where each position's row lands among the rows of `logits`' blocks (in block order), and
+/// how many rows there are: a position without a row lands on that count, where the caller
+/// puts a sentinel after the blocks' outputs.
+fn landing(logits: &Logits, length: usize) -> (Vec<i32>, usize) {
+    let mut landing = vec![-1i32; length];
+    let mut rows = 0;
+    for block in logits.blocks() {
+        for (n, &i) in block.positions.iter().enumerate() {
+            landing[i as usize] = (rows + n) as i32;
+        }
+        rows += block.positions.len();
+    }
+    landing.iter_mut().filter(|r| **r < 0).for_each(|r| *r = rows as i32);
+    (landing, rows)
+}
+
 /// Runs steps on the device (see the module docs).
 #[derive(Debug)]
 pub struct DeviceExecutor {
@@ -81,6 +95,18 @@ impl DeviceExecutor {
     /// An executor for `sampler` on `device` along `path`. With `sync_states`, every step
     /// reads the state back so that every event carries it.
     pub fn new(sampler: &Sampler, path: KernelPath, device: &Device, sync_states: bool) -> Result<Self> {
+        // The twin cutoffs sort, which Burn's wgpu backend does with a blocking read: a
+        // browser's WebGPU cannot.
+        if cfg!(target_arch = "wasm32")
+            && path == KernelPath::Twin
+            && sampler.settings().truncates()
+            && KernelPath::for_device(device) == KernelPath::Shader
+        {
+            return Err(PrimeError::Input(
+                "the twin executor cannot truncate (top-k / top-p) on WebGPU in a browser: use executor `auto` or `host`"
+                    .into(),
+            ));
+        }
         let shape = sampler.shape();
         let kernels = SubTokenKernels::new(&shape.codec, shape.length, shape.output_width, path, device)?;
         let planned = sampler
@@ -98,29 +124,34 @@ impl DeviceExecutor {
         })
     }
 
-    /// Per-position truncation cutoffs of host logits, uploaded (positions without a mask keep
-    /// everything).
-    fn cutoffs(&self, sampler: &Sampler, logits: &HostLogits) -> Result<Cutoffs> {
-        let state = self
-            .host_state
-            .as_ref()
-            .ok_or_else(|| PrimeError::Device("the truncation needs the state on the host".into()))?;
-        let shape = sampler.shape();
-        let (l, mask) = (shape.codec.digits(), shape.codec.mask_id());
-        let mut score = Vec::with_capacity(shape.length);
-        let mut token = Vec::with_capacity(shape.length);
-        for i in 0..shape.length {
-            let c = if state[i * l..(i + 1) * l].contains(&mask) {
-                position_cutoff(sampler, state, logits, i)?
-            } else {
-                KEEP_ALL
-            };
-            score.push(c.score);
-            token.push(c.token as i32);
+    /// Each position's truncation cutoff under `logits` (the cutoff kernel on every row block;
+    /// positions without a row keep everything: nothing is drawn there).
+    fn cutoffs(&self, sampler: &Sampler, logits: &Logits) -> Result<Cutoffs> {
+        let settings = sampler.settings();
+        let (mut score, mut token) = (Vec::new(), Vec::new());
+        for block in logits.blocks() {
+            let inputs = self.block_inputs(sampler, &block.positions)?;
+            let cut = inputs.kernels.cutoffs(
+                block.rows.clone(),
+                inputs.state,
+                1.0 / settings.temperature,
+                settings.top_k,
+                settings.top_p,
+                settings.carry_over,
+            )?;
+            score.push(cut.score);
+            token.push(cut.token);
         }
+        let (landing, rows) = landing(logits, sampler.shape().length);
+        if rows == sampler.shape().length && score.len() == 1 {
+            return Ok(Cutoffs { score: Tensor::cat(score, 0), token: Tensor::cat(token, 0) });
+        }
+        score.push(Tensor::from_data(TensorData::new(vec![KEEP_ALL.score], [1]), &self.device));
+        token.push(int_tensor(vec![KEEP_ALL.token as i32], &self.device));
+        let index = int_tensor(landing, &self.device);
         Ok(Cutoffs {
-            score: Tensor::from_data(TensorData::new(score, [shape.length]), &self.device),
-            token: int_tensor(token, &self.device),
+            score: Tensor::cat(score, 0).select(0, index.clone()),
+            token: Tensor::cat(token, 0).select(0, index),
         })
     }
 
@@ -204,12 +235,7 @@ impl DeviceExecutor {
         let length = sampler.shape().length;
         let carry_over = sampler.settings().carry_over;
         let mut drawn = Vec::with_capacity(logits.block_count() + 1);
-        // Where each position's draw lands among the blocks' outputs; `length` rows at most,
-        // so the sentinel (−1) after them serves positions without a row.
-        let mut landing = vec![-1i32; length];
-        let mut rows_drawn = 0;
         for block in logits.blocks() {
-            let rows = block.positions.len();
             let inputs = self.block_inputs(sampler, &block.positions)?;
             match inputs.index {
                 None => drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, request, carry_over)?),
@@ -223,16 +249,12 @@ impl DeviceExecutor {
                     drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, &part, carry_over)?);
                 }
             }
-            for (n, &i) in block.positions.iter().enumerate() {
-                landing[i as usize] = (rows_drawn + n) as i32;
-            }
-            rows_drawn += rows;
         }
-        if rows_drawn == length && drawn.len() == 1 {
+        let (landing, rows) = landing(logits, length);
+        if rows == length && drawn.len() == 1 {
             return drawn.pop().ok_or_else(|| PrimeError::Device("no draw".into()));
         }
         drawn.push(int_tensor(vec![-1], &self.device));
-        landing.iter_mut().filter(|r| **r < 0).for_each(|r| *r = rows_drawn as i32);
         Ok(Tensor::cat(drawn, 0).select(0, int_tensor(landing, &self.device)))
     }
 
@@ -334,7 +356,7 @@ impl DeviceExecutor {
 
     /// Whether this step reports the state.
     fn syncs(&self, plan: &StepPlan) -> bool {
-        self.sync_states || plan.truncate || plan.record || plan.is_final
+        self.sync_states || plan.record || plan.is_final
     }
 
     /// Turns the values read at the end of a step into its result.
@@ -401,19 +423,9 @@ impl Executor for DeviceExecutor {
             (Stage::Start, None) => {
                 if plan.call_network {
                     let logits = denoiser.logits(sampler.network_input(self.state.clone()))?;
-                    if plan.truncate {
-                        self.stage = Stage::Cutoffs(Box::new(logits.clone()));
-                        return Ok(Progress::read_logits(&logits));
-                    }
-                    self.cache = Some((logits, None));
+                    let cutoffs = if plan.truncate { Some(self.cutoffs(sampler, &logits)?) } else { None };
+                    self.cache = Some((logits, cutoffs));
                 }
-                self.begin(sampler, plan)
-            }
-            (Stage::Cutoffs(logits), Some(values)) => {
-                let shape = sampler.shape();
-                let host = HostLogits::new(values.floats, shape.output_width, logits.layout(), shape.length)?;
-                let cutoffs = self.cutoffs(sampler, &host)?;
-                self.cache = Some((*logits, Some(cutoffs)));
                 self.begin(sampler, plan)
             }
             (Stage::Scores(rows), Some(values)) => {

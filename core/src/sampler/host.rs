@@ -65,7 +65,7 @@ fn no_candidate(i: usize, digits: &[u32]) -> PrimeError {
 }
 
 /// The truncation cutoff of position i under host logits and state.
-pub(super) fn position_cutoff(sampler: &Sampler, state: &[u32], logits: &HostLogits, i: usize) -> Result<Cutoff> {
+fn position_cutoff(sampler: &Sampler, state: &[u32], logits: &HostLogits, i: usize) -> Result<Cutoff> {
     let (shape, settings) = (sampler.shape(), sampler.settings());
     let digits = digits_of(state, shape.codec.digits(), i);
     let mut candidates = Vec::new();

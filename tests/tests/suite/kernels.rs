@@ -391,6 +391,68 @@ fn planned_reveal_uncovers_exactly_the_planned_slots() {
     }
 }
 
+/// The cutoff shader and its twin find the host's truncation cutoff (top-k, nucleus, both;
+/// with and without the filter; tied logits), and −1 where a position has no candidate.
+#[test]
+fn cutoffs_match_the_host_rule() {
+    for (backend, device) in backends() {
+        for case in cases() {
+            let c = &case.codec;
+            let l = c.digits();
+            let (lg, st) = (logits(&case, 61), state(&case, 62));
+            for (temperature, carry_over, top_k, top_p) in [
+                (1.0f32, true, None, 0.85f32),
+                (0.7, true, Some(3), 1.0),
+                (1.25, true, Some(5), 0.6),
+                (1.0, false, None, 0.5),
+                (1.0, true, None, 0.05),
+                (1.0, true, None, 1.0),
+            ] {
+                let inv_t = 1.0 / temperature;
+                let want: Vec<(f32, i32)> = (0..case.length)
+                    .map(|i| {
+                        let cands: Vec<(u32, f32)> =
+                            prime_core::distribution::consistent_tokens(c, &st[i * l..(i + 1) * l], carry_over)
+                                .into_iter()
+                                .map(|v| (v, lg[i * case.width + v as usize] * inv_t))
+                                .collect();
+                        cutoff(cands, top_k, top_p).map_or((f32::MAX, -1), |cut| (cut.score, cut.token as i32))
+                    })
+                    .collect();
+                assert_eq!(
+                    want.iter().any(|w| w.1 < 0),
+                    case.name == "V300-l2" && carry_over,
+                    "{}: the empty position",
+                    case.name
+                );
+                for path in paths(&device) {
+                    let k = kernels(&case, path, &device);
+                    let out = k
+                        .cutoffs(
+                            logits_tensor(&case, lg.clone(), &device),
+                            ids(&st, &device),
+                            inv_t,
+                            top_k,
+                            top_p,
+                            carry_over,
+                        )
+                        .expect("cutoffs");
+                    let got: Vec<(f32, i32)> = read_floats(out.score).into_iter().zip(read_ints(out.token)).collect();
+                    let tag =
+                        format!("{backend}/{path:?}/{}/T{temperature}/co{carry_over}/k{top_k:?}/p{top_p}", case.name);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        if w.1 < 0 {
+                            assert_eq!(g.1, -1, "{tag}: pos {i} has no candidate");
+                        } else {
+                            assert_eq!(g, w, "{tag}: pos {i}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The host's digit marginals of position i (f64): the kept candidates' softmax summed per
 /// digit value of each masked digit; `None` per slot where the slot is revealed or nothing is
 /// kept.
