@@ -40,17 +40,36 @@ struct Prefix {
     id: u32,
 }
 
-// This invocation's largest finite scaled logit among the candidates (the lowest finite f32
-// without any; see normaliser.wgsl for why it is written as bits).
+// The n-th code of a position's pattern: its id, scaled logit and key, and whether it is a
+// candidate (below V, with a finite scaled logit: exponent bits not all set).
+struct Candidate {
+    v: u32,
+    s: f32,
+    key: u32,
+    ok: bool,
+}
+
+fn candidate(position: u32, pattern: Pattern, n: u32) -> Candidate {
+    let v = code_of(position, pattern, n);
+    if (v >= params[P_VOCAB]) {
+        return Candidate(v, 0.0, 0u, false);
+    }
+    let s = logits[position * params[P_WIDTH] + v] * bitcast<f32>(params[P_INV_TEMP]);
+    return Candidate(v, s, key_of(s), (bitcast<u32>(s) & 0x7f800000u) != 0x7f800000u);
+}
+
+fn in_prefix(c: Candidate, p: Prefix) -> bool {
+    return c.key > p.key || (c.key == p.key && c.v <= p.id);
+}
+
+// This invocation's largest scaled logit among the candidates (the lowest finite f32 without
+// any; see normaliser.wgsl for why it is written as bits).
 fn best_score(position: u32, pattern: Pattern, lid: u32) -> f32 {
     var best = bitcast<f32>(0xff7fffffu);
     for (var n = lid; n < pattern.count; n = n + WG) {
-        let v = code_of(position, pattern, n);
-        if (v < params[P_VOCAB]) {
-            let s = logits[position * params[P_WIDTH] + v] * bitcast<f32>(params[P_INV_TEMP]);
-            if ((bitcast<u32>(s) & 0x7f800000u) != 0x7f800000u) {
-                best = max(best, s);
-            }
+        let c = candidate(position, pattern, n);
+        if (c.ok) {
+            best = max(best, c.s);
         }
     }
     return best;
@@ -59,26 +78,12 @@ fn best_score(position: u32, pattern: Pattern, lid: u32) -> f32 {
 // Σ over the candidates in both prefixes of 1, or of exp(s − top) when `weighted`; every
 // invocation of the workgroup calls it and gets the sum.
 fn tally(position: u32, pattern: Pattern, lid: u32, a: Prefix, b: Prefix, weighted: bool, top: f32) -> f32 {
-    let vocab = params[P_VOCAB];
-    let row = position * params[P_WIDTH];
-    let inv_t = bitcast<f32>(params[P_INV_TEMP]);
     var sum = 0.0;
     for (var n = lid; n < pattern.count; n = n + WG) {
-        let v = code_of(position, pattern, n);
-        if (v >= vocab) {
-            continue;
-        }
-        let s = logits[row + v] * inv_t;
-        // Finite only (exponent bits not all set).
-        if ((bitcast<u32>(s) & 0x7f800000u) == 0x7f800000u) {
-            continue;
-        }
-        let k = key_of(s);
-        let in_a = k > a.key || (k == a.key && v <= a.id);
-        let in_b = k > b.key || (k == b.key && v <= b.id);
-        if (in_a && in_b) {
+        let c = candidate(position, pattern, n);
+        if (c.ok && in_prefix(c, a) && in_prefix(c, b)) {
             if (weighted) {
-                sum = sum + exp(s - top);
+                sum = sum + exp(c.s - top);
             } else {
                 sum = sum + 1.0;
             }
@@ -118,19 +123,14 @@ fn id_search(position: u32, pattern: Pattern, lid: u32, within: Prefix, key: u32
     return lo;
 }
 
-// The smallest score among the candidates of `within` above key `floor` (the lowest finite
-// f32 when there is none: see best_score); every invocation gets it.
+// The smallest score among the candidates of `within` above key `floor` (the largest finite
+// f32 when there is none); every invocation gets it.
 fn smallest_above(position: u32, pattern: Pattern, lid: u32, within: Prefix, floor: u32) -> f32 {
     var least = bitcast<f32>(0x7f7fffffu);
     for (var n = lid; n < pattern.count; n = n + WG) {
-        let v = code_of(position, pattern, n);
-        if (v < params[P_VOCAB]) {
-            let s = logits[position * params[P_WIDTH] + v] * bitcast<f32>(params[P_INV_TEMP]);
-            let k = key_of(s);
-            let inside = k > within.key || (k == within.key && v <= within.id);
-            if ((bitcast<u32>(s) & 0x7f800000u) != 0x7f800000u && inside && k > floor) {
-                least = min(least, s);
-            }
+        let c = candidate(position, pattern, n);
+        if (c.ok && in_prefix(c, within) && c.key > floor) {
+            least = min(least, c.s);
         }
     }
     return -workgroup_max(lid, -least);

@@ -53,23 +53,8 @@ fn float_check(kernel: &'static str, case: &str, a: &[f32], b: &[f32], tolerance
     Check { kernel, case: case.into(), equal, detail: format!("{} values, max relative difference {rel:.1e}", a.len()) }
 }
 
-/// Inputs of one case: tied logits (multiples of ½), and a state mixing fully masked, fully
-/// revealed and partly revealed tokens.
-fn inputs(
-    codec: &SubTokenCodec,
-    length: usize,
-    width: usize,
-    device: &Device,
-) -> (Tensor<2>, Tensor<1, Int>, Vec<u32>) {
-    let (logits, state, tokens) = host_inputs(codec, length, width);
-    let l = codec.digits();
-    let logits = Tensor::<2>::from_data(TensorData::new(logits, [length, width]), device);
-    let state: Vec<i32> = state.iter().map(|&d| d as i32).collect();
-    let state = Tensor::<1, Int>::from_data(TensorData::new(state, [length * l]), device);
-    (logits, state, tokens)
-}
-
-/// The inputs of [`inputs`] on the host: logits, state and the tokens behind the state.
+/// Inputs of one case on the host: tied logits (multiples of ½), a state mixing fully masked,
+/// fully revealed and partly revealed tokens, and the tokens behind the state.
 fn host_inputs(codec: &SubTokenCodec, length: usize, width: usize) -> (Vec<f32>, Vec<u32>, Vec<u32>) {
     let mut r = Lcg(7);
     let logits: Vec<f32> = (0..length * width).map(|_| (r.next() % 16) as f32 * 0.5 - 4.0).collect();
@@ -89,6 +74,14 @@ fn host_inputs(codec: &SubTokenCodec, length: usize, width: usize) -> (Vec<f32>,
     (logits, state, tokens)
 }
 
+/// Host logits (L × `width`) and state on `device`.
+fn upload(logits: &[f32], state: &[u32], width: usize, device: &Device) -> (Tensor<2>, Tensor<1, Int>) {
+    let logits = Tensor::<2>::from_data(TensorData::new(logits.to_vec(), [logits.len() / width, width]), device);
+    let state: Vec<i32> = state.iter().map(|&d| d as i32).collect();
+    let n = state.len();
+    (logits, Tensor::<1, Int>::from_data(TensorData::new(state, [n]), device))
+}
+
 /// One path's outputs, named.
 struct Outputs {
     ints: Vec<(&'static str, Vec<i32>)>,
@@ -98,7 +91,8 @@ struct Outputs {
 
 async fn run_path(path: KernelPath, codec: &SubTokenCodec, width: usize, device: &Device) -> Result<Outputs> {
     let length = codec_length(codec);
-    let (logits, state, tokens) = inputs(codec, length, width, device);
+    let (host_logits, host_state, tokens) = host_inputs(codec, length, width);
+    let (logits, state) = upload(&host_logits, &host_state, width, device);
     let k = SubTokenKernels::new(codec, length, width, path, device)?;
     let token_ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
     let encoded = k.encode(Tensor::from_data(TensorData::new(token_ids, [length]), device))?;
@@ -144,7 +138,7 @@ fn codec_length(codec: &SubTokenCodec) -> usize {
 async fn check_cutoffs(name: &str, codec: &SubTokenCodec, width: usize, device: &Device) -> Result<Vec<Check>> {
     let length = codec_length(codec);
     let (logits, state, _) = host_inputs(codec, length, width);
-    let (tensor, state_tensor, _) = inputs(codec, length, width, device);
+    let (tensor, state_tensor) = upload(&logits, &state, width, device);
     let k = SubTokenKernels::new(codec, length, width, KernelPath::Shader, device)?;
     let (top_k, top_p, inv_t) = (Some(5), 0.8f32, 1.25f32);
     let cut = k.cutoffs(tensor, state_tensor, inv_t, top_k, top_p, true)?;

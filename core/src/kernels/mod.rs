@@ -82,13 +82,6 @@ pub struct Cutoffs {
     pub token: Tensor<1, Int>,
 }
 
-impl Cutoffs {
-    /// The cutoffs of the positions `index` (as a device tensor), in its order.
-    pub fn select(&self, index: Tensor<1, Int>) -> Self {
-        Self { score: self.score.clone().select(0, index.clone()), token: self.token.clone().select(0, index) }
-    }
-}
-
 /// What a draw needs besides logits and state.
 #[derive(Debug, Clone)]
 pub struct DrawRequest {

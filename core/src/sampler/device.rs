@@ -8,19 +8,16 @@
 //! policy reads each step's digit scores (2·ℓ·L numbers, from the scores kernel), chooses on
 //! the host, and the reveal kernel uncovers exactly the chosen slots.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 
 use super::candidates::DeviceCandidates;
 use super::host::{RECORDED_CANDIDATES, int_tensor, state_tensor};
-use super::{Cutoff, DigitScore, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
+use super::{DigitScore, Executor, Progress, Sampler, StepPlan, StepResult, top_consistent_on_device};
 use crate::denoiser::Denoiser;
 use crate::error::{PrimeError, Result};
 use crate::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels};
 use crate::logits::Logits;
 use crate::readback::{HostValues, Readback};
-
-/// Cutoff that keeps every candidate (for positions with nothing left to draw).
-const KEEP_ALL: Cutoff = Cutoff { score: f32::MIN, token: i32::MAX as u32 };
 
 /// Where the executor stands within a step.
 #[derive(Debug, Default)]
@@ -86,7 +83,8 @@ pub struct DeviceExecutor {
     host_state: Option<Vec<u32>>,
     /// Event-driven mode: each slot's planned step (−1: the final step).
     planned: Option<Tensor<1, Int>>,
-    cache: Option<(Logits, Option<Cutoffs>)>,
+    /// The network output and, when truncating, the cutoffs of each of its row blocks.
+    cache: Option<(Logits, Option<Vec<Cutoffs>>)>,
     sync_states: bool,
     stage: Stage,
 }
@@ -124,35 +122,23 @@ impl DeviceExecutor {
         })
     }
 
-    /// Each position's truncation cutoff under `logits` (the cutoff kernel on every row block;
-    /// positions without a row keep everything: nothing is drawn there).
-    fn cutoffs(&self, sampler: &Sampler, logits: &Logits) -> Result<Cutoffs> {
+    /// The truncation cutoffs of each row block of `logits` (the cutoff kernel), in block order.
+    fn cutoffs(&self, sampler: &Sampler, logits: &Logits) -> Result<Vec<Cutoffs>> {
         let settings = sampler.settings();
-        let (mut score, mut token) = (Vec::new(), Vec::new());
-        for block in logits.blocks() {
-            let inputs = self.block_inputs(sampler, &block.positions)?;
-            let cut = inputs.kernels.cutoffs(
-                block.rows.clone(),
-                inputs.state,
-                1.0 / settings.temperature,
-                settings.top_k,
-                settings.top_p,
-                settings.carry_over,
-            )?;
-            score.push(cut.score);
-            token.push(cut.token);
-        }
-        let (landing, rows) = landing(logits, sampler.shape().length);
-        if rows == sampler.shape().length && score.len() == 1 {
-            return Ok(Cutoffs { score: Tensor::cat(score, 0), token: Tensor::cat(token, 0) });
-        }
-        score.push(Tensor::from_data(TensorData::new(vec![KEEP_ALL.score], [1]), &self.device));
-        token.push(int_tensor(vec![KEEP_ALL.token as i32], &self.device));
-        let index = int_tensor(landing, &self.device);
-        Ok(Cutoffs {
-            score: Tensor::cat(score, 0).select(0, index.clone()),
-            token: Tensor::cat(token, 0).select(0, index),
-        })
+        logits
+            .blocks()
+            .map(|block| {
+                let inputs = self.block_inputs(sampler, &block.positions)?;
+                inputs.kernels.cutoffs(
+                    block.rows.clone(),
+                    inputs.state,
+                    1.0 / settings.temperature,
+                    settings.top_k,
+                    settings.top_p,
+                    settings.carry_over,
+                )
+            })
+            .collect()
     }
 
     /// The kernels, state and index of the row block of `positions` (the whole sequence's
@@ -175,19 +161,15 @@ impl DeviceExecutor {
         let settings = sampler.settings();
         let (logits, cutoffs) =
             self.cache.as_ref().ok_or_else(|| PrimeError::Device("the step has no network output".into()))?;
-        let cutoffs = if plan.truncate { cutoffs.as_ref() } else { None };
+        let cutoffs = if plan.truncate { cutoffs.as_deref() } else { None };
         let (mut confidence, mut entropy, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-        for block in logits.blocks() {
+        for (b, block) in logits.blocks().enumerate() {
             let inputs = self.block_inputs(sampler, &block.positions)?;
-            let cut = match (&inputs.index, cutoffs) {
-                (Some(index), Some(c)) => Some(c.select(index.clone())),
-                (_, c) => c.cloned(),
-            };
             let scores = inputs.kernels.digit_scores(
                 block.rows.clone(),
                 inputs.state,
                 1.0 / settings.temperature,
-                cut.as_ref(),
+                cutoffs.and_then(|c| c.get(b)),
                 settings.carry_over,
             )?;
             confidence.push(scores.confidence);
@@ -226,29 +208,34 @@ impl DeviceExecutor {
         sampler.select_reveals(plan, &scores)
     }
 
-    /// The draw of `request` (over the whole sequence) from every row block of `logits`:
-    /// each block draws its rows with the state, active flags and cutoffs of its positions,
-    /// its noise keyed on them, so the blocks draw what one whole output would. Positions
-    /// without a row (their logits were not computed: nothing is drawn there) get −1, as
-    /// inactive ones do.
-    fn draw(&self, sampler: &Sampler, logits: &Logits, request: &DrawRequest) -> Result<Tensor<1, Int>> {
+    /// The draw of `request` (over the whole sequence, without cutoffs) from every row block
+    /// of `logits`: each block draws its rows with the state and active flags of its
+    /// positions and its own `cutoffs`, its noise keyed on them, so the blocks draw what one
+    /// whole output would. Positions without a row (their logits were not computed: nothing is
+    /// drawn there) get −1, as inactive ones do.
+    fn draw(
+        &self,
+        sampler: &Sampler,
+        logits: &Logits,
+        cutoffs: Option<&[Cutoffs]>,
+        request: &DrawRequest,
+    ) -> Result<Tensor<1, Int>> {
         let length = sampler.shape().length;
         let carry_over = sampler.settings().carry_over;
         let mut drawn = Vec::with_capacity(logits.block_count() + 1);
-        for block in logits.blocks() {
+        for (b, block) in logits.blocks().enumerate() {
             let inputs = self.block_inputs(sampler, &block.positions)?;
-            match inputs.index {
-                None => drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, request, carry_over)?),
-                Some(index) => {
-                    let part = DrawRequest {
-                        active: request.active.clone().select(0, index.clone()),
-                        cutoffs: request.cutoffs.as_ref().map(|c| c.select(index)),
-                        positions: block.positions.clone(),
-                        ..request.clone()
-                    };
-                    drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, &part, carry_over)?);
-                }
-            }
+            let cutoffs = cutoffs.and_then(|c| c.get(b)).cloned();
+            let part = match inputs.index {
+                None => DrawRequest { cutoffs, ..request.clone() },
+                Some(index) => DrawRequest {
+                    active: request.active.clone().select(0, index),
+                    cutoffs,
+                    positions: block.positions.clone(),
+                    ..request.clone()
+                },
+            };
+            drawn.push(inputs.kernels.draw(block.rows.clone(), inputs.state, &part, carry_over)?);
         }
         let (landing, rows) = landing(logits, length);
         if rows == length && drawn.len() == 1 {
@@ -286,10 +273,11 @@ impl DeviceExecutor {
                 inv_temperature: 1.0 / settings.temperature,
                 noise: plan.noise,
                 active: int_tensor(active, &self.device),
-                cutoffs: if plan.truncate { cutoffs.clone() } else { None },
+                cutoffs: None,
                 positions: Vec::new(),
             };
-            let drawn = self.draw(sampler, logits, &request)?;
+            let cutoffs = if plan.truncate { cutoffs.as_deref() } else { None };
+            let drawn = self.draw(sampler, logits, cutoffs, &request)?;
             if reveals {
                 let rule = match (&chosen, &self.planned, plan.is_final) {
                     (_, _, true) => RevealRule::Probability(1.0),
@@ -307,7 +295,6 @@ impl DeviceExecutor {
             }
             x0 = Some(drawn);
         }
-        let changed = reveals;
         let partly_revealed = match &chosen_slots {
             Some(slots) if plan.record => sampler.partly_revealed_after(slots),
             _ => plan.partly_revealed.clone(),
@@ -329,7 +316,7 @@ impl DeviceExecutor {
         }
         let layout = Layout {
             before,
-            state: self.syncs(plan) && (changed || self.host_state.is_none()),
+            state: self.syncs(plan) && (reveals || self.host_state.is_none()),
             x0: plan.record && x0.is_some(),
             candidates,
             chosen,

@@ -6,7 +6,7 @@ use prime_core::SubTokenCodec;
 use prime_core::distribution::logsumexp_over;
 use prime_core::kernels::{Cutoffs, DrawRequest, KernelPath, RevealRule, SubTokenKernels, expand_f16};
 use prime_core::rng::{CounterRng, Stream};
-use prime_core::sampler::cutoff;
+use prime_core::sampler::{Cutoff, cutoff};
 use prime_tests::backends;
 
 /// A codec, sequence length and logits width to test on.
@@ -106,6 +106,40 @@ fn paths(device: &Device) -> Vec<KernelPath> {
 
 fn kernels(case: &Case, path: KernelPath, device: &Device) -> SubTokenKernels {
     SubTokenKernels::new(&case.codec, case.length, case.width, path, device).expect("kernels")
+}
+
+/// The host rule's truncation cutoff of each position over its candidates (consistent with
+/// the filter, logits scaled by `inv_t`); `None` where it has none.
+fn host_cutoffs(
+    case: &Case,
+    lg: &[f32],
+    st: &[u32],
+    inv_t: f32,
+    carry_over: bool,
+    top_k: Option<usize>,
+    top_p: f32,
+) -> Vec<Option<Cutoff>> {
+    let l = case.codec.digits();
+    (0..case.length)
+        .map(|i| {
+            let cands: Vec<(u32, f32)> =
+                prime_core::distribution::consistent_tokens(&case.codec, &st[i * l..(i + 1) * l], carry_over)
+                    .into_iter()
+                    .map(|v| (v, lg[i * case.width + v as usize] * inv_t))
+                    .collect();
+            cutoff(cands, top_k, top_p)
+        })
+        .collect()
+}
+
+/// Host cutoffs as the kernels take them (a position without candidates keeps nothing).
+fn cutoffs_tensor(cuts: &[Option<Cutoff>], device: &Device) -> Cutoffs {
+    let score: Vec<f32> = cuts.iter().map(|c| c.map_or(f32::MAX, |c| c.score)).collect();
+    let token: Vec<i32> = cuts.iter().map(|c| c.map_or(-1, |c| c.token as i32)).collect();
+    Cutoffs {
+        score: Tensor::from_data(TensorData::new(score, [cuts.len()]), device),
+        token: int_tensor(&token, device),
+    }
 }
 
 /// The `unpack` shader expands every finite f16 value (normal, subnormal, ±0, ±65504) to the
@@ -250,18 +284,7 @@ fn sampled_draws_equal_between_shader_and_twin() {
             let l = c.digits();
             let (lg, st) = (logits(&case, 21), state(&case, 22));
             // Top-2 cutoffs from the host's truncation rule.
-            let cuts: Vec<_> = (0..case.length)
-                .map(|i| {
-                    let cands: Vec<(u32, f32)> =
-                        prime_core::distribution::consistent_tokens(c, &st[i * l..(i + 1) * l], true)
-                            .into_iter()
-                            .map(|v| (v, lg[i * case.width + v as usize] * 1.25))
-                            .collect();
-                    cutoff(cands, Some(2), 1.0)
-                })
-                .collect();
-            let cut_score: Vec<f32> = cuts.iter().map(|c| c.map_or(f32::MAX, |c| c.score)).collect();
-            let cut_token: Vec<i32> = cuts.iter().map(|c| c.map_or(-1, |c| c.token as i32)).collect();
+            let cuts = host_cutoffs(&case, &lg, &st, 1.25, true, Some(2), 1.0);
             for step in [0u32, 7] {
                 for truncate in [false, true] {
                     let mut results = Vec::new();
@@ -273,10 +296,7 @@ fn sampled_draws_equal_between_shader_and_twin() {
                             inv_temperature: 1.25,
                             noise: true,
                             active: int_tensor(&vec![1; case.length], &device),
-                            cutoffs: truncate.then(|| Cutoffs {
-                                score: Tensor::from_data(TensorData::new(cut_score.clone(), [case.length]), &device),
-                                token: int_tensor(&cut_token, &device),
-                            }),
+                            cutoffs: truncate.then(|| cutoffs_tensor(&cuts, &device)),
                             positions: Vec::new(),
                         };
                         let got = read_ints(
@@ -291,7 +311,10 @@ fn sampled_draws_equal_between_shader_and_twin() {
                         let part = SubTokenKernels::new(c, n, case.width, path, &device).expect("kernels");
                         let part_request = DrawRequest {
                             active: request.active.clone().select(0, index.clone()),
-                            cutoffs: request.cutoffs.as_ref().map(|c| c.select(index)),
+                            cutoffs: truncate.then(|| {
+                                let part: Vec<_> = picked.iter().map(|&i| cuts[i as usize]).collect();
+                                cutoffs_tensor(&part, &device)
+                            }),
                             positions: picked.clone(),
                             ..request.clone()
                         };
@@ -397,8 +420,6 @@ fn planned_reveal_uncovers_exactly_the_planned_slots() {
 fn cutoffs_match_the_host_rule() {
     for (backend, device) in backends() {
         for case in cases() {
-            let c = &case.codec;
-            let l = c.digits();
             let (lg, st) = (logits(&case, 61), state(&case, 62));
             for (temperature, carry_over, top_k, top_p) in [
                 (1.0f32, true, None, 0.85f32),
@@ -409,15 +430,9 @@ fn cutoffs_match_the_host_rule() {
                 (1.0, true, None, 1.0),
             ] {
                 let inv_t = 1.0 / temperature;
-                let want: Vec<(f32, i32)> = (0..case.length)
-                    .map(|i| {
-                        let cands: Vec<(u32, f32)> =
-                            prime_core::distribution::consistent_tokens(c, &st[i * l..(i + 1) * l], carry_over)
-                                .into_iter()
-                                .map(|v| (v, lg[i * case.width + v as usize] * inv_t))
-                                .collect();
-                        cutoff(cands, top_k, top_p).map_or((f32::MAX, -1), |cut| (cut.score, cut.token as i32))
-                    })
+                let want: Vec<(f32, i32)> = host_cutoffs(&case, &lg, &st, inv_t, carry_over, top_k, top_p)
+                    .iter()
+                    .map(|c| c.map_or((f32::MAX, -1), |cut| (cut.score, cut.token as i32)))
                     .collect();
                 assert_eq!(
                     want.iter().any(|w| w.1 < 0),
@@ -498,35 +513,15 @@ fn host_digit_scores(
 fn digit_scores_match_the_host_marginals() {
     for (backend, device) in backends() {
         for case in cases() {
-            let c = &case.codec;
-            let l = c.digits();
             let (lg, st) = (logits(&case, 51), state(&case, 52));
             for (temperature, carry_over, truncate) in [(1.0f32, true, false), (0.7, true, true), (1.0, false, false)] {
                 let inv_t = 1.0 / temperature;
-                let cuts: Vec<_> = (0..case.length)
-                    .map(|i| {
-                        let cands: Vec<(u32, f32)> =
-                            prime_core::distribution::consistent_tokens(c, &st[i * l..(i + 1) * l], carry_over)
-                                .into_iter()
-                                .map(|v| (v, lg[i * case.width + v as usize] * inv_t))
-                                .collect();
-                        cutoff(cands, Some(2), 1.0)
-                    })
-                    .collect();
+                let cuts = host_cutoffs(&case, &lg, &st, inv_t, carry_over, Some(2), 1.0);
                 let want = host_digit_scores(&case, &lg, &st, inv_t, carry_over, |i, v, s| {
                     !truncate || cuts[i].is_none_or(|cut| cut.keeps(s, v))
                 });
                 assert!(want.iter().any(Option::is_none) && want.iter().any(Option::is_some), "a mixed case");
-                let cutoffs = truncate.then(|| Cutoffs {
-                    score: Tensor::from_data(
-                        TensorData::new(cuts.iter().map(|c| c.map_or(f32::MAX, |c| c.score)).collect(), [case.length]),
-                        &device,
-                    ),
-                    token: int_tensor(
-                        &cuts.iter().map(|c| c.map_or(-1, |c| c.token as i32)).collect::<Vec<_>>(),
-                        &device,
-                    ),
-                });
+                let cutoffs = truncate.then(|| cutoffs_tensor(&cuts, &device));
                 for path in paths(&device) {
                     let k = kernels(&case, path, &device);
                     let out = k
