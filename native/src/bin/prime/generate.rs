@@ -185,16 +185,15 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let range = shard.map_or(0..samples, |s| s.range(samples));
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let pictures = if shard.is_some() { None } else { Pictures::new(&args, &model)? };
+    let settings =
+        SamplerSettings { record_guesses: args.trajectory.is_some(), ..args.sampling.settings(model.config()) };
+    let pictures = if shard.is_some() { None } else { Pictures::new(&args, &model, settings.steps)? };
     let animate = pictures.as_ref().is_some_and(|p| p.gif.is_some());
     let request = GenerationRequest {
         prompt: tokens(&args.prompt, &args.prompt_ids),
         suffix: tokens(&args.suffix, &args.suffix_ids),
         pins: [args.pin.clone(), inpainting_pins(&args, &model)?].concat(),
-        settings: SamplerSettings {
-            record_guesses: args.trajectory.is_some(),
-            ..args.sampling.settings(model.config())
-        },
+        settings,
         executor: args.sampling.executor(),
         sync_states: animate,
     };
@@ -411,8 +410,8 @@ struct Pictures {
 
 impl Pictures {
     /// The pictures `args` ask for: always for an image model (a PNG), an error for a text
-    /// model given --png or --gif.
-    fn new(args: &GenerateArgs, model: &Model) -> anyhow::Result<Option<Self>> {
+    /// model given --png or --gif. `steps` is the sampler's loop length (it sizes a GIF).
+    fn new(args: &GenerateArgs, model: &Model, steps: usize) -> anyhow::Result<Option<Self>> {
         let Some(shape) = model.config().image else {
             if args.png.is_some() || args.gif.is_some() {
                 anyhow::bail!("--png and --gif draw image models; this model has no `image` in its config.json");
@@ -420,7 +419,6 @@ impl Pictures {
             return Ok(None);
         };
         if args.gif.is_some() {
-            let steps = args.sampling.settings(model.config()).steps;
             let bytes = [u64::from(args.samples), (steps as u64).saturating_add(2), 4]
                 .into_iter()
                 .fold(model.config().sequence_subtokens() as u64, u64::saturating_mul);
