@@ -155,13 +155,19 @@ impl DeviceExecutor {
         Ok(BlockInputs { kernels, state, index: Some(index) })
     }
 
+    /// The cached network output of this step and, where `plan` truncates, its row blocks'
+    /// cutoffs (a final step reuses a truncating step's output without them).
+    fn network_output(&self, plan: &StepPlan) -> Result<(&Logits, Option<&[Cutoffs]>)> {
+        let (logits, cutoffs) =
+            self.cache.as_ref().ok_or_else(|| PrimeError::Device("the step has no network output".into()))?;
+        Ok((logits, if plan.truncate { cutoffs.as_deref() } else { None }))
+    }
+
     /// An adaptive step: scores every masked slot of every row block on the device and asks
     /// for the scores (confidences, then entropies, row by row).
     fn score(&mut self, sampler: &Sampler, plan: &StepPlan) -> Result<Progress> {
         let settings = sampler.settings();
-        let (logits, cutoffs) =
-            self.cache.as_ref().ok_or_else(|| PrimeError::Device("the step has no network output".into()))?;
-        let cutoffs = if plan.truncate { cutoffs.as_deref() } else { None };
+        let (logits, cutoffs) = self.network_output(plan)?;
         let (mut confidence, mut entropy, mut rows) = (Vec::new(), Vec::new(), Vec::new());
         for (b, block) in logits.blocks().enumerate() {
             let inputs = self.block_inputs(sampler, &block.positions)?;
@@ -263,8 +269,7 @@ impl DeviceExecutor {
         let reveals = chosen_slots.as_ref().map_or(!plan.reveals.is_empty(), |c| !c.is_empty());
         let mut x0 = None;
         if plan.draws_tokens() {
-            let (logits, cutoffs) =
-                self.cache.as_ref().ok_or_else(|| PrimeError::Device("the step has no network output".into()))?;
+            let (logits, cutoffs) = self.network_output(plan)?;
             let mut active = vec![0i32; length];
             plan.draws.iter().for_each(|&i| active[i as usize] = 1);
             let request = DrawRequest {
@@ -276,7 +281,6 @@ impl DeviceExecutor {
                 cutoffs: None,
                 positions: Vec::new(),
             };
-            let cutoffs = if plan.truncate { cutoffs.as_deref() } else { None };
             let drawn = self.draw(sampler, logits, cutoffs, &request)?;
             if reveals {
                 let rule = match (&chosen, &self.planned, plan.is_final) {
