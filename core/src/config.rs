@@ -57,6 +57,14 @@ pub struct ModelConfig {
     /// token). Absent for text models.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageShape>,
+    /// Whether the network adds a learned absolute position embedding (tensor
+    /// `position_embedding`, length × hidden_size) to the token embeddings before the first
+    /// block. Not part of the official networks, whose RoPE attention sees only relative
+    /// positions: on a fully masked input every position then computes the same output, so
+    /// nothing tells a pixel where in the picture it is. The trainer turns it on for image
+    /// models; absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub position_embedding: bool,
     /// The sampler settings this model is meant to be sampled with, where a request or a flag
     /// leaves them out (absent: the official defaults); checked when the model loads.
     #[serde(default, skip_serializing_if = "SamplingDefaults::is_empty")]
@@ -252,7 +260,7 @@ impl ModelConfig {
         let out = f(self.vocab_size as usize) + 1.0;
         let block = 4.0 * d * d + 2.0 * mlp * d + 6.0 * d * c + 8.0 * d + mlp;
         let f32s = |what: String, values: f64| (what, 4.0 * values);
-        Footprint {
+        let mut footprint = Footprint {
             weights: vec![
                 f32s(
                     format!(
@@ -294,7 +302,13 @@ impl ModelConfig {
                     l * (mlp + 6.0 * d),
                 ),
             ],
+        };
+        if self.position_embedding {
+            let what =
+                format!("the position embedding (length = {} × hidden_size = {})", self.length, self.hidden_size);
+            footprint.weights.push(f32s(what, l * d));
         }
+        footprint
     }
 
     /// The sub-token codec: the stated base, or the smallest one (DIT: base V, mask id V).
@@ -359,8 +373,13 @@ mod tests {
         assert_eq!(c.image, Some(ImageShape { width: 4, height: 4 }));
         let back = serde_json::to_string(&c).unwrap();
         assert_eq!(ModelConfig::from_json(&back).unwrap(), c);
-        // Text models write no `image` key.
-        assert!(!serde_json::to_string(&ModelConfig::from_json(OK).unwrap()).unwrap().contains("image"));
+        // Text models write no `image` key, and models without a position embedding no
+        // `position_embedding` key (official configs stay as they were).
+        let plain = serde_json::to_string(&ModelConfig::from_json(OK).unwrap()).unwrap();
+        assert!(!plain.contains("image") && !plain.contains("position_embedding"), "{plain}");
+        let with = ModelConfig::from_json(&text.replace("\"extra\"", "\"position_embedding\":true,\"extra\"")).unwrap();
+        assert!(with.position_embedding);
+        assert_eq!(ModelConfig::from_json(&serde_json::to_string(&with).unwrap()).unwrap(), with);
         assert!(ModelConfig::from_json(&text.replace("\"height\":4", "\"height\":5")).is_err());
     }
 

@@ -165,6 +165,25 @@ pub fn tiny_config(subtokens: usize, vocab: u32) -> prime_core::ModelConfig {
         frequency_embedding_size: 32,
         carry_over: true,
         image: None,
+        position_embedding: false,
         sampling: Default::default(),
     }
+}
+
+/// Every parameter of `config`'s network filled with fixed pseudo-random values in ±0.4 (an
+/// initialised model's output layer is zero, which would make every logit equal and hide a
+/// misplaced weight).
+pub fn filled_tensors(config: &prime_core::ModelConfig) -> Vec<(String, prime_core::weights::HostTensor)> {
+    let mut k: u64 = 5;
+    let shapes = prime_core::network::parameter_shapes(config).expect("shapes");
+    let tensors = shapes.into_iter().map(|(name, shape)| {
+        let data = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((k >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.8
+            })
+            .collect();
+        (name, prime_core::weights::HostTensor { shape, data })
+    });
+    tensors.collect()
 }

@@ -280,6 +280,7 @@ fn model_config(p: &Pickle, cfg: &Value) -> Result<ModelConfig> {
         frequency_embedding_size: 256,
         carry_over,
         image: None,
+        position_embedding: false,
         sampling: Default::default(),
     };
     config

@@ -2,7 +2,8 @@
 //!
 //! Both share one structure: a shared sub-token embedding concatenated per token (for DIT a
 //! plain token embedding), a constant conditioning vector from σ = 0, adaLN DDiT blocks with
-//! rotate-half RoPE, and a modulated final layer. Everything that depends only on the weights
+//! rotate-half RoPE, and a modulated final layer. Image models may add a learned absolute
+//! position embedding to the token embeddings (an extension, off for the official networks). Everything that depends only on the weights
 //! (conditioning, modulation vectors, RoPE tables) is computed once by [`Network::constants`].
 
 mod block;
@@ -34,6 +35,8 @@ use layers::{export_linear, layer_norm, modulate, vector_to_host};
 #[derive(burn::module::Module, Debug)]
 pub struct Network {
     embedding: Param<Tensor<2>>,
+    /// The learned absolute position embedding (L, D), where the config asks for one.
+    positions: Option<Param<Tensor<2>>>,
     sigma_in: Linear,
     sigma_out: Linear,
     blocks: Vec<Block>,
@@ -81,6 +84,12 @@ impl Network {
         };
         let embedding = weights.take("vocab_embed.embedding", &[config.embedding_rows()?, config.embedding_dim()])?;
         let embedding = up.tensor::<2>(embedding)?;
+        let positions = if config.position_embedding {
+            let table = weights.take(POSITION_EMBEDDING, &[config.length, d])?;
+            Some(Param::from_tensor(up.tensor::<2>(table)?))
+        } else {
+            None
+        };
         let sigma_in = Linear::load(
             weights.take("sigma_map.mlp.0.weight", &[c, f])?,
             Some(weights.take("sigma_map.mlp.0.bias", &[c])?),
@@ -117,6 +126,7 @@ impl Network {
         };
         Ok(Self {
             embedding: Param::from_tensor(embedding),
+            positions,
             sigma_in,
             sigma_out,
             blocks,
@@ -154,6 +164,12 @@ impl Network {
         let emb = self.embedding.val();
         let shape = emb.dims().to_vec();
         out.push(("vocab_embed.embedding".to_string(), HostTensor { shape, data: read_f32(emb, "the embedding")? }));
+        if let Some(positions) = &self.positions {
+            let table = positions.val();
+            let shape = table.dims().to_vec();
+            let data = read_f32(table, "the position embedding")?;
+            out.push((POSITION_EMBEDDING.to_string(), HostTensor { shape, data }));
+        }
         export_linear(&mut out, "sigma_map.mlp.0", &self.sigma_in)?;
         export_linear(&mut out, "sigma_map.mlp.2", &self.sigma_out)?;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -222,6 +238,10 @@ impl Network {
         let emb = self.embedding.val().select(0, ids.reshape([batch * n]));
         let d = emb.dims()[1] * self.subtokens;
         let mut x = emb.reshape([batch * length, d]);
+        if let Some(positions) = &self.positions {
+            let table = positions.val().unsqueeze_dim::<3>(0);
+            x = (x.reshape([batch, length, d]) + table).reshape([batch * length, d]);
+        }
         if let Some(t) = trace.as_deref_mut() {
             t.record("embed", x.clone().reshape([batch, length, d]));
             t.record("cond", k.cond.clone().repeat_dim(0, batch));
@@ -246,19 +266,24 @@ impl Network {
 
 /// Every trained parameter of the network `config` describes, under its official name with its
 /// PyTorch shape, in the official parameter order (the order of `model.parameters()`, which is
-/// the order of an EMA's `shadow_params`). The RoPE buffer `rotary_emb.inv_freq` is not a
-/// parameter and is not listed.
+/// the order of an EMA's `shadow_params`); a position embedding, which the official networks
+/// lack, follows the token embedding. The RoPE buffer `rotary_emb.inv_freq` is not a parameter
+/// and is not listed.
 pub fn parameter_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)>> {
     config.validate()?;
     let (d, c, f) = (config.hidden_size, config.cond_dim, config.frequency_embedding_size);
     let mlp = config.mlp_ratio * d;
-    let mut shapes: Vec<(String, Vec<usize>)> = vec![
-        ("vocab_embed.embedding".into(), vec![config.embedding_rows()?, config.embedding_dim()]),
+    let mut shapes: Vec<(String, Vec<usize>)> =
+        vec![("vocab_embed.embedding".into(), vec![config.embedding_rows()?, config.embedding_dim()])];
+    if config.position_embedding {
+        shapes.push((POSITION_EMBEDDING.into(), vec![config.length, d]));
+    }
+    shapes.extend([
         ("sigma_map.mlp.0.weight".into(), vec![c, f]),
         ("sigma_map.mlp.0.bias".into(), vec![c]),
         ("sigma_map.mlp.2.weight".into(), vec![c, c]),
         ("sigma_map.mlp.2.bias".into(), vec![c]),
-    ];
+    ]);
     for i in 0..config.n_blocks {
         let p = |n: &str| format!("blocks.{i}.{n}");
         shapes.extend([
@@ -284,6 +309,10 @@ pub fn parameter_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)
     ]);
     Ok(shapes)
 }
+
+/// Name of the learned absolute position embedding (L, D) in a weight file (not an official
+/// tensor: see [`ModelConfig::position_embedding`]).
+pub const POSITION_EMBEDDING: &str = "position_embedding";
 
 /// `1/base^(2k/Dh)` in f32, used only when a weight file lacks the stored buffer.
 fn default_inv_freq(head_dim: usize, base: f64) -> Vec<f32> {

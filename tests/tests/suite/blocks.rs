@@ -11,7 +11,6 @@ use std::ops::ControlFlow;
 use burn::tensor::{Int, Tensor, TensorData};
 use prime_core::device::ModelSource;
 use prime_core::logits::HostLogits;
-use prime_core::network::parameter_shapes;
 use prime_core::readback::read_f32;
 use prime_core::sampler::SamplingMode;
 use prime_core::weights::{HostTensor, WeightFile, to_safetensors_as};
@@ -19,7 +18,7 @@ use prime_core::{
     Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelClass, ModelConfig, NetworkInput, SamplerSettings,
     StepEvent, Tokens,
 };
-use prime_tests::{backends, tiny_config};
+use prime_tests::{backends, filled_tensors, tiny_config};
 use safetensors::Dtype;
 
 /// A small model with a large vocabulary, so that a small limit cuts its head and logits.
@@ -33,24 +32,8 @@ fn cases() -> Vec<(&'static str, ModelConfig, u64)> {
     vec![("prime-l2", config(ModelClass::PerceiverDIT, 2, 16), 8192), ("mdlm", config(ModelClass::DIT, 1, 64), 70_000)]
 }
 
-/// Tensors with every value filled (an initialised model's output layer is zero, which would
-/// make every logit equal and hide a misplaced head block).
-fn tensors(config: &ModelConfig) -> Vec<(String, HostTensor)> {
-    let mut k: u64 = 5;
-    let tensors = parameter_shapes(config).expect("shapes").into_iter().map(|(name, shape)| {
-        let data = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((k >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.8
-            })
-            .collect();
-        (name, HostTensor { shape, data })
-    });
-    tensors.collect()
-}
-
 fn weights(config: &ModelConfig) -> WeightFile {
-    WeightFile::from_tensors(tensors(config))
+    WeightFile::from_tensors(filled_tensors(config))
 }
 
 fn load(config: &ModelConfig, device: &burn::tensor::Device, limit: Option<u64>) -> prime_core::Result<Model> {
@@ -63,7 +46,7 @@ fn load(config: &ModelConfig, device: &burn::tensor::Device, limit: Option<u64>)
 #[test]
 fn f16_weights_load_as_their_values() {
     for (name, config, limit) in cases() {
-        let tensors = tensors(&config);
+        let tensors = filled_tensors(&config);
         let f16 = to_safetensors_as(&tensors, Dtype::F16).expect("f16 file");
         let rounded: Vec<(String, HostTensor)> = tensors
             .into_iter()

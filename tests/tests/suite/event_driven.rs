@@ -57,6 +57,7 @@ fn shape() -> SamplerShape {
         frequency_embedding_size: 8,
         carry_over: true,
         image: None,
+        position_embedding: false,
         sampling: Default::default(),
     };
     SamplerShape::from_config(&config).expect("valid shape")

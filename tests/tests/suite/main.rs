@@ -14,6 +14,7 @@ mod golden_parity;
 mod kernels;
 mod module_graph;
 mod policies;
+mod positions;
 mod sampler;
 mod shipped_models;
 mod training;

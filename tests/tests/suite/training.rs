@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use prime_core::network::Network;
+use prime_core::network::{Network, parameter_shapes};
 use prime_core::rng::{CounterRng, Stream};
 use prime_core::train::{
     LearningRateSchedule, NoiseSchedule, NoisedBatch, Objective, TokenCorpus, TrainSettings, Trainer, initial_weights,
@@ -187,14 +187,21 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
 #[test]
 fn export_round_trips_through_the_loader() {
     let device = Device::flex();
-    let config = config(ModelClass::DIT, 1, 50);
-    // The output head stored in blocks of 7 vocabulary rows exports as one tensor.
-    let network = Network::load(&config, &mut initial_weights(&config, 4).unwrap(), &device, 7).unwrap();
-    let exported = network.export().unwrap();
-    let bytes = to_safetensors(&exported).unwrap();
-    let reloaded = Network::load(&config, &mut WeightFile::from_bytes(&bytes).unwrap(), &device, usize::MAX).unwrap();
-    assert_eq!(weights_of(&network), weights_of(&reloaded));
-    assert_eq!(network.num_params(), reloaded.num_params());
+    let plain = config(ModelClass::DIT, 1, 50);
+    let placed = ModelConfig { position_embedding: true, ..config(ModelClass::PerceiverDIT, 2, 64) };
+    for config in [plain, placed] {
+        // The output head stored in blocks of 7 vocabulary rows exports as one tensor.
+        let network = Network::load(&config, &mut initial_weights(&config, 4).unwrap(), &device, 7).unwrap();
+        let exported = network.export().unwrap();
+        let names: Vec<&str> = exported.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.contains(&"position_embedding"), config.position_embedding, "{names:?}");
+        let bytes = to_safetensors(&exported).unwrap();
+        let mut file = WeightFile::from_bytes(&bytes).unwrap();
+        let reloaded = Network::load(&config, &mut file, &device, usize::MAX).unwrap();
+        assert_eq!(weights_of(&network), weights_of(&reloaded));
+        let expected: usize = parameter_shapes(&config).unwrap().iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+        assert_eq!(reloaded.num_params(), expected);
+    }
 }
 
 #[test]

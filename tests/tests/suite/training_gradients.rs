@@ -14,8 +14,9 @@ use prime_core::train::{
 };
 use prime_tests::{backends, max_abs_diff, tiny_config};
 
+/// The tiny model, with the position embedding at ℓ ≥ 2 (so its gradient is checked too).
 fn config(subtokens: usize, vocab: u32) -> ModelConfig {
-    tiny_config(subtokens, vocab)
+    ModelConfig { position_embedding: subtokens >= 2, ..tiny_config(subtokens, vocab) }
 }
 
 fn uniform(seed: u64, position: u32, n: usize, scale: f32) -> Vec<f32> {

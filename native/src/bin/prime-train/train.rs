@@ -120,6 +120,9 @@ impl ShapeArgs {
             frequency_embedding_size: 256,
             carry_over: true,
             image,
+            // Images need to know where a pixel is (RoPE alone sees only offsets); text
+            // models keep the official network.
+            position_embedding: image.is_some(),
             sampling: Default::default(),
         };
         config.validate()?;

@@ -146,6 +146,7 @@ fn random_model(length: usize, device: &ComputeDevice) -> Result<Model> {
         frequency_embedding_size: 256,
         carry_over: true,
         image: None,
+        position_embedding: false,
         sampling: Default::default(),
     };
     let weights = initial_weights(&config, 0)?;

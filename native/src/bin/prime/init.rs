@@ -51,7 +51,7 @@ pub struct InitArgs {
     #[arg(long, value_enum, default_value_t = StoredDtype::F32)]
     dtype: StoredDtype,
     /// An image model of WIDTHxHEIGHT pixels instead (each pixel a token: V = 256,
-    /// L = WIDTH × HEIGHT).
+    /// L = WIDTH × HEIGHT, with a learned position embedding as `prime-train` gives image models).
     #[arg(long, value_parser = parse_image, conflicts_with_all = ["vocab", "length", "tokenizer"])]
     image: Option<ImageShape>,
     /// A `tokenizer.json` to copy into the folder (e.g. the GPT-2 one `prime convert` recovers).
@@ -100,6 +100,7 @@ impl Preset {
             frequency_embedding_size: 256,
             carry_over: true,
             image: None,
+            position_embedding: false,
             sampling: Default::default(),
         }
     }
@@ -117,6 +118,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
         config.vocab_size = GREY_LEVELS;
         config.length = shape.width.saturating_mul(shape.height);
         config.image = Some(shape);
+        config.position_embedding = true;
     }
     config.validate().context("the model these options describe")?;
     let out = DirOutput::create(&args.out, args.force)?;
