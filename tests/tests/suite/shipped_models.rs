@@ -54,8 +54,8 @@ fn shipped_tokenizer_round_trips_text() {
 }
 
 /// The image models (Fashion-MNIST at 14 × 14, `prime-train train --images`): they load, match
-/// their recorded config and training report, carry no tokenizer, and are small enough for the
-/// page.
+/// their recorded config and training report, have a position embedding, carry no tokenizer,
+/// and are small enough for the page.
 #[test]
 fn shipped_image_models_load_and_match_their_records() {
     for (name, class, ell) in [("fashion-prime", ModelClass::PerceiverDIT, 2), ("fashion-mdlm", ModelClass::DIT, 1)] {
@@ -65,6 +65,7 @@ fn shipped_image_models_load_and_match_their_records() {
         assert_eq!((config.model_class, config.subtokens, config.vocab_size), (class, ell, 256), "{name}");
         let shape = config.image.expect("an image model names its grid");
         assert_eq!((shape.width, shape.height, config.length), (14, 14, 196), "{name}");
+        assert!(config.position_embedding, "{name}: an image model needs to know where a pixel is");
         let weights = std::fs::metadata(dir.join("model.safetensors")).expect("weights").len();
         assert!(weights <= 10_000_000, "{name}: {weights} bytes is too large for the page");
         let model = Model::load_dir(&dir, &Device::flex()).unwrap_or_else(|e| panic!("{name}: {e}"));
