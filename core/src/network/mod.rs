@@ -3,8 +3,9 @@
 //! Both share one structure: a shared sub-token embedding concatenated per token (for DIT a
 //! plain token embedding), a constant conditioning vector from σ = 0, adaLN DDiT blocks with
 //! rotate-half RoPE, and a modulated final layer. Image models may add a learned absolute
-//! position embedding to the token embeddings (an extension, off for the official networks). Everything that depends only on the weights
-//! (conditioning, modulation vectors, RoPE tables) is computed once by [`Network::constants`].
+//! position embedding to the token embeddings (an extension, off for the official networks).
+//! Everything that depends only on the weights (conditioning, modulation vectors, RoPE tables)
+//! is computed once by [`Network::constants`].
 
 mod block;
 pub mod fused;
