@@ -15,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 target_dir="${PRIME_CROSS_TARGET_DIR:-$root/target/cross}"
-linux="${PRIME_BIN:-$root/target/debug/prime}"
+linux="${PRIME_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/prime}"
 for tool in /usr/bin/rustc /usr/bin/cargo x86_64-w64-mingw32-gcc /usr/lib/wine/wine64 "$linux"; do
   if ! command -v "$tool" >/dev/null; then
     echo "error: $tool not found (apt-get install rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64 wine64; cargo build -p prime-native)" >&2

@@ -15,12 +15,15 @@ browser=1
 web_log="target/web-build.log"
 if [ "$browser" = 1 ]; then
   mkdir -p target
-  web/run.sh --build-only >"$web_log" 2>&1 &
+  (web/run.sh --build-only && echo "[${SECONDS} s] the browser build finished") >"$web_log" 2>&1 &
   web_pid=$!
   trap 'kill "$web_pid" 2>/dev/null || true' EXIT
 fi
 
+cargo test --workspace --no-run
+echo "[${SECONDS} s] the Rust workspace is built"
 cargo test --workspace
+echo "[${SECONDS} s] the Rust workspace's tests passed"
 
 if [ "$browser" = 0 ]; then
   echo "PRIME_SKIP_BROWSER=1: the browser build and tests were skipped"
@@ -33,5 +36,6 @@ if ! wait "$web_pid"; then
   exit 1
 fi
 trap - EXIT
-tail -n 1 "$web_log"
+tail -n 2 "$web_log"
 python3 tests/browser/run.py
+echo "[${SECONDS} s] the browser tests passed"

@@ -15,6 +15,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 dist="${PRIME_WEB_DIST:-$root/target/web-dist}"
+# Compiled output goes where cargo puts it: CARGO_TARGET_DIR when set, else target/.
+build="${CARGO_TARGET_DIR:-$root/target}"
 port=8080
 serve=1
 while [ $# -gt 0 ]; do
@@ -31,10 +33,10 @@ if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | 
   echo "building prime-web with rustup's wasm32 target"
   RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128" \
     cargo build --release --target wasm32-unknown-unknown -p prime-web
-  wasm="$root/target/wasm32-unknown-unknown/release/prime_web.wasm"
+  wasm="$build/wasm32-unknown-unknown/release/prime_web.wasm"
 elif [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust ] && [ -x /usr/bin/wasm-ld-22 ]; then
   echo "building prime-web with Debian's rustc-web (std built for wasm32)"
-  target_dir="$root/target/wasm-debian"
+  target_dir="$build/wasm-debian"
   PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 \
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+simd128" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/bin/wasm-ld-22 CARGO_TARGET_DIR="$target_dir" \

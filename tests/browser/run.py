@@ -41,7 +41,9 @@ import urllib.request
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DIST = os.environ.get("PRIME_WEB_DIST", os.path.join(ROOT, "target", "web-dist"))
 ARTIFACTS = os.path.join(ROOT, "target", "browser-artifacts")
-PRIME = os.environ.get("PRIME_BIN", os.path.join(ROOT, "target", "debug", "prime"))
+# The native binary from `cargo test --workspace`, in cargo's target dir.
+BUILD = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
+PRIME = os.environ.get("PRIME_BIN", os.path.join(BUILD, "debug", "prime"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 GOLDEN_TOL = 5e-5

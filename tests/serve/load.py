@@ -20,7 +20,10 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PRIME = os.environ.get("PRIME_BIN", os.path.join(ROOT, "target", "debug", "prime"))
+PRIME = os.environ.get(
+    "PRIME_BIN",
+    os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "debug", "prime"),
+)
 
 
 def memory_kb(pid, field):
