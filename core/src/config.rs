@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::SubTokenCodec;
 use crate::error::{PrimeError, Result};
-use crate::image::ImageShape;
+use crate::image::{GREY_LEVELS, ImageShape};
 use crate::recommended::SamplingDefaults;
 
 /// Which official network class the folder holds.
@@ -174,6 +174,13 @@ impl ModelConfig {
         })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// This configuration as an image model of `shape`: 8-bit grey levels for a vocabulary, a
+    /// token per pixel, and the learned position embedding (RoPE alone sees only offsets, so
+    /// nothing would tell a pixel where in the picture it is).
+    pub fn into_image(self, shape: ImageShape) -> Self {
+        Self { vocab_size: GREY_LEVELS, length: shape.pixels(), image: Some(shape), position_embedding: true, ..self }
     }
 
     /// Checks every hyper-parameter for consistency, and that the model fits
@@ -381,6 +388,15 @@ mod tests {
         assert!(with.position_embedding);
         assert_eq!(ModelConfig::from_json(&serde_json::to_string(&with).unwrap()).unwrap(), with);
         assert!(ModelConfig::from_json(&text.replace("\"height\":4", "\"height\":5")).is_err());
+    }
+
+    #[test]
+    fn a_text_config_turned_into_an_image_model_is_a_valid_one() {
+        let shape = ImageShape { width: 3, height: 5 };
+        let c = ModelConfig::from_json(OK).unwrap().into_image(shape);
+        assert_eq!((c.vocab_size, c.length, c.image), (GREY_LEVELS, 15, Some(shape)));
+        assert!(c.position_embedding, "an image model needs to know where its pixels are");
+        c.validate().unwrap();
     }
 
     #[test]

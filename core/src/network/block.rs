@@ -4,7 +4,7 @@ use burn::module::Param;
 use burn::tensor::Tensor;
 
 use super::fused;
-use super::layers::{Linear, export_linear, layer_norm, modulate, vector_to_host};
+use super::layers::{Linear, export_linear, layer_norm, modulate, param_to_host};
 use super::rope::RopeTables;
 use super::trace::Trace;
 use super::upload::Upload;
@@ -86,10 +86,10 @@ impl Block {
     /// Appends this block's tensors, under the official names of block `index`, to `out`.
     pub fn export(&self, index: usize, out: &mut Vec<(String, HostTensor)>) -> Result<()> {
         let p = |n: &str| format!("blocks.{index}.{n}");
-        out.push((p("norm1.weight"), vector_to_host(&self.norm1)?));
+        out.push((p("norm1.weight"), param_to_host(&self.norm1, "a layer-norm weight")?));
         export_linear(out, &p("attn_qkv"), &self.attn_qkv)?;
         export_linear(out, &p("attn_out"), &self.attn_out)?;
-        out.push((p("norm2.weight"), vector_to_host(&self.norm2)?));
+        out.push((p("norm2.weight"), param_to_host(&self.norm2, "a layer-norm weight")?));
         export_linear(out, &p("mlp.0"), &self.mlp_in)?;
         export_linear(out, &p("mlp.2"), &self.mlp_out)?;
         export_linear(out, &p("adaLN_modulation"), &self.ada_ln)

@@ -32,7 +32,7 @@ impl Linear {
         let shape = w.dims().to_vec();
         let weight = HostTensor { shape, data: read_f32(w, "a linear weight")? };
         let bias = match &self.bias {
-            Some(b) => Some(vector_to_host(b)?),
+            Some(b) => Some(param_to_host(b, "a bias")?),
             None => None,
         };
         Ok((weight, bias))
@@ -68,10 +68,10 @@ pub fn export_linear(out: &mut Vec<(String, HostTensor)>, name: &str, l: &Linear
     Ok(())
 }
 
-/// A 1-D parameter read back to the host.
-pub fn vector_to_host(p: &Param<Tensor<1>>) -> Result<HostTensor> {
+/// A parameter read back to the host, in its own shape; `what` names it in errors.
+pub fn param_to_host<const D: usize>(p: &Param<Tensor<D>>, what: &str) -> Result<HostTensor> {
     let t = p.val();
-    Ok(HostTensor { shape: t.dims().to_vec(), data: read_f32(t, "a vector parameter")? })
+    Ok(HostTensor { shape: t.dims().to_vec(), data: read_f32(t, what)? })
 }
 
 /// Layer norm over the last axis without affine parameters (biased variance, eps), then scaled by

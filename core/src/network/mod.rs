@@ -28,9 +28,8 @@ pub use upload::Upload;
 
 use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
-use crate::readback::read_f32;
 use crate::weights::{HostTensor, WeightFile};
-use layers::{export_linear, layer_norm, modulate, vector_to_host};
+use layers::{export_linear, layer_norm, modulate, param_to_host};
 
 /// The network's weights on one device.
 #[derive(burn::module::Module, Debug)]
@@ -162,21 +161,19 @@ impl Network {
     /// order, followed by the `rotary_emb.inv_freq` buffer: what [`Network::load`] reads.
     pub fn export(&self) -> Result<Vec<(String, HostTensor)>> {
         let mut out = Vec::new();
-        let emb = self.embedding.val();
-        let shape = emb.dims().to_vec();
-        out.push(("vocab_embed.embedding".to_string(), HostTensor { shape, data: read_f32(emb, "the embedding")? }));
+        out.push(("vocab_embed.embedding".to_string(), param_to_host(&self.embedding, "the embedding")?));
         if let Some(positions) = &self.positions {
-            let table = positions.val();
-            let shape = table.dims().to_vec();
-            let data = read_f32(table, "the position embedding")?;
-            out.push((POSITION_EMBEDDING.to_string(), HostTensor { shape, data }));
+            out.push((POSITION_EMBEDDING.to_string(), param_to_host(positions, "the position embedding")?));
         }
         export_linear(&mut out, "sigma_map.mlp.0", &self.sigma_in)?;
         export_linear(&mut out, "sigma_map.mlp.2", &self.sigma_out)?;
         for (i, block) in self.blocks.iter().enumerate() {
             block.export(i, &mut out)?;
         }
-        out.push(("output_layer.norm_final.weight".to_string(), vector_to_host(&self.norm_final)?));
+        out.push((
+            "output_layer.norm_final.weight".to_string(),
+            param_to_host(&self.norm_final, "the final layer-norm weight")?,
+        ));
         let mut head = Vec::new();
         for part in &self.output {
             let (w, b) = part.to_host()?;

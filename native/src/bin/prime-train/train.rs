@@ -100,11 +100,11 @@ pub struct ShapeArgs {
 }
 
 impl ShapeArgs {
-    /// The model of this shape for a vocabulary of `vocab` tokens, of `length` tokens (image
-    /// models: their pixels) instead of `--length` where given.
+    /// The model of this shape for a vocabulary of `vocab` tokens, or an image model of `image`
+    /// (grey levels for a vocabulary, a token per pixel).
     pub fn config(&self, vocab: usize, image: Option<ImageShape>) -> Result<ModelConfig> {
         ensure!(self.subtokens >= 1, "--subtokens must be at least 1");
-        let config = ModelConfig {
+        let mut config = ModelConfig {
             model_class: if self.subtokens == 1 { ModelClass::DIT } else { ModelClass::PerceiverDIT },
             vocab_size: u32::try_from(vocab).context("vocabulary too large")?,
             subtokens: self.subtokens,
@@ -113,18 +113,19 @@ impl ShapeArgs {
             n_blocks: self.blocks,
             n_heads: self.heads,
             cond_dim: self.cond,
-            length: image.map_or(self.length, |s| s.pixels()),
+            length: self.length,
             mlp_ratio: 4,
             layer_norm_eps: 1e-5,
             rope_base: 10000.0,
             frequency_embedding_size: 256,
             carry_over: true,
-            image,
-            // Images need to know where a pixel is (RoPE alone sees only offsets); text
-            // models keep the official network.
-            position_embedding: image.is_some(),
+            image: None,
+            position_embedding: false,
             sampling: Default::default(),
         };
+        if let Some(shape) = image {
+            config = config.into_image(shape);
+        }
         config.validate()?;
         Ok(config)
     }

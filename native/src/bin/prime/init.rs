@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use prime_core::image::{GREY_LEVELS, ImageShape};
+use prime_core::image::ImageShape;
 use prime_core::model::write_dir;
 use prime_core::network::parameter_shapes;
 use prime_core::output::DirOutput;
@@ -115,10 +115,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
     config.n_blocks = args.blocks.unwrap_or(config.n_blocks);
     config.n_heads = args.heads.unwrap_or(config.n_heads);
     if let Some(shape) = args.image {
-        config.vocab_size = GREY_LEVELS;
-        config.length = shape.width.saturating_mul(shape.height);
-        config.image = Some(shape);
-        config.position_embedding = true;
+        config = config.into_image(shape);
     }
     config.validate().context("the model these options describe")?;
     let out = DirOutput::create(&args.out, args.force)?;
