@@ -17,7 +17,7 @@ if [ "$browser" = 1 ]; then
   mkdir -p target
   (web/run.sh --build-only && echo "[${SECONDS} s] the browser build finished") >"$web_log" 2>&1 &
   web_pid=$!
-  trap 'kill "$web_pid" 2>/dev/null || true' EXIT
+  trap 'pkill -P "$web_pid" 2>/dev/null || true; kill "$web_pid" 2>/dev/null || true' EXIT
 fi
 
 cargo test --workspace --no-run
