@@ -28,9 +28,7 @@ impl Linear {
 
     /// The weight in PyTorch layout (out, in) and the bias, read back to the host.
     pub fn to_host(&self) -> Result<(HostTensor, Option<HostTensor>)> {
-        let w = self.weight_t.val().transpose();
-        let shape = w.dims().to_vec();
-        let weight = HostTensor { shape, data: read_f32(w, "a linear weight")? };
+        let weight = tensor_to_host(self.weight_t.val().transpose(), "a linear weight")?;
         let bias = match &self.bias {
             Some(b) => Some(param_to_host(b, "a bias")?),
             None => None,
@@ -70,7 +68,11 @@ pub fn export_linear(out: &mut Vec<(String, HostTensor)>, name: &str, l: &Linear
 
 /// A parameter read back to the host, in its own shape; `what` names it in errors.
 pub fn param_to_host<const D: usize>(p: &Param<Tensor<D>>, what: &str) -> Result<HostTensor> {
-    let t = p.val();
+    tensor_to_host(p.val(), what)
+}
+
+/// A tensor read back to the host, in its own shape; `what` names it in errors.
+fn tensor_to_host<const D: usize>(t: Tensor<D>, what: &str) -> Result<HostTensor> {
     Ok(HostTensor { shape: t.dims().to_vec(), data: read_f32(t, what)? })
 }
 
