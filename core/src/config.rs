@@ -65,6 +65,13 @@ pub struct ModelConfig {
     /// models; absent means false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub position_embedding: bool,
+    /// The classes the model is conditioned on, by name (absent: none). A conditioned network
+    /// adds a learned class embedding (tensor `class_embedding`, (classes + 1) × hidden_size)
+    /// to every position's token embedding; the last row stands for "no class", which
+    /// training shows the network for a share of its samples, so the model also generates
+    /// without one. Not part of the official networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
     /// The sampler settings this model is meant to be sampled with, where a request or a flag
     /// leaves them out (absent: the official defaults); checked when the model loads.
     #[serde(default, skip_serializing_if = "SamplingDefaults::is_empty")]
@@ -87,6 +94,9 @@ pub const MAX_MODEL_BYTES: u64 = 16 << 30;
 
 /// The largest vocabulary: 2²⁴ tokens (ids and the mask id stay exact in f32 and fit i32).
 pub const MAX_VOCAB: u32 = 1 << 24;
+
+/// The most classes a model may be conditioned on.
+pub const MAX_CLASSES: usize = 1 << 16;
 
 /// The most sub-tokens per token: b ≥ 2 and V < 2³² make more digits pointless.
 pub const MAX_SUBTOKENS: usize = 32;
@@ -255,7 +265,60 @@ impl ModelConfig {
         if let Some(shape) = self.image {
             shape.check(self.length, self.vocab_size).map_err(PrimeError::Config)?;
         }
+        self.check_classes()?;
         self.footprint().check(1).map_err(PrimeError::Config)
+    }
+
+    /// Class names must be distinct, non-empty, and not read as a class number.
+    fn check_classes(&self) -> Result<()> {
+        if self.classes.len() > MAX_CLASSES {
+            return Err(PrimeError::Config(format!("classes: {} names, more than {MAX_CLASSES}", self.classes.len())));
+        }
+        for (i, name) in self.classes.iter().enumerate() {
+            if name.trim().is_empty() || name.trim().parse::<u64>().is_ok() {
+                return Err(PrimeError::Config(format!(
+                    "classes[{i}] = {name:?}: a class name must be a word, not empty or a number"
+                )));
+            }
+            if self.classes[..i].iter().any(|other| other.eq_ignore_ascii_case(name)) {
+                return Err(PrimeError::Config(format!("classes[{i}] = {name:?} is named twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The class `name` stands for: a class name (any letter case) or a class number below
+    /// the number of classes. Fails, listing the classes, for anything else or when the
+    /// model is not conditioned on classes.
+    pub fn class_id(&self, name: &str) -> Result<u32> {
+        if self.classes.is_empty() {
+            return Err(PrimeError::Input(format!(
+                "class {name:?} asked for, but this model is not conditioned on classes"
+            )));
+        }
+        let name = name.trim();
+        let found = match name.parse::<usize>() {
+            Ok(i) => (i < self.classes.len()).then_some(i),
+            Err(_) => self.classes.iter().position(|c| c.eq_ignore_ascii_case(name)),
+        };
+        found.map(|i| i as u32).ok_or_else(|| {
+            PrimeError::Input(format!(
+                "no class {name:?}: this model has classes 0–{} ({})",
+                self.classes.len() - 1,
+                self.classes.join(", ")
+            ))
+        })
+    }
+
+    /// Rows of the class embedding: one per class and one for "no class" (0 where the model
+    /// is not conditioned).
+    pub fn class_rows(&self) -> usize {
+        if self.classes.is_empty() { 0 } else { self.classes.len() + 1 }
+    }
+
+    /// The class-embedding row of "no class" (the last row).
+    pub fn no_class(&self) -> u32 {
+        self.classes.len() as u32
     }
 
     /// Estimated memory of the model: its f32 weights and the largest intermediates of one
@@ -314,6 +377,10 @@ impl ModelConfig {
             let what =
                 format!("the position embedding (length = {} × hidden_size = {})", self.length, self.hidden_size);
             footprint.weights.push(f32s(what, l * d));
+        }
+        if !self.classes.is_empty() {
+            let what = format!("the class embedding ({} classes + 1 × hidden_size = {})", self.classes.len(), d);
+            footprint.weights.push(f32s(what, f(self.class_rows()) * d));
         }
         footprint
     }
@@ -397,6 +464,27 @@ mod tests {
         assert_eq!((c.vocab_size, c.length, c.image), (GREY_LEVELS, 15, Some(shape)));
         assert!(c.position_embedding, "an image model needs to know where its pixels are");
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn classes_are_named_or_numbered_and_checked() {
+        let text = OK.replace("\"extra\"", "\"classes\":[\"Coat\",\"Bag\"],\"extra\"");
+        let c = ModelConfig::from_json(&text).unwrap();
+        assert_eq!((c.class_rows(), c.no_class()), (3, 2));
+        assert_eq!(c.class_id("bag").unwrap(), 1);
+        assert_eq!(c.class_id(" 0 ").unwrap(), 0);
+        let missing = c.class_id("2").unwrap_err().to_string();
+        assert!(missing.contains("Coat, Bag"), "{missing}");
+        assert!(c.class_id("Shoe").is_err());
+        assert_eq!(ModelConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap(), c);
+        let plain = ModelConfig::from_json(OK).unwrap();
+        assert_eq!(plain.class_rows(), 0);
+        assert!(plain.class_id("0").unwrap_err().to_string().contains("not conditioned"));
+        assert!(!serde_json::to_string(&plain).unwrap().contains("classes"));
+        for bad in ["[\"Coat\",\"coat\"]", "[\"\"]", "[\"7\"]"] {
+            let text = OK.replace("\"extra\"", &format!("\"classes\":{bad},\"extra\""));
+            assert!(ModelConfig::from_json(&text).is_err(), "{bad}");
+        }
     }
 
     #[test]

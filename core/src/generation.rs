@@ -84,7 +84,15 @@ pub struct GenerationRequest {
     /// Device executor: read every state back so that every event carries it (recording
     /// does this anyway).
     pub sync_states: bool,
+    /// The class a class-conditioned model is asked for: a class name or number, or
+    /// [`EACH_CLASS`] (sample i of [`GenerationRequest::start_seeds`] takes class i mod the
+    /// number of classes). Absent: no class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
 }
+
+/// The [`GenerationRequest::class`] that gives the samples of a batch the classes in turn.
+pub const EACH_CLASS: &str = "each";
 
 impl GenerationRequest {
     /// The executor this request gets on `model`'s device. Fails for the shaders off wgpu.
@@ -114,16 +122,34 @@ impl GenerationRequest {
         })?;
         let mut request = self.clone();
         request.settings.seed = seed;
-        request.start(model)
+        request.start_as(model, self.class_of(model, i)?)
     }
 
-    /// Checks the request against `model` and starts the generation. The carry-over filter is
-    /// used only where the model was trained for it.
+    /// The class sample `i` asks for (see [`GenerationRequest::class`]).
+    pub fn class_of(&self, model: &Model, i: usize) -> Result<Option<u32>> {
+        let classes = &model.config().classes;
+        match self.class.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some(each) if each.eq_ignore_ascii_case(EACH_CLASS) && !classes.is_empty() => {
+                Ok(Some((i % classes.len()) as u32))
+            }
+            Some(name) => model.config().class_id(name).map(Some),
+        }
+    }
+
+    /// Checks the request against `model` and starts the generation (sample 0 of
+    /// [`GenerationRequest::start_seeds`]). The carry-over filter is used only where the model
+    /// was trained for it.
     pub fn start(&self, model: &Model) -> Result<Run> {
+        self.start_as(model, self.class_of(model, 0)?)
+    }
+
+    fn start_as(&self, model: &Model, class: Option<u32>) -> Result<Run> {
         let conditioning = Conditioning {
             prefix: self.prompt.ids(model, "prompt")?,
             suffix: self.suffix.ids(model, "suffix")?,
             pinned: self.pins.clone(),
+            class,
         };
         let mut settings = self.settings.clone();
         settings.carry_over &= model.config().carry_over;

@@ -40,7 +40,7 @@ pub use codec::SubTokenCodec;
 pub use config::{ModelClass, ModelConfig};
 pub use denoiser::Denoiser;
 pub use error::{PrimeError, Result};
-pub use generation::{ExecutorChoice, GenerationRequest, Tokens};
+pub use generation::{EACH_CLASS, ExecutorChoice, GenerationRequest, Tokens};
 pub use logits::{Logits, NetworkInput};
 pub use model::Model;
 pub use recommended::SamplingDefaults;

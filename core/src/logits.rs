@@ -23,6 +23,9 @@ pub struct NetworkInput {
     pub state: Tensor<1, Int>,
     /// Positions whose logits are needed, ascending. A network may compute more rows.
     pub rows: Vec<u32>,
+    /// The class the sequence is conditioned on (a class-conditioned model only; `None`: no
+    /// class).
+    pub class: Option<u32>,
 }
 
 /// Logits of one sequence as row blocks; the rows of positions no block holds were not

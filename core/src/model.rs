@@ -255,7 +255,7 @@ impl Model {
         rows: usize,
         mut write: impl FnMut(&[f32]) -> Result<()>,
     ) -> Result<()> {
-        let hidden = self.network.hidden(&self.constants, self.ids_tensor(ids, batch)?, None);
+        let hidden = self.network.hidden(&self.constants, self.ids_tensor(ids, batch)?, &[], None);
         let total = batch * self.config.length;
         let rows = rows.min(self.blocking.logits_rows).max(1);
         for start in (0..total).step_by(rows) {
@@ -290,6 +290,22 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The class-embedding row of a sequence conditioned on `class` (0 for a model without
+    /// classes, which ignores it). Fails for a class the model does not have.
+    fn class_row(&self, class: Option<u32>) -> Result<u32> {
+        let classes = self.config.classes.len();
+        match class {
+            None => Ok(self.config.no_class()),
+            Some(c) if (c as usize) < classes => Ok(c),
+            Some(c) if classes == 0 => {
+                Err(PrimeError::Input(format!("class {c} asked for, but this model is not conditioned on classes")))
+            }
+            Some(c) => Err(PrimeError::Input(format!("class {c} is not one of this model's {classes} classes"))),
+        }
+    }
+}
+
 impl Denoiser for Model {
     fn device(&self) -> &Device {
         &self.device
@@ -320,8 +336,9 @@ impl Denoiser for Model {
         self.config.footprint().check(batch).map_err(PrimeError::Input)?;
         self.blocking.check_batch(&self.config, batch)?;
         let every_row = inputs.iter().all(|i| i.rows.len() == length);
+        let classes = inputs.iter().map(|i| self.class_row(i.class)).collect::<Result<Vec<_>>>()?;
         let (states, rows): (Vec<_>, Vec<_>) = inputs.into_iter().map(|i| (i.state, i.rows)).unzip();
-        let hidden = self.network.hidden(&self.constants, Tensor::cat(states, 0).reshape([batch, n]), None);
+        let hidden = self.network.hidden(&self.constants, Tensor::cat(states, 0).reshape([batch, n]), &classes, None);
         if every_row && self.blocking.logits_rows >= length {
             // One block per sequence: the head runs once on every row.
             let logits = self.network.head(hidden);

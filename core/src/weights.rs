@@ -136,6 +136,11 @@ impl WeightFile {
         Self { tensors: tensors.into_iter().map(|(name, t)| (name, t.into())).collect() }
     }
 
+    /// Adds `tensor` under `name` unless the file already holds a tensor of that name.
+    pub fn or_insert(&mut self, name: &str, tensor: HostTensor) {
+        self.tensors.entry(name.to_string()).or_insert_with(|| tensor.into());
+    }
+
     /// Takes the tensor `name`, which must have exactly `shape` and finite values.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<StoredTensor> {
         let tensor = self.tensors.remove(name).ok_or_else(|| PrimeError::MissingTensor(name.to_string()))?;

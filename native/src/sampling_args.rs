@@ -3,7 +3,7 @@
 
 use clap::Args;
 use prime_core::sampler::{RevealPolicy, SamplingMode};
-use prime_core::{ExecutorChoice, GenerationRequest, ModelConfig, SamplerSettings};
+use prime_core::{EACH_CLASS, ExecutorChoice, GenerationRequest, ModelConfig, SamplerSettings};
 
 /// Sampler settings and executor, shared by `prime generate`, `prime bench`, `prime-train words`
 /// and `prime-train judge`. A command changes a default with `mut_arg` (e.g. the number of
@@ -45,6 +45,34 @@ pub struct SamplingArgs {
     /// [default: auto].
     #[arg(long, alias = "sampler", value_enum)]
     pub executor: Option<ExecutorChoice>,
+    #[command(flatten)]
+    pub class: ClassArg,
+}
+
+/// The `--class` value that draws without a class.
+pub const NO_CLASS: &str = "none";
+
+/// `--class`, for every command that draws samples.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClassArg {
+    /// Class-conditioned models: the class to draw, by name or number; `each` gives sample i
+    /// class i mod the number of classes; `none` draws without a class [default: each].
+    #[arg(long)]
+    pub class: Option<String>,
+}
+
+impl ClassArg {
+    /// The class this flag asks `model` for (see [`GenerationRequest::class`]): the flag's
+    /// value, each class in turn where it is left out and the model has classes, no class for
+    /// `none` or a model without classes.
+    pub fn resolve(&self, model: &ModelConfig) -> Option<String> {
+        match self.class.as_deref() {
+            Some(none) if none.trim().eq_ignore_ascii_case(NO_CLASS) => None,
+            Some(class) => Some(class.to_string()),
+            None if model.classes.is_empty() => None,
+            None => Some(EACH_CLASS.to_string()),
+        }
+    }
 }
 
 impl SamplingArgs {
@@ -70,9 +98,14 @@ impl SamplingArgs {
         }
     }
 
-    /// An unconditional request with these settings and executor for `model`; a command adds
-    /// its prompt, suffix or pins.
+    /// A request without tokens held fixed, with these settings, executor and class for
+    /// `model`; a command adds its prompt, suffix or pins.
     pub fn request(&self, model: &ModelConfig) -> GenerationRequest {
-        GenerationRequest { settings: self.settings(model), executor: self.executor(), ..GenerationRequest::default() }
+        GenerationRequest {
+            settings: self.settings(model),
+            executor: self.executor(),
+            class: self.class.resolve(model),
+            ..GenerationRequest::default()
+        }
     }
 }

@@ -166,6 +166,7 @@ pub fn tiny_config(subtokens: usize, vocab: u32) -> prime_core::ModelConfig {
         carry_over: true,
         image: None,
         position_embedding: false,
+        classes: Vec::new(),
         sampling: Default::default(),
     }
 }

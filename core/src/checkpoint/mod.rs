@@ -281,6 +281,7 @@ fn model_config(p: &Pickle, cfg: &Value) -> Result<ModelConfig> {
         carry_over,
         image: None,
         position_embedding: false,
+        classes: Vec::new(),
         sampling: Default::default(),
     };
     config

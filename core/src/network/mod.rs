@@ -37,6 +37,9 @@ pub struct Network {
     embedding: Param<Tensor<2>>,
     /// The learned absolute position embedding (L, D), where the config asks for one.
     positions: Option<Param<Tensor<2>>>,
+    /// The learned class embedding (classes + 1, D), where the config names classes; its
+    /// last row is "no class".
+    classes: Option<Param<Tensor<2>>>,
     sigma_in: Linear,
     sigma_out: Linear,
     blocks: Vec<Block>,
@@ -90,6 +93,10 @@ impl Network {
         } else {
             None
         };
+        let classes = match config.class_rows() {
+            0 => None,
+            rows => Some(Param::from_tensor(up.tensor::<2>(weights.take(CLASS_EMBEDDING, &[rows, d])?)?)),
+        };
         let sigma_in = Linear::load(
             weights.take("sigma_map.mlp.0.weight", &[c, f])?,
             Some(weights.take("sigma_map.mlp.0.bias", &[c])?),
@@ -127,6 +134,7 @@ impl Network {
         Ok(Self {
             embedding: Param::from_tensor(embedding),
             positions,
+            classes,
             sigma_in,
             sigma_out,
             blocks,
@@ -164,6 +172,9 @@ impl Network {
         out.push(("vocab_embed.embedding".to_string(), param_to_host(&self.embedding, "the embedding")?));
         if let Some(positions) = &self.positions {
             out.push((POSITION_EMBEDDING.to_string(), param_to_host(positions, "the position embedding")?));
+        }
+        if let Some(classes) = &self.classes {
+            out.push((CLASS_EMBEDDING.to_string(), param_to_host(classes, "the class embedding")?));
         }
         export_linear(&mut out, "sigma_map.mlp.0", &self.sigma_in)?;
         export_linear(&mut out, "sigma_map.mlp.2", &self.sigma_out)?;
@@ -203,13 +214,14 @@ impl Network {
         self.length
     }
 
-    /// Runs the network on sub-token ids (B, ℓ·L) and returns logits (B, L, V_out).
+    /// Runs the network on sub-token ids (B, ℓ·L) and returns logits (B, L, V_out); a
+    /// class-conditioned network is told "no class".
     ///
     /// Ids must already be validated (in `[0, b]`). With `trace`, intermediates are recorded
     /// under the golden files' names.
     pub fn forward(&self, k: &NetworkConstants, ids: Tensor<2, Int>, trace: Option<&mut Trace>) -> Tensor<3> {
         let [batch, n] = ids.dims();
-        let logits = self.head(self.hidden(k, ids, trace));
+        let logits = self.head(self.hidden(k, ids, &[], trace));
         let width = logits.dims()[1];
         logits.reshape([batch, n / self.subtokens, width])
     }
@@ -228,9 +240,23 @@ impl Network {
         &self.output
     }
 
+    /// The row of the class embedding that stands for "no class" (`None`: the network is not
+    /// class-conditioned).
+    pub fn no_class(&self) -> Option<u32> {
+        self.classes.as_ref().map(|t| t.dims()[0] as u32 - 1)
+    }
+
     /// Runs the network up to the output head: the final layer's normalised, modulated hidden
-    /// state (B·L, D) of sub-token ids (B, ℓ·L). See [`Network::forward`].
-    pub fn hidden(&self, k: &NetworkConstants, ids: Tensor<2, Int>, mut trace: Option<&mut Trace>) -> Tensor<2> {
+    /// state (B·L, D) of sub-token ids (B, ℓ·L). A class-conditioned network takes each
+    /// sequence's class from `classes` (B rows of the class embedding, checked by the caller;
+    /// empty: "no class" for all); other networks ignore it. See [`Network::forward`].
+    pub fn hidden(
+        &self,
+        k: &NetworkConstants,
+        ids: Tensor<2, Int>,
+        classes: &[u32],
+        mut trace: Option<&mut Trace>,
+    ) -> Tensor<2> {
         let [batch, n] = ids.dims();
         let length = n / self.subtokens;
         let emb = self.embedding.val().select(0, ids.reshape([batch * n]));
@@ -239,6 +265,13 @@ impl Network {
         if let Some(positions) = &self.positions {
             let table = positions.val().unsqueeze_dim::<3>(0);
             x = (x.reshape([batch, length, d]) + table).reshape([batch * length, d]);
+        }
+        if let (Some(table), Some(none)) = (&self.classes, self.no_class()) {
+            let rows: Vec<i32> =
+                if classes.is_empty() { vec![none as i32; batch] } else { classes.iter().map(|&c| c as i32).collect() };
+            let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [batch]), &x.device());
+            let per_sequence = table.val().select(0, rows).unsqueeze_dim::<3>(1);
+            x = (x.reshape([batch, length, d]) + per_sequence).reshape([batch * length, d]);
         }
         if let Some(t) = trace.as_deref_mut() {
             t.record("embed", x.clone().reshape([batch, length, d]));
@@ -264,8 +297,8 @@ impl Network {
 
 /// Every trained parameter of the network `config` describes, under its official name with its
 /// PyTorch shape, in the official parameter order (the order of `model.parameters()`, which is
-/// the order of an EMA's `shadow_params`); a position embedding, which the official networks
-/// lack, follows the token embedding. The RoPE buffer `rotary_emb.inv_freq` is not a parameter
+/// the order of an EMA's `shadow_params`); a position and a class embedding, which the
+/// official networks lack, follow the token embedding. The RoPE buffer `rotary_emb.inv_freq` is not a parameter
 /// and is not listed.
 pub fn parameter_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)>> {
     config.validate()?;
@@ -275,6 +308,9 @@ pub fn parameter_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)
         vec![("vocab_embed.embedding".into(), vec![config.embedding_rows()?, config.embedding_dim()])];
     if config.position_embedding {
         shapes.push((POSITION_EMBEDDING.into(), vec![config.length, d]));
+    }
+    if !config.classes.is_empty() {
+        shapes.push((CLASS_EMBEDDING.into(), vec![config.class_rows(), d]));
     }
     shapes.extend([
         ("sigma_map.mlp.0.weight".into(), vec![c, f]),
@@ -311,6 +347,10 @@ pub fn parameter_shapes(config: &ModelConfig) -> Result<Vec<(String, Vec<usize>)
 /// Name of the learned absolute position embedding (L, D) in a weight file (not an official
 /// tensor: see [`ModelConfig::position_embedding`]).
 pub const POSITION_EMBEDDING: &str = "position_embedding";
+
+/// Name of the learned class embedding (classes + 1, D) in a weight file (not an official
+/// tensor: see [`ModelConfig::classes`]).
+pub const CLASS_EMBEDDING: &str = "class_embedding";
 
 /// `1/base^(2k/Dh)` in f32, used only when a weight file lacks the stored buffer.
 fn default_inv_freq(head_dim: usize, base: f64) -> Vec<f32> {

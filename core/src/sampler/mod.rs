@@ -108,6 +108,8 @@ pub struct Sampler {
     masked: Vec<bool>,
     /// Whether each position is fixed by the conditioning.
     fixed: Vec<bool>,
+    /// The class every network call asks for.
+    class: Option<u32>,
     /// The state after the last step, when the executor reported it.
     state: Option<Vec<u32>>,
     phase: Phase,
@@ -146,6 +148,7 @@ impl Sampler {
             rng,
             reveal_plan,
             fixed: fixed_tokens.iter().map(Option::is_some).collect(),
+            class: conditioning.class,
             state: Some(initial.clone()),
             initial,
             masked,
@@ -224,9 +227,10 @@ impl Sampler {
     }
 
     /// A network call on `state` for the positions the coming steps draw from (those with a
-    /// masked slot now; the set only shrinks while the output is cached).
+    /// masked slot now; the set only shrinks while the output is cached), with the class the
+    /// generation asks for.
     pub fn network_input(&self, state: Tensor<1, Int>) -> NetworkInput {
-        NetworkInput { state, rows: self.masked_positions() }
+        NetworkInput { state, rows: self.masked_positions(), class: self.class }
     }
 
     fn has_mask(&self, i: usize) -> bool {

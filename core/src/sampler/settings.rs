@@ -138,6 +138,9 @@ pub struct Conditioning {
     pub suffix: Vec<u32>,
     /// (position, token) pairs anywhere.
     pub pinned: Vec<(usize, u32)>,
+    /// The class the model is asked for (class-conditioned models; checked by the model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<u32>,
 }
 
 impl Conditioning {

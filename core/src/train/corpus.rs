@@ -9,6 +9,8 @@ pub struct TokenCorpus {
     tokens: Vec<u32>,
     /// Windows start at multiples of this: 1 for running text, the record length for records.
     record: usize,
+    /// The class of each record (empty: the records have none).
+    labels: Vec<u32>,
 }
 
 impl TokenCorpus {
@@ -16,7 +18,7 @@ impl TokenCorpus {
     /// below `vocab`. Training windows start anywhere.
     pub fn new(tokens: Vec<u32>, length: usize, vocab: u32) -> Result<Self> {
         Self::check(&tokens, length, vocab)?;
-        Ok(Self { tokens, record: 1 })
+        Ok(Self { tokens, record: 1, labels: Vec::new() })
     }
 
     /// Wraps records of exactly `length` tokens each, back to back (an image per record):
@@ -26,7 +28,23 @@ impl TokenCorpus {
         if !tokens.len().is_multiple_of(length) {
             return Err(PrimeError::Input(format!("{} tokens are not whole records of {length}", tokens.len())));
         }
-        Ok(Self { tokens, record: length })
+        Ok(Self { tokens, record: length, labels: Vec::new() })
+    }
+
+    /// Gives each record its class (one label per record, each below `classes`).
+    pub fn with_labels(mut self, labels: Vec<u32>, classes: usize) -> Result<Self> {
+        let records = self.tokens.len() / self.record;
+        if self.record == 1 || labels.len() != records {
+            return Err(PrimeError::Input(format!(
+                "{} labels for {records} records: every record needs one class",
+                labels.len()
+            )));
+        }
+        if let Some(bad) = labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(PrimeError::Input(format!("label {bad} is not one of the {classes} classes")));
+        }
+        self.labels = labels;
+        Ok(self)
     }
 
     fn check(tokens: &[u32], length: usize, vocab: u32) -> Result<()> {
@@ -55,11 +73,22 @@ impl TokenCorpus {
     /// The training window of batch row `row` at `step`: a uniform offset keyed on the stream
     /// (a uniform record, for records).
     pub fn random_window(&self, rng: &CounterRng, step: u32, row: u32, length: usize) -> &[u32] {
+        let start = self.random_start(rng, step, row, length);
+        &self.tokens[start..start + length]
+    }
+
+    /// The class of the record [`Self::random_window`] cuts for the same arguments (`None`
+    /// where the records have no labels).
+    pub fn random_label(&self, rng: &CounterRng, step: u32, row: u32, length: usize) -> Option<u32> {
+        let start = self.random_start(rng, step, row, length);
+        self.labels.get(start / self.record).copied()
+    }
+
+    fn random_start(&self, rng: &CounterRng, step: u32, row: u32, length: usize) -> usize {
         let starts = ((self.tokens.len() - length) / self.record + 1) as u64;
         let word = u64::from(rng.word(Stream::TrainSample, step, row, 1)) << 32
             | u64::from(rng.word(Stream::TrainSample, step, row, 2));
-        let start = (word % starts) as usize * self.record;
-        &self.tokens[start..start + length]
+        (word % starts) as usize * self.record
     }
 
     /// Consecutive non-overlapping windows of `length` (the tail shorter than `length` is left out).
@@ -85,5 +114,22 @@ mod tests {
         }
         assert!(seen.iter().all(|&s| s), "every record is drawn: {seen:?}");
         assert!(TokenCorpus::records(vec![0; 6], 4, 5).is_err());
+    }
+
+    #[test]
+    fn a_window_comes_with_its_record_s_class() {
+        let tokens: Vec<u32> = (0..5).flat_map(|r| [r; 4]).collect();
+        let labels = vec![2, 0, 1, 1, 2];
+        let corpus = TokenCorpus::records(tokens.clone(), 4, 5).unwrap().with_labels(labels.clone(), 3).unwrap();
+        let rng = CounterRng::new(9);
+        for step in 0..20 {
+            let w = corpus.random_window(&rng, step, 1, 4);
+            assert_eq!(corpus.random_label(&rng, step, 1, 4), Some(labels[w[0] as usize]));
+        }
+        let records = || TokenCorpus::records(tokens.clone(), 4, 5).unwrap();
+        assert!(records().with_labels(vec![0; 4], 3).is_err(), "a label short");
+        assert!(records().with_labels(vec![0, 0, 0, 0, 3], 3).is_err(), "a label out of range");
+        assert!(TokenCorpus::new(tokens.clone(), 4, 5).unwrap().with_labels(vec![0; 20], 3).is_err(), "running text");
+        assert_eq!(records().random_label(&rng, 0, 0, 4), None);
     }
 }

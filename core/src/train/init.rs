@@ -1,12 +1,12 @@
 //! Initial weights of a training run, under the official names and PyTorch layouts.
 //!
 //! Linear maps and the embedding use PyTorch's default bound `1/√fan_in` (uniform); norms start
-//! at 1; every adaLN modulation and the output layer start at zero, so each block starts as the
+//! at 1; every adaLN modulation, the output layer and a class embedding start at zero, so each block starts as the
 //! identity and the first output is uniform (the DiT "adaLN-zero" scheme the official code uses).
 
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::network::parameter_shapes;
+use crate::network::{CLASS_EMBEDDING, parameter_shapes};
 use crate::rng::{CounterRng, Stream};
 use crate::weights::{HostTensor, WeightFile};
 
@@ -20,13 +20,14 @@ enum Init {
     Zeros,
 }
 
-/// The init of each parameter, from its name: norms at 1, adaLN modulations and the output
-/// layer at 0, the rest uniform with the fan-in of its layer (a bias takes its weight's).
+/// The init of each parameter, from its name: norms at 1, adaLN modulations, the output layer
+/// and the class embedding at 0 (a class-conditioned network starts as the same network
+/// without classes), the rest uniform with the fan-in of its layer (a bias takes its weight's).
 fn init_of(name: &str, shape: &[usize], layer_fan_in: &mut usize) -> Init {
     if name.ends_with("norm1.weight") || name.ends_with("norm2.weight") || name.ends_with("norm_final.weight") {
         return Init::Ones;
     }
-    if name.contains("adaLN_modulation") || name.starts_with("output_layer.linear") {
+    if name.contains("adaLN_modulation") || name.starts_with("output_layer.linear") || name == CLASS_EMBEDDING {
         return Init::Zeros;
     }
     if shape.len() == 2 {

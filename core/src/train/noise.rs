@@ -33,6 +33,9 @@ pub struct NoisedBatch {
     pub masked: Vec<bool>,
     /// Diffusion time of each row.
     pub times: Vec<f32>,
+    /// The class-embedding row each sequence is conditioned on (empty: none; see
+    /// [`crate::network::Network::hidden`]).
+    pub classes: Vec<u32>,
 }
 
 impl NoisedBatch {
@@ -56,6 +59,7 @@ impl NoisedBatch {
             clean: Vec::with_capacity(batch * length),
             masked: Vec::with_capacity(batch * length * ell),
             times: Vec::with_capacity(batch),
+            classes: Vec::new(),
         };
         let mut digits = vec![0u32; ell];
         for (r, window) in windows.iter().enumerate() {
@@ -91,7 +95,8 @@ impl NoisedBatch {
             noised: self.noised[range.start * slots..range.end * slots].to_vec(),
             clean: self.clean[range.start * tokens..range.end * tokens].to_vec(),
             masked: self.masked[range.start * slots..range.end * slots].to_vec(),
-            times: self.times[range].to_vec(),
+            times: self.times[range.clone()].to_vec(),
+            classes: self.classes.get(range).map(<[u32]>::to_vec).unwrap_or_default(),
         }
     }
 

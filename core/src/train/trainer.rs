@@ -21,7 +21,8 @@ use crate::config::ModelConfig;
 use crate::error::{PrimeError, Result};
 use crate::network::Network;
 use crate::readback::read_f32;
-use crate::rng::CounterRng;
+use crate::rng::{CounterRng, Stream};
+use crate::weights::WeightFile;
 
 /// Hyper-parameters of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +117,10 @@ impl StepTimes {
     }
 }
 
+/// The share of training rows a class-conditioned network is shown "no class" instead of the
+/// row's label (as in classifier-free guidance training).
+pub const CLASS_DROPOUT: f32 = 0.1;
+
 /// A training run in memory.
 pub struct Trainer {
     config: ModelConfig,
@@ -140,14 +145,21 @@ impl std::fmt::Debug for Trainer {
 impl Trainer {
     /// A fresh run on `device` (a plain device; autodiff is added here).
     pub fn new(config: ModelConfig, settings: TrainSettings, device: &Device) -> Result<Self> {
+        let weights = initial_weights(&config, settings.seed)?;
+        Self::starting_from(config, settings, device, weights)
+    }
+
+    /// A fresh run whose network starts from `weights` (every tensor `config` implies, e.g. a
+    /// trained model's, to train further) instead of a seeded init.
+    pub fn starting_from(
+        config: ModelConfig,
+        settings: TrainSettings,
+        device: &Device,
+        mut weights: WeightFile,
+    ) -> Result<Self> {
         config.validate()?;
         settings.validate(&config)?;
-        let model = Network::load(
-            &config,
-            &mut initial_weights(&config, settings.seed)?,
-            &device.clone().autodiff(),
-            usize::MAX,
-        )?;
+        let model = Network::load(&config, &mut weights, &device.clone().autodiff(), usize::MAX)?;
         let ema = model.valid();
         let optimizer = optimizer(&settings);
         let objective = Objective::new(&config)?;
@@ -222,7 +234,10 @@ impl Trainer {
         let windows: Vec<&[u32]> = (0..self.settings.batch_size as u32)
             .map(|row| corpus.random_window(&self.rng, step, row, length))
             .collect();
-        let batch = NoisedBatch::draw(&windows, self.objective.codec(), &self.rng, step, NoiseSchedule::Training);
+        let mut batch = NoisedBatch::draw(&windows, self.objective.codec(), &self.rng, step, NoiseSchedule::Training);
+        if let Some(none) = self.model.no_class() {
+            batch.classes = self.classes(corpus, step, none)?;
+        }
         let data = lap();
         let shards = self.shards.min(batch.batch).max(1);
         let passes: Vec<Result<ShardPass>> = if shards == 1 {
@@ -268,6 +283,23 @@ impl Trainer {
         self.times = StepTimes { data, forward, backward, optimizer, ema: lap() };
         self.step += 1;
         Ok(value)
+    }
+
+    /// The class of each row of the batch at `step`: its record's label, or "no class" (`none`)
+    /// for a share [`CLASS_DROPOUT`] of rows (a draw keyed on the step and row), so that the
+    /// network also learns to generate without one.
+    fn classes(&self, corpus: &TokenCorpus, step: u32, none: u32) -> Result<Vec<u32>> {
+        (0..self.settings.batch_size as u32)
+            .map(|row| {
+                let label = corpus.random_label(&self.rng, step, row, self.config.length).ok_or_else(|| {
+                    PrimeError::Training(
+                        "the model is conditioned on classes, but the training data has no labels".into(),
+                    )
+                })?;
+                let dropped = self.rng.uniform(Stream::TrainSample, step, row, 3) < CLASS_DROPOUT;
+                Ok(if dropped { none } else { label })
+            })
+            .collect()
     }
 
     /// Writes a checkpoint into `dir` (created if needed; replaced atomically per file).
@@ -321,7 +353,7 @@ struct ShardPass {
 fn shard_pass(model: &Network, objective: &Objective, batch: &NoisedBatch, share: f32) -> Result<ShardPass> {
     let clock = std::time::Instant::now();
     let constants = model.constants();
-    let hidden = model.hidden(&constants, batch.input(&model.device()), None);
+    let hidden = model.hidden(&constants, batch.input(&model.device()), &batch.classes, None);
     let loss = objective.head_loss(model.output_head(), hidden, batch, share);
     let value = read_f32(loss.clone().detach(), "the loss")?.first().copied().unwrap_or(f32::NAN);
     let forward = clock.elapsed().as_secs_f64();

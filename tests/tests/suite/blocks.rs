@@ -72,7 +72,9 @@ fn f16_weights_load_as_their_values() {
                     &device,
                 );
                 let read = |m: &Model| -> Vec<u32> {
-                    let logits = m.logits(NetworkInput { state: state.clone(), rows: rows.clone() }).expect("logits");
+                    let logits = m
+                        .logits(NetworkInput { state: state.clone(), rows: rows.clone(), class: None })
+                        .expect("logits");
                     let values = logits.flat_blocks().into_iter().flat_map(|t| read_f32(t, "logits").expect("read"));
                     values.map(f32::to_bits).collect()
                 };
@@ -102,8 +104,9 @@ fn blocked_logits_equal_the_whole_logits() {
                 &device,
             );
             let every_row = (0..config.length as u32).collect();
-            let logits =
-                blocked.logits(NetworkInput { state: state.clone(), rows: every_row }).expect("blocked logits");
+            let logits = blocked
+                .logits(NetworkInput { state: state.clone(), rows: every_row, class: None })
+                .expect("blocked logits");
             assert!(logits.block_count() > 1, "{name}/{backend}");
             assert_eq!(logits.layout().rows(), config.length);
             let got: Vec<f32> =
@@ -115,7 +118,8 @@ fn blocked_logits_equal_the_whole_logits() {
             // with the values of the whole output.
             let rows = vec![1, 2, 9, (config.length - 1) as u32];
             for model in [&whole, &blocked] {
-                let logits = model.logits(NetworkInput { state: state.clone(), rows: rows.clone() }).expect("rows");
+                let logits =
+                    model.logits(NetworkInput { state: state.clone(), rows: rows.clone(), class: None }).expect("rows");
                 let layout = logits.layout();
                 assert!(layout.rows() < config.length, "{name}/{backend}: {} rows computed", layout.rows());
                 let w = config.output_width();
@@ -235,6 +239,7 @@ fn models_that_cannot_fit_the_binding_are_refused() {
     let state = || NetworkInput {
         state: Tensor::<1, Int>::from_data(TensorData::new(vec![32i32; n], [n]), &device),
         rows: (0..prime.length as u32).collect(),
+        class: None,
     };
     let refused =
         model.logits_batch((0..5).map(|_| state()).collect()).err().map(|e| e.to_string()).unwrap_or_default();

@@ -30,7 +30,7 @@ fn device_executor_takes_the_host_executors_steps() {
     for case in ["prime_l2_tiny", "prime_l4_small", "mdlm_l1_tiny"] {
         for (backend, device) in backends() {
             let model = Model::load_dir(&case_dir(case), &device).expect("model");
-            let conditioning = Conditioning { prefix: vec![3, 1], suffix: vec![7], pinned: vec![] };
+            let conditioning = Conditioning { prefix: vec![3, 1], suffix: vec![7], pinned: vec![], class: None };
             for mode in [SamplingMode::Ancestral, SamplingMode::EventDriven] {
                 for (seed, top_k, record_guesses) in [(1u64, None, false), (2, Some(5), false), (3, None, true)] {
                     let settings = SamplerSettings {

@@ -58,6 +58,7 @@ fn shape() -> SamplerShape {
         carry_over: true,
         image: None,
         position_embedding: false,
+        classes: Vec::new(),
         sampling: Default::default(),
     };
     SamplerShape::from_config(&config).expect("valid shape")

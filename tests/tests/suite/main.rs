@@ -5,6 +5,7 @@
 mod bad_input;
 mod batch;
 mod blocks;
+mod classes;
 mod device_sampler;
 mod event_driven;
 mod fused;

@@ -137,7 +137,7 @@ fn fixed_probabilities_give_identical_runs_on_every_backend() {
         record_guesses: true,
         ..Default::default()
     };
-    let conditioning = Conditioning { prefix: vec![1, 2], suffix: vec![299], pinned: vec![(10, 42)] };
+    let conditioning = Conditioning { prefix: vec![1, 2], suffix: vec![299], pinned: vec![(10, 42)], class: None };
     let mut runs = Vec::new();
     for (name, device) in backends() {
         let fixed = FixedLogits::new(values.clone(), length, vocab as usize, &device);

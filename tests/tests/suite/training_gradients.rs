@@ -165,7 +165,7 @@ fn the_head_loss_gradient_equals_autodiff_through_the_loss() {
             let want = gradients(&net, &GradientsParams::from_grads(reference.backward(), &net));
             let net = net.fork(&device);
             let k = net.constants();
-            let loss = objective.head_loss(net.output_head(), net.hidden(&k, b.input(&device), None), &b, 1.0);
+            let loss = objective.head_loss(net.output_head(), net.hidden(&k, b.input(&device), &[], None), &b, 1.0);
             let got = gradients(&net, &GradientsParams::from_grads(loss.backward(), &net));
             assert_eq!(got.len(), want.len());
             let scale = want.iter().flatten().fold(0.0f32, |m, g| m.max(g.abs()));
@@ -188,12 +188,14 @@ fn the_head_loss_gradient_matches_finite_differences() {
     let loss_at = |net: &Network| {
         let device = net.device();
         let k = net.constants();
-        f64::from(to_vec(objective.head_loss(net.output_head(), net.hidden(&k, b.input(&device), None), &b, 1.0))[0])
+        f64::from(
+            to_vec(objective.head_loss(net.output_head(), net.hidden(&k, b.input(&device), &[], None), &b, 1.0))[0],
+        )
     };
     let autodiff = Device::flex().autodiff();
     let net = network(&config, &autodiff);
     let k = net.constants();
-    let loss = objective.head_loss(net.output_head(), net.hidden(&k, b.input(&autodiff), None), &b, 1.0);
+    let loss = objective.head_loss(net.output_head(), net.hidden(&k, b.input(&autodiff), &[], None), &b, 1.0);
     let grads = GradientsParams::from_grads(loss.backward(), &net);
     let mut directional = Directional { grads: &grads, seed: 99, index: 0, total: 0.0 };
     net.visit(&mut directional);

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
 use prime_native::model_arg::ModelArg;
+use prime_native::sampling_args::ClassArg;
 
-use crate::images::judge::{ImageFigures, ImageJudge, ImageReferenceArgs};
+use crate::images::judge::{ImageFigures, ImageJudge, ImageReferenceArgs, asked_classes};
 use crate::plot::{Series, line_chart};
 use crate::words::{MAX_SAMPLES, TextFigures, TextJudge, TextReferenceArgs, draw, mean};
 
@@ -47,6 +48,8 @@ pub struct SweepArgs {
     /// Sequences per network call.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    #[command(flatten)]
+    class: ClassArg,
     #[command(flatten)]
     text: TextReferenceArgs,
     #[command(flatten)]
@@ -174,13 +177,17 @@ fn label(row: &Row) -> &str {
 /// Draws the samples of one setting and measures them.
 fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &SweepArgs) -> Result<Row> {
     let (mode, steps, top_p, policy) = (settings.mode, settings.steps, settings.top_p, settings.policy);
-    let request = GenerationRequest { settings, ..GenerationRequest::default() };
+    let request =
+        GenerationRequest { settings, class: args.class.resolve(model.config()), ..GenerationRequest::default() };
     let started = Instant::now();
     let outcomes = draw(model, &request, args.samples, args.batch)?;
     let seconds = started.elapsed().as_secs_f64();
     let quality = match judge {
         Judge::Text(judge) => Quality::Text(judge.measure(&judge.decode(&outcomes)?)?),
-        Judge::Image(judge) => Quality::Image(judge.measure(&ImageJudge::images(&outcomes)?)?),
+        Judge::Image(judge) => {
+            let asked = asked_classes(model, &request, args.samples)?;
+            Quality::Image(judge.measure(&ImageJudge::images(&outcomes)?, &asked)?)
+        }
     };
     Ok(Row {
         policy: policy.to_string(),
@@ -220,7 +227,7 @@ fn header(model: &str, judge: &Judge) -> Result<()> {
                 judge.held_out.class_tv_from_uniform
             )?;
             prime_native::say!(
-                "{:<16} {:>5} {:>6} {:>7} {:>10} {:>9} {:>9} {:>13}",
+                "{:<16} {:>5} {:>6} {:>7} {:>10} {:>9} {:>9} {:>13} {:>9}",
                 "policy",
                 "T",
                 "top-p",
@@ -228,7 +235,8 @@ fn header(model: &str, judge: &Judge) -> Result<()> {
                 "confident",
                 "×real",
                 "class TV",
-                "feature ratio"
+                "feature ratio",
+                "as asked"
             )
         }
     }
@@ -247,8 +255,9 @@ fn print_row(row: &Row, judge: &Judge) -> Result<()> {
                 Judge::Image(judge) => judge.held_out.confident,
                 Judge::Text(_) => f64::NAN,
             };
+            let agreement = image.class_agreement.map_or("–".to_string(), |a| format!("{:.1}%", 100.0 * a));
             prime_native::say!(
-                "{lead} {:>9.1}% {:>9.2} {:>9.3} {:>13.2}",
+                "{lead} {:>9.1}% {:>9.2} {:>9.3} {:>13.2} {agreement:>9}",
                 100.0 * image.samples.confident,
                 image.samples.confident / real.max(f64::MIN_POSITIVE),
                 image.samples.class_tv_from_uniform,

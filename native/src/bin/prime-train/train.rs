@@ -14,17 +14,18 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use prime_core::binding::Blocking;
 use prime_core::image::{GREY_LEVELS, ImageShape};
-use prime_core::model::write_dir;
+use prime_core::model::{CONFIG_FILE, WEIGHTS_FILE, write_dir};
+use prime_core::network::CLASS_EMBEDDING;
 use prime_core::output::{DirOutput, FileOutput};
 use prime_core::text::TextCodec;
 use prime_core::train::{BoundEstimate, LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, validation_bound};
-use prime_core::weights::to_safetensors;
+use prime_core::weights::{HostTensor, WeightFile, to_safetensors};
 use prime_core::{ModelClass, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 use prime_native::device_args::DeviceArgs;
 
-use crate::images::ImageSet;
+use crate::images::{CLASS_NAMES, CLASSES, ImageSet};
 
 /// Arguments of `prime-train train`.
 #[derive(Debug, Args)]
@@ -39,6 +40,16 @@ pub struct TrainArgs {
     /// Image models: held-out images the validation bound is computed on (the first ones).
     #[arg(long, default_value_t = 1000)]
     valid_images: usize,
+    /// Image models: condition the network on the images' classes (a learned class
+    /// embedding; a tenth of the training images are shown without their class, so that the
+    /// model also draws without one).
+    #[arg(long, requires = "images")]
+    classes: bool,
+    /// Start a new run from this model folder's weights instead of a seeded init: its network
+    /// must be the one the other flags describe, except that a class embedding it lacks starts
+    /// at zero (so a model without classes can be taught them). A resumed run ignores it.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// The tokenizer (from `prime-train tokenizer`); copied into the exported model.
     #[arg(long, default_value = "data/austen/tokenizer.json")]
     tokenizer: PathBuf,
@@ -121,6 +132,7 @@ impl ShapeArgs {
             carry_over: true,
             image: None,
             position_embedding: false,
+            classes: Vec::new(),
             sampling: Default::default(),
         };
         if let Some(shape) = image {
@@ -335,7 +347,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
         t
     } else {
-        Trainer::new(model_config(args, &data)?, settings(args), &device)?
+        let config = model_config(args, &data)?;
+        match &args.init {
+            Some(dir) => Trainer::starting_from(config.clone(), settings(args), &device, init_weights(dir, &config)?)?,
+            None => Trainer::new(config, settings(args), &device)?,
+        }
     };
     let config = trainer.config().clone();
     // A batch whose intermediates exceed the adapter's largest binding fails deep inside the
@@ -465,9 +481,11 @@ impl Data {
                             None => "a text model".to_string(),
                         }
                     );
-                    let n = count.min(set.len()).saturating_mul(config.length).min(set.pixels.len());
+                    let images = count.min(set.len());
+                    let n = images.saturating_mul(config.length).min(set.pixels.len());
                     let tokens = set.pixels[..n].iter().map(|&p| u32::from(p)).collect();
-                    Ok(TokenCorpus::records(tokens, config.length, config.vocab_size)?)
+                    let labels = set.labels[..n / config.length].iter().map(|&l| u32::from(l)).collect();
+                    Ok(TokenCorpus::records(tokens, config.length, config.vocab_size)?.with_labels(labels, CLASSES)?)
                 };
                 Ok((pixels(train, train.len())?, pixels(valid, args.valid_images)?))
             }
@@ -508,9 +526,46 @@ fn model_config(args: &TrainArgs, data: &Data) -> Result<ModelConfig> {
     match data {
         Data::Text(tokenizer) => args.shape.config(TextCodec::from_bytes(tokenizer, u32::MAX)?.vocab_size(), None),
         Data::Images { train, .. } => {
-            args.shape.config(GREY_LEVELS as usize, Some(ImageShape { width: train.width, height: train.height }))
+            let mut config = args
+                .shape
+                .config(GREY_LEVELS as usize, Some(ImageShape { width: train.width, height: train.height }))?;
+            if args.classes {
+                config.classes = CLASS_NAMES.iter().map(|c| c.to_string()).collect();
+            }
+            Ok(config)
         }
     }
+}
+
+/// The weights of the model folder `dir` as the start of a run of `config`: the folder's
+/// network must be `config`'s (its sampling recommendation aside), and where `config` has
+/// classes the folder's model lacks, their embedding starts at zero.
+fn init_weights(dir: &Path, config: &ModelConfig) -> Result<WeightFile> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (--init)", path.display()))?;
+    let was = ModelConfig::from_json(&text).with_context(|| format!("{} (--init)", path.display()))?;
+    let taught_classes = was.classes.is_empty() && !config.classes.is_empty();
+    let comparable = ModelConfig {
+        classes: if taught_classes { config.classes.clone() } else { was.classes.clone() },
+        sampling: config.sampling.clone(),
+        ..was
+    };
+    let differences = differences(&comparable, config);
+    ensure!(
+        differences.is_empty(),
+        "--init {} holds another network than these flags describe ({})",
+        dir.display(),
+        differences.join("; ")
+    );
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {} (--init)", path.display()))?;
+    let mut weights = WeightFile::from_bytes(&bytes).with_context(|| format!("{} (--init)", path.display()))?;
+    if taught_classes {
+        let shape = vec![config.class_rows(), config.hidden_size];
+        let zeros = vec![0.0; config.class_rows() * config.hidden_size];
+        weights.or_insert(CLASS_EMBEDDING, HostTensor { shape, data: zeros });
+    }
+    Ok(weights)
 }
 
 fn settings(args: &TrainArgs) -> TrainSettings {

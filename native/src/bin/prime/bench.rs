@@ -147,6 +147,7 @@ fn random_model(length: usize, device: &ComputeDevice) -> Result<Model> {
         carry_over: true,
         image: None,
         position_embedding: false,
+        classes: Vec::new(),
         sampling: Default::default(),
     };
     let weights = initial_weights(&config, 0)?;
@@ -179,6 +180,7 @@ fn network_pass(model: &Model, batch: usize) -> Result<(f64, Logits)> {
     let ids = || NetworkInput {
         state: Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device()),
         rows: rows.clone(),
+        class: None,
     };
     let call = || -> Result<Vec<Logits>> {
         let logits = model.logits_batch((0..batch).map(|_| ids()).collect())?;

@@ -196,6 +196,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         settings,
         executor: args.sampling.executor(),
         sync_states: animate,
+        class: args.sampling.class.resolve(model.config()),
     };
     let executor = request.resolve_executor(&model)?.name();
     let sharded = match (shard, &args.out) {

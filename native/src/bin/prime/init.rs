@@ -101,6 +101,7 @@ impl Preset {
             carry_over: true,
             image: None,
             position_embedding: false,
+            classes: Vec::new(),
             sampling: Default::default(),
         }
     }

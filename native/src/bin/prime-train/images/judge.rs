@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use clap::Args;
-use prime_core::{Model, Outcome};
+use prime_core::{GenerationRequest, Model, Outcome};
 use serde::Serialize;
 
 use prime_native::device_args::DeviceArgs;
@@ -122,6 +122,8 @@ struct JudgeReport {
     model: String,
     steps: usize,
     top_p: f32,
+    /// The `--class` the samples were drawn for (`each`: in turn).
+    class: Option<String>,
     classifier_epochs: usize,
     classifier_valid_accuracy: f64,
     held_out: Labelling,
@@ -138,6 +140,9 @@ struct JudgeReport {
 pub struct ImageFigures {
     /// The classifier's labels of the samples.
     pub samples: Labelling,
+    /// Of the samples drawn for a class, the share the classifier labels with that class
+    /// (`None` where no sample was drawn for a class).
+    pub class_agreement: Option<f64>,
     /// Feature distances, samples vs real.
     pub features: FeatureDistance,
 }
@@ -187,10 +192,16 @@ impl ImageJudge {
             .collect()
     }
 
-    /// The figures of `images`.
-    pub fn measure(&self, images: &[Vec<u8>]) -> Result<ImageFigures> {
+    /// The figures of `images`, each drawn for the class in `asked` (`None`: no class).
+    pub fn measure(&self, images: &[Vec<u8>], asked: &[Option<u32>]) -> Result<ImageFigures> {
+        ensure!(asked.len() == images.len(), "{} images but {} asked classes", images.len(), asked.len());
         let classifier = &self.classifier;
-        let samples = Labelling::of(images.iter().map(|image| label(&classifier.probabilities(image))));
+        let labels: Vec<(usize, f32)> = images.iter().map(|image| label(&classifier.probabilities(image))).collect();
+        let conditioned: Vec<bool> =
+            labels.iter().zip(asked).filter_map(|(&(class, _), asked)| asked.map(|a| a as usize == class)).collect();
+        let class_agreement = (!conditioned.is_empty())
+            .then(|| conditioned.iter().filter(|&&agree| agree).count() as f64 / conditioned.len() as f64);
+        let samples = Labelling::of(labels.into_iter());
         let n = images.len().min(self.valid.len() / 2);
         ensure!(n >= 2, "feature distances need at least 2 samples and 4 held-out images");
         let features =
@@ -205,7 +216,7 @@ impl ImageJudge {
             held_out_to_held_out: to_real,
             ratio: to_samples / to_real.max(f64::MIN_POSITIVE),
         };
-        Ok(ImageFigures { samples, features })
+        Ok(ImageFigures { samples, class_agreement, features })
     }
 
     /// Each class's share of the held-out split.
@@ -227,6 +238,7 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
     eprintln!("sampling {} images with T = {}…", args.samples, request.settings.steps);
     let started = std::time::Instant::now();
     let outcomes = draw(&model, &request, args.samples, args.batch)?;
+    let asked = asked_classes(&model, &request, args.samples)?;
     let seconds_sampling = started.elapsed().as_secs_f64();
     let counts = judge.data_classes();
     let report = JudgeReport {
@@ -235,7 +247,8 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         top_p: request.settings.top_p,
         classifier_epochs: args.reference.epochs,
         classifier_valid_accuracy: judge.accuracy,
-        figures: judge.measure(&ImageJudge::images(&outcomes)?)?,
+        figures: judge.measure(&ImageJudge::images(&outcomes)?, &asked)?,
+        class: request.class.clone(),
         held_out: judge.held_out,
         data_classes: counts,
         class_names: CLASS_NAMES,
@@ -272,6 +285,12 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         report.figures.features.held_out_to_held_out,
         report.figures.features.ratio
     )?;
+    if let (Some(agreement), Some(class)) = (report.figures.class_agreement, &report.class) {
+        prime_native::say!(
+            "class {class}: the classifier names the class a sample was drawn for in {:.1} % of samples",
+            100.0 * agreement
+        )?;
+    }
     prime_native::say!("{:<12} {:>8} {:>8}", "class", "samples", "data")?;
     for c in 0..CLASSES {
         prime_native::say!(
@@ -282,6 +301,11 @@ pub fn run(args: &JudgeArgs) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The class each of the first `n` samples of `request` is drawn for.
+pub fn asked_classes(model: &Model, request: &GenerationRequest, n: usize) -> Result<Vec<Option<u32>>> {
+    (0..n).map(|i| Ok(request.class_of(model, i)?)).collect()
 }
 
 /// The Fréchet distance between Gaussians fitted to two sets of feature vectors:
