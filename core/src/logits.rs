@@ -26,6 +26,9 @@ pub struct NetworkInput {
     /// The class the sequence is conditioned on (a class-conditioned model only; `None`: no
     /// class).
     pub class: Option<u32>,
+    /// Classifier-free guidance scale w where a class is given (see
+    /// [`crate::SamplerSettings::guidance`]); 0: none.
+    pub guidance: f32,
 }
 
 /// Logits of one sequence as row blocks; the rows of positions no block holds were not
@@ -76,6 +79,22 @@ impl Logits {
             }
         }
         Ok(Self { blocks })
+    }
+
+    /// Classifier-free guidance: `self + scale · (self − unconditioned)`, block by block, where
+    /// `self` is a sequence's logits with its class and `unconditioned` the same call without
+    /// it (same rows). Fails if their rows differ.
+    pub fn guided(self, unconditioned: Logits, scale: f32) -> Result<Self> {
+        if self.layout() != unconditioned.layout() {
+            return Err(PrimeError::Input("guidance: the logits with and without the class hold other rows".into()));
+        }
+        let blocks = self
+            .blocks
+            .into_iter()
+            .zip(unconditioned.blocks)
+            .map(|(c, u)| LogitsBlock { rows: c.rows.clone() * (1.0 + scale) - u.rows * scale, positions: c.positions })
+            .collect();
+        Self::from_blocks(blocks)
     }
 
     /// Number of blocks.

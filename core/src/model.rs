@@ -291,6 +291,36 @@ impl Model {
 }
 
 impl Model {
+    /// Logits of `inputs` where some ask for guidance: those also run without their class, in
+    /// the same batch, and their logits are guided ([`Logits::guided`]).
+    fn guided_logits(&self, inputs: Vec<NetworkInput>) -> Result<Vec<Logits>> {
+        let n = inputs.len();
+        let guided: Vec<(usize, f32)> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.class.is_some() && i.guidance > 0.0)
+            .map(|(k, i)| (k, i.guidance))
+            .collect();
+        let unconditioned: Vec<NetworkInput> =
+            guided.iter().map(|&(k, _)| NetworkInput { class: None, guidance: 0.0, ..inputs[k].clone() }).collect();
+        let plain = inputs.into_iter().map(|i| NetworkInput { guidance: 0.0, ..i });
+        let mut out = self.logits_batch(plain.chain(unconditioned).collect())?;
+        let mut unconditioned = out.split_off(n).into_iter();
+        let mut scales = guided.into_iter().peekable();
+        out.into_iter()
+            .enumerate()
+            .map(|(k, with)| match scales.next_if(|&(g, _)| g == k) {
+                Some((_, scale)) => {
+                    let without = unconditioned
+                        .next()
+                        .ok_or_else(|| PrimeError::Input("guidance: an output without the class is missing".into()))?;
+                    with.guided(without, scale)
+                }
+                None => Ok(with),
+            })
+            .collect()
+    }
+
     /// The class-embedding row of a sequence conditioned on `class` (0 for a model without
     /// classes, which ignores it). Fails for a class the model does not have.
     fn class_row(&self, class: Option<u32>) -> Result<u32> {
@@ -332,6 +362,9 @@ impl Denoiser for Model {
         let batch = inputs.len();
         if batch == 0 {
             return Ok(Vec::new());
+        }
+        if inputs.iter().any(|i| i.class.is_some() && i.guidance > 0.0) {
+            return self.guided_logits(inputs);
         }
         self.config.footprint().check(batch).map_err(PrimeError::Input)?;
         self.blocking.check_batch(&self.config, batch)?;

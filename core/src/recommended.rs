@@ -23,6 +23,9 @@ pub struct SamplingDefaults {
     /// Top-k.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
+    /// Classifier-free guidance scale (class-conditioned models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f32>,
 }
 
 impl SamplingDefaults {

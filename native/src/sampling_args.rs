@@ -45,6 +45,11 @@ pub struct SamplingArgs {
     /// [default: auto].
     #[arg(long, alias = "sampler", value_enum)]
     pub executor: Option<ExecutorChoice>,
+    /// Classifier-free guidance scale w for samples drawn for a class (each call also runs the
+    /// network without the class: logits cond + w·(cond − uncond)) [default: the model's
+    /// recommendation, else 0].
+    #[arg(long)]
+    pub guidance: Option<f32>,
     #[command(flatten)]
     pub class: ClassArg,
 }
@@ -95,6 +100,7 @@ impl SamplingArgs {
             record_guesses: false,
             mode: self.mode.unwrap_or_default(),
             policy: self.policy,
+            guidance: self.guidance.unwrap_or(recommended.guidance),
         }
     }
 

@@ -14,6 +14,7 @@ impl SamplingDefaults {
             temperature: self.temperature.unwrap_or(official.temperature),
             top_p: self.top_p.unwrap_or(official.top_p),
             top_k: self.top_k.or(official.top_k),
+            guidance: self.guidance.unwrap_or(official.guidance),
             ..official
         }
     }

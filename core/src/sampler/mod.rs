@@ -230,7 +230,7 @@ impl Sampler {
     /// masked slot now; the set only shrinks while the output is cached), with the class the
     /// generation asks for.
     pub fn network_input(&self, state: Tensor<1, Int>) -> NetworkInput {
-        NetworkInput { state, rows: self.masked_positions(), class: self.class }
+        NetworkInput { state, rows: self.masked_positions(), class: self.class, guidance: self.settings.guidance }
     }
 
     fn has_mask(&self, i: usize) -> bool {

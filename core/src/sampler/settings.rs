@@ -41,7 +41,15 @@ pub struct SamplerSettings {
     /// Which masked sub-tokens a loop step reveals: the schedule's random times (official), or
     /// an adaptive policy that decides from the step's network output.
     pub policy: RevealPolicy,
+    /// Classifier-free guidance scale w for a generation drawn for a class: each network call
+    /// also runs the sequence without its class, and the logits become
+    /// `cond + w · (cond − uncond)`. 0 (the default) runs the class alone; without a class it
+    /// has no effect.
+    pub guidance: f32,
 }
+
+/// The largest guidance scale.
+pub const MAX_GUIDANCE: f32 = 100.0;
 
 /// How the sampler decides when each masked sub-token is revealed. Both modes have the same law.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +79,7 @@ impl Default for SamplerSettings {
             record_guesses: false,
             mode: SamplingMode::Ancestral,
             policy: RevealPolicy::Schedule,
+            guidance: 0.0,
         }
     }
 }
@@ -89,6 +98,12 @@ impl SamplerSettings {
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(PrimeError::Input(format!("top-p must be in (0, 1], got {}", self.top_p)));
+        }
+        if !(0.0..=MAX_GUIDANCE).contains(&self.guidance) {
+            return Err(PrimeError::Input(format!(
+                "guidance must be between 0 and {MAX_GUIDANCE}, got {}",
+                self.guidance
+            )));
         }
         if self.top_k == Some(0) {
             return Err(PrimeError::Input("top-k must be at least 1".into()));

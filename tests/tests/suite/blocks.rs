@@ -73,7 +73,7 @@ fn f16_weights_load_as_their_values() {
                 );
                 let read = |m: &Model| -> Vec<u32> {
                     let logits = m
-                        .logits(NetworkInput { state: state.clone(), rows: rows.clone(), class: None })
+                        .logits(NetworkInput { state: state.clone(), rows: rows.clone(), class: None, guidance: 0.0 })
                         .expect("logits");
                     let values = logits.flat_blocks().into_iter().flat_map(|t| read_f32(t, "logits").expect("read"));
                     values.map(f32::to_bits).collect()
@@ -105,7 +105,7 @@ fn blocked_logits_equal_the_whole_logits() {
             );
             let every_row = (0..config.length as u32).collect();
             let logits = blocked
-                .logits(NetworkInput { state: state.clone(), rows: every_row, class: None })
+                .logits(NetworkInput { state: state.clone(), rows: every_row, class: None, guidance: 0.0 })
                 .expect("blocked logits");
             assert!(logits.block_count() > 1, "{name}/{backend}");
             assert_eq!(logits.layout().rows(), config.length);
@@ -118,8 +118,9 @@ fn blocked_logits_equal_the_whole_logits() {
             // with the values of the whole output.
             let rows = vec![1, 2, 9, (config.length - 1) as u32];
             for model in [&whole, &blocked] {
-                let logits =
-                    model.logits(NetworkInput { state: state.clone(), rows: rows.clone(), class: None }).expect("rows");
+                let logits = model
+                    .logits(NetworkInput { state: state.clone(), rows: rows.clone(), class: None, guidance: 0.0 })
+                    .expect("rows");
                 let layout = logits.layout();
                 assert!(layout.rows() < config.length, "{name}/{backend}: {} rows computed", layout.rows());
                 let w = config.output_width();
@@ -240,6 +241,7 @@ fn models_that_cannot_fit_the_binding_are_refused() {
         state: Tensor::<1, Int>::from_data(TensorData::new(vec![32i32; n], [n]), &device),
         rows: (0..prime.length as u32).collect(),
         class: None,
+        guidance: 0.0,
     };
     let refused =
         model.logits_batch((0..5).map(|_| state()).collect()).err().map(|e| e.to_string()).unwrap_or_default();

@@ -39,6 +39,7 @@ fn masked_logits(
             state: Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), &device),
             rows: (0..config.length as u32).collect(),
             class: (class < config.classes.len() as u32).then_some(class),
+            guidance: 0.0,
         })
         .collect();
     let logits = model.logits_batch(inputs).expect("logits");
@@ -80,6 +81,43 @@ fn a_class_embedding_starts_at_zero_and_changes_the_logits_once_trained() {
         let diff = max_abs_diff(&hidden(&network, &device), &reference);
         assert!(diff <= 1e-4, "{name}: class-conditioned logits off by {diff}");
     }
+}
+
+/// Classifier-free guidance: a guided sequence's logits are `cond + w · (cond − uncond)` of its
+/// own calls with and without its class, whatever else shares the batch; a sequence without a
+/// class is not changed by a scale.
+#[test]
+fn guided_logits_are_the_conditioned_ones_pushed_away_from_the_unconditioned() {
+    let device = Device::flex();
+    let config = conditioned(2);
+    let model =
+        Model::from_weights(config.clone(), WeightFile::from_tensors(filled_tensors(&config)), &device).expect("model");
+    let n = config.sequence_subtokens();
+    let input = |seed: i32, class: Option<u32>, guidance: f32| NetworkInput {
+        state: Tensor::<1, Int>::from_data(
+            TensorData::new((0..n as i32).map(|i| (i * seed) % 17).collect::<Vec<_>>(), [n]),
+            &device,
+        ),
+        rows: vec![1, 5, 9],
+        class,
+        guidance,
+    };
+    let read = |l: &prime_core::Logits| -> Vec<f32> {
+        l.blocks().flat_map(|b| prime_core::readback::read_f32(b.rows.clone(), "logits").expect("read")).collect()
+    };
+    let alone = |seed, class| read(&model.logits(input(seed, class, 0.0)).expect("logits"));
+    let batch = model
+        .logits_batch(vec![input(3, Some(0), 2.0), input(5, None, 2.0), input(7, Some(1), 0.5), input(2, Some(1), 0.0)])
+        .expect("batch");
+    let expect = |seed, class, w: f32| -> Vec<f32> {
+        let (c, u) = (alone(seed, Some(class)), alone(seed, None));
+        c.iter().zip(&u).map(|(c, u)| c + w * (c - u)).collect()
+    };
+    for (k, want) in [expect(3, 0, 2.0), alone(5, None), expect(7, 1, 0.5), alone(2, Some(1))].into_iter().enumerate() {
+        let diff = max_abs_diff(&read(&batch[k]), &want);
+        assert!(diff <= 1e-4, "sequence {k}: guided logits off by {diff}");
+    }
+    assert!(max_abs_diff(&read(&batch[0]), &alone(3, Some(0))) > 1e-2, "guidance changed nothing");
 }
 
 /// Two classes of 4 × 4 images: class 0 has its top half lit, class 1 its bottom half.
@@ -160,6 +198,7 @@ fn bad_class_requests_are_refused_with_the_classes_named() {
         state: Tensor::<1, Int>::from_data(TensorData::new(vec![0i32; n], [n]), &device),
         rows: vec![0],
         class,
+        guidance: 0.0,
     };
     let err = model.logits(input(Some(2))).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("not one of this model's 2 classes"), "{err}");

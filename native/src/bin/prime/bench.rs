@@ -181,6 +181,7 @@ fn network_pass(model: &Model, batch: usize) -> Result<(f64, Logits)> {
         state: Tensor::<1, Int>::from_data(TensorData::new(vec![mask; n], [n]), model.device()),
         rows: rows.clone(),
         class: None,
+        guidance: 0.0,
     };
     let call = || -> Result<Vec<Logits>> {
         let logits = model.logits_batch((0..batch).map(|_| ids()).collect())?;
