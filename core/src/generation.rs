@@ -85,8 +85,9 @@ pub struct GenerationRequest {
     /// does this anyway).
     pub sync_states: bool,
     /// The class a class-conditioned model is asked for: a class name or number, or
-    /// [`EACH_CLASS`] (sample i of [`GenerationRequest::start_seeds`] takes class i mod the
-    /// number of classes). Absent: no class.
+    /// [`EACH_CLASS`] (the sample drawn with seed s takes class s mod the number of classes, so
+    /// the samples of [`GenerationRequest::start_seeds`] take the classes in turn). Absent: no
+    /// class.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
 }
@@ -131,7 +132,8 @@ impl GenerationRequest {
         match self.class.as_deref().map(str::trim) {
             None => Ok(None),
             Some(each) if each.eq_ignore_ascii_case(EACH_CLASS) && !classes.is_empty() => {
-                Ok(Some((i % classes.len()) as u32))
+                let seed = self.settings.seed.wrapping_add(i as u64);
+                Ok(Some((seed % classes.len() as u64) as u32))
             }
             Some(name) => model.config().class_id(name).map(Some),
         }

@@ -49,6 +49,9 @@ pub struct ModelSummary {
     /// recommends none).
     #[serde(default, skip_serializing_if = "SamplingDefaults::is_empty")]
     pub sampling: SamplingDefaults,
+    /// The classes a class-conditioned model draws, by name (absent for other models).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 impl ModelSummary {
@@ -66,6 +69,7 @@ impl ModelSummary {
             tokenizer: model.text().is_some(),
             image: config.image,
             sampling: config.sampling.clone(),
+            classes: config.classes.clone(),
         }
     }
 }
@@ -93,11 +97,13 @@ impl Header {
     /// The header of `run`, started from `request` on `model`, with `executor` and `device`
     /// named for the reader.
     pub fn new(model: &Model, request: &GenerationRequest, run: &Run, executor: &str, device: &str) -> Self {
+        // The class the run draws, by name (a request for `each` picks one by its seed).
+        let class = run.sampler().class().and_then(|c| model.config().classes.get(c as usize).cloned());
         Self {
             format: FORMAT.into(),
             version: VERSION,
             model: ModelSummary::of(model),
-            request: request.clone(),
+            request: GenerationRequest { class, ..request.clone() },
             executor: executor.into(),
             device: device.into(),
             fixed: run.sampler().fixed().to_vec(),

@@ -60,8 +60,9 @@ pub const NO_CLASS: &str = "none";
 /// `--class`, for every command that draws samples.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ClassArg {
-    /// Class-conditioned models: the class to draw, by name or number; `each` gives sample i
-    /// class i mod the number of classes; `none` draws without a class [default: each].
+    /// Class-conditioned models: the class to draw, by name or number; `each` gives the sample
+    /// of seed s class s mod the number of classes (samples take the classes in turn); `none`
+    /// draws without a class [default: each].
     #[arg(long)]
     pub class: Option<String>,
 }

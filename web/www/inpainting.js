@@ -90,11 +90,11 @@ function startInpainting() {
     return;
   }
   page.shown = null;
-  for (const p of targets) p.start(hooks.request(true, pins), Number($('speed').value));
+  for (const p of targets) p.start(hooks.request(p, pins), Number($('speed').value));
 }
 
-// Wires the inpainting controls; `refresh` redraws the page, `request(image, pins)` is the
-// request of the controls.
+// Wires the inpainting controls; `refresh` redraws the page, `request(panel, pins)` is the
+// request of the controls for a panel.
 export function wireInpainting(refresh, request) {
   Object.assign(hooks, { refresh, request });
   const failed = (e) => setStatus(e.message, 'bad');

@@ -46,6 +46,7 @@ function refresh() {
   $('export').disabled = !page.panels.some((p) => p.steps.length);
   document.body.classList.toggle('has-image', page.panels.some((p) => p.isImage));
   document.body.classList.toggle('has-text', page.panels.some((p) => !p.isImage));
+  showClasses();
   $('take-sample').disabled = busy || !sampled();
   $('clear-erase').disabled = !inpaint.erased?.some((e) => e);
   $('inpaint').disabled = !ready || busy || !inpaint.levels;
@@ -59,15 +60,32 @@ function refresh() {
   else setStatus(page.panels.some((p) => p.steps.length) ? 'ready' : 'ready: press Start to generate');
 }
 
-// The request of the controls: a text model gets the prompt and suffix, an image model the
-// pinned pixels (inpainting) instead. An empty temperature, top-p or top-k is left out, so each
-// model gets its own recommendation (the engine fills it in; the header records it).
-function request(image, pins = []) {
+// The classes of the loaded class-conditioned models, offered by name in the class control
+// (once: the models of a page share their classes).
+function showClasses() {
+  const classes = page.panels.find((p) => p.info?.model.classes?.length)?.info.model.classes ?? [];
+  document.body.classList.toggle('has-classes', classes.length > 0);
+  const select = $('class');
+  if (select.options.length !== 2 + classes.length) {
+    const keep = select.value;
+    select.replaceChildren(...[...select.options].slice(0, 2), ...classes.map((name) => new Option(name, name)));
+    select.value = [...select.options].some((o) => o.value === keep) ? keep : 'each';
+  }
+}
+
+// The request of the controls for `panel`: a text model gets the prompt and suffix, an image
+// model the pinned pixels (inpainting) instead, a class-conditioned model the class and the
+// guidance. An empty temperature, top-p, top-k or guidance is left out, so each model gets
+// its own recommendation (the engine fills it in; the header records it).
+function request(panel, pins = []) {
+  const image = panel.isImage;
+  const conditioned = Boolean(panel.info?.model.classes?.length);
   const num = (id) => Number($(id).value);
   const given = (id) => ($(id).value === '' ? undefined : num(id));
   const topK = given('top_k');
   const policy = $('policy').value;
   return {
+    class: conditioned && $('class').value !== 'none' ? $('class').value : undefined,
     prompt: image ? [] : $('prompt').value,
     suffix: image ? [] : $('suffix').value,
     pins: image ? pins : [],
@@ -80,6 +98,7 @@ function request(image, pins = []) {
       // The mode draws the schedule's times; an adaptive policy has none.
       mode: policy === 'schedule' ? $('mode').value : 'ancestral',
       policy: policy === 'schedule' ? policy : { [policy]: { [policy === 'confidence' ? 'threshold' : 'budget']: num('policy_value') } },
+      guidance: conditioned ? given('guidance') : undefined,
     },
     executor: $('executor').value,
   };
@@ -90,7 +109,7 @@ function request(image, pins = []) {
 function showRecommended() {
   const loaded = page.panels.filter((p) => p.info);
   if (!loaded.length) return;
-  for (const [id, official] of [['temperature', 1], ['top_p', 1], ['top_k', 'off']]) {
+  for (const [id, official] of [['temperature', 1], ['top_p', 1], ['top_k', 'off'], ['guidance', 0]]) {
     const values = loaded.map((p) => p.info.model.sampling?.[id] ?? official);
     $(id).placeholder = [...new Set(values)].join(' / ');
   }
@@ -203,7 +222,7 @@ function wire() {
   $('controls').addEventListener('submit', (e) => {
     e.preventDefault();
     page.shown = null;
-    for (const p of page.panels) if (p.info) p.start(request(p.isImage), Number($('speed').value));
+    for (const p of page.panels) if (p.info) p.start(request(p), Number($('speed').value));
   });
   $('kind').addEventListener('change', () => showKind($('kind').value));
   wireInpainting(refresh, request);

@@ -174,6 +174,8 @@ export class Panel {
     ];
     // Read back from a GPU: nothing is, on the CPU backend or in a replay.
     if (this.info.device.backend === 'wgpu') items.push(['read back / step', byteSize(bytes)]);
+    // A class-conditioned model: the class this sample is drawn for (the engine names it).
+    if (this.header?.request.class) items.unshift(['class', this.header.request.class]);
     // Built once, then only changed values are written (each write costs style and layout).
     if (stats.children.length !== items.length) {
       stats.replaceChildren(...items.map(([k]) => {

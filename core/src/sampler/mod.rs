@@ -163,6 +163,11 @@ impl Sampler {
         })
     }
 
+    /// The class every network call asks for (`None`: no class).
+    pub fn class(&self) -> Option<u32> {
+        self.class
+    }
+
     /// The model shape the sampler was built for.
     pub fn shape(&self) -> &SamplerShape {
         &self.shape

@@ -187,6 +187,9 @@ fn bad_class_requests_are_refused_with_the_classes_named() {
         Model::from_weights(config.clone(), WeightFile::from_tensors(filled_tensors(&config)), &device).expect("model");
     let request = |class: &str| GenerationRequest { class: Some(class.into()), ..GenerationRequest::default() };
     assert_eq!(request("each").class_of(&model, 3).expect("each"), Some(1));
+    let mut seeded = request("each");
+    seeded.settings.seed = 7;
+    assert_eq!(seeded.class_of(&model, 0).expect("each by seed"), Some(1), "the seed picks the class");
     assert_eq!(request("Bottom").class_of(&model, 0).expect("by name"), Some(1));
     assert_eq!(GenerationRequest::default().class_of(&model, 0).expect("none"), None);
     for bad in ["2", "left", ""] {
