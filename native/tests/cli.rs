@@ -1221,3 +1221,89 @@ fn sweep_rows_are_the_words_and_judge_figures_of_each_setting() {
     assert!(!bad.status.success() && stderr(&bad).contains("steps"), "{}", stderr(&bad));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A class-conditioned image model: `--classes` trains one (from a model without classes with
+/// `--init`), `generate --class` draws the class asked for and names it, `judge` reports how
+/// often the classifier agrees; a class the model lacks, or a class for a model without
+/// classes, is refused with the classes named.
+#[test]
+fn a_model_taught_classes_draws_and_names_them() {
+    let dir = std::env::temp_dir().join(format!("prime-cli-classes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut bytes = vec![0, 0, 8, dims.len() as u8];
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        [bytes, data.to_vec()].concat()
+    };
+    for (split, n) in [("train", 30u32), ("valid", 20)] {
+        let pixels: Vec<u8> = (0..n * 196).map(|i| ((i * 37 + i / 196 * 11) % 256) as u8).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(dir.join(format!("{split}-images.idx")), idx(&[n, 14, 14], &pixels)).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels.idx")), idx(&[n], &labels)).unwrap();
+    }
+    let images = dir.to_str().unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let shape = ["--hidden", "32", "--blocks", "1", "--heads", "2", "--cond", "16", "--batch", "4"];
+        let args = [
+            &["train", "--images", images, "--out", out.to_str().unwrap(), "--steps", "2", "--valid-images", "4"][..],
+            &shape,
+            extra,
+            &["--device", "cpu"],
+        ]
+        .concat();
+        (prime_train(&args), out.join("model"))
+    };
+    let (out, plain) = train("plain", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (out, taught) = train("taught", &["--classes", "--init", plain.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(taught.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["classes"][7], "Sneaker", "{config}");
+    let (out, _) = train("mdlm", &["--classes", "--init", plain.to_str().unwrap(), "--subtokens", "1"]);
+    assert!(!out.status.success() && stderr(&out).contains("subtokens"), "{}", stderr(&out));
+
+    let taught = taught.to_str().unwrap();
+    let generate = |model: &str, class: &[&str]| {
+        let args =
+            [&["generate", "--model", model, "--steps", "4", "--samples", "2", "--json", "--device", "cpu"][..], class]
+                .concat();
+        prime(&args)
+    };
+    let out = generate(taught, &["--class", "sneaker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert!(samples.iter().all(|s| s["class"] == "Sneaker"), "{samples:?}");
+    let each = json_lines(&String::from_utf8_lossy(&generate(taught, &["--seed", "3"]).stdout));
+    let classes: Vec<_> = each.iter().map(|s| s["class"].clone()).collect();
+    assert_eq!(classes, ["Dress", "Coat"], "by default the sample of seed s draws class s mod 10");
+    let none = json_lines(&String::from_utf8_lossy(&generate(taught, &["--class", "none"]).stdout));
+    assert!(none.len() == 2 && none.iter().all(|s| s.get("class").is_none()), "{none:?}");
+    let out = generate(taught, &["--class", "Hat"]);
+    assert!(!out.status.success() && stderr(&out).contains("Ankle boot"), "{}", stderr(&out));
+    let out = generate(plain.to_str().unwrap(), &["--class", "1"]);
+    assert!(!out.status.success() && stderr(&out).contains("not conditioned"), "{}", stderr(&out));
+
+    let judge = json_of(&prime_train(&[
+        "judge",
+        "--model",
+        taught,
+        "--images",
+        images,
+        "--samples",
+        "4",
+        "--epochs",
+        "1",
+        "--steps",
+        "3",
+        "--device",
+        "cpu",
+        "--json",
+    ]));
+    assert_eq!(judge["class"], "each");
+    let agreement = judge["class_agreement"].as_f64().expect("an agreement share");
+    assert!((0.0..=1.0).contains(&agreement), "{judge}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -129,6 +129,9 @@ fn parse_pin(s: &str) -> Result<(usize, u32), String> {
 #[derive(Serialize)]
 struct Report {
     seed: u64,
+    /// The class the sample was drawn for (class-conditioned models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
     text: String,
     tokens: Vec<u32>,
     steps: usize,
@@ -283,6 +286,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
             reports.push(Report {
                 seed: run.sampler().settings().seed,
+                class: run.sampler().class().and_then(|c| model.config().classes.get(c as usize).cloned()),
                 text,
                 idle_ratio: outcome.idle_steps as f64 / outcome.steps as f64,
                 expected_idle_ratio: expected_idle_ratio(outcome.steps, masked),
