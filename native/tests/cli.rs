@@ -1262,6 +1262,10 @@ fn a_model_taught_classes_draws_and_names_them() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(taught.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["classes"][7], "Sneaker", "{config}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(taught.join("training.json")).unwrap()).unwrap();
+    let from = &report["initialised_from"];
+    assert!(from["path"].as_str().unwrap().ends_with("model") && from["training"]["steps"] == 2, "{report}");
     let (out, _) = train("mdlm", &["--classes", "--init", plain.to_str().unwrap(), "--subtokens", "1"]);
     assert!(!out.status.success() && stderr(&out).contains("subtokens"), "{}", stderr(&out));
 

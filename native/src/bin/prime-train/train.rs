@@ -152,6 +152,30 @@ struct RunLog {
     /// Fingerprint of the tokenizer a text run trains with (see [`prime_native::fingerprint`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tokenizer: Option<String>,
+    /// The model folder a run started from (`--init`), with its own `training.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    init: Option<InitRecord>,
+}
+
+/// Where a run's weights came from when it did not start from a seeded init.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct InitRecord {
+    /// The `--init` folder.
+    path: PathBuf,
+    /// That folder's `training.json` (how its weights were trained), where it has one.
+    training: Option<serde_json::Value>,
+}
+
+impl InitRecord {
+    /// The record of starting from the model folder `dir`.
+    fn of(dir: &Path) -> Result<Self> {
+        let path = dir.join("training.json");
+        let training = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?),
+            Err(_) => None,
+        };
+        Ok(Self { path: dir.to_path_buf(), training })
+    }
 }
 
 /// Arguments of `prime-train snapshot`.
@@ -273,6 +297,9 @@ struct TrainingReport<'a> {
     validation: BoundEstimate,
     validation_note: &'static str,
     final_losses: &'a [(usize, f64)],
+    /// The model folder the run started from, and how that was trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initialised_from: Option<&'a InitRecord>,
 }
 
 const CHECKPOINT: &str = "checkpoint";
@@ -349,7 +376,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     } else {
         let config = model_config(args, &data)?;
         match &args.init {
-            Some(dir) => Trainer::starting_from(config.clone(), settings(args), &device, init_weights(dir, &config)?)?,
+            Some(dir) => {
+                log.init = Some(InitRecord::of(dir)?);
+                Trainer::starting_from(config.clone(), settings(args), &device, init_weights(dir, &config)?)?
+            }
             None => Trainer::new(config, settings(args), &device)?,
         }
     };
@@ -427,6 +457,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         validation,
         validation_note: data.validation_note(),
         final_losses: &log.losses[log.losses.len().saturating_sub(5)..],
+        initialised_from: log.init.as_ref(),
     };
     let dir = args.out.join("model");
     export(&trainer, data.tokenizer(), &report, &dir)?;
