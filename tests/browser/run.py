@@ -1131,6 +1131,14 @@ def image_mode_and_inpainting(browser, base):
         assert pixels == final_tokens(browser, i), f"panel {i} does not show its final sample"
     seeds = browser.js("return window.prime.panels.map(p => p.header.request.settings.seed)")
     assert seeds == [5, 5], f"the two models ran with seeds {seeds}"
+    # The shipped image models are class-conditioned: the class controls show, and by default
+    # ("by seed") seed 5 draws the sixth class in both panels, which each panel names.
+    classes = prime["model"].get("classes") or []
+    assert len(classes) == 10 and mdlm["model"].get("classes") == classes, f"the models' classes: {classes}"
+    named = browser.js(f"""return [getComputedStyle(document.getElementById('class').closest('label')).display,
+        window.prime.panels.map(p => p.header.request.class),
+        {p}.el.querySelector('[data-stat="class"] b').textContent, document.getElementById('class').options.length]""")
+    assert named == ["flex", [classes[5]] * 2, classes[5], 12], f"class controls: {named}"
 
     # Inpainting: the first panel's sample, a 7 × 7 square erased by dragging over it.
     browser.js("document.getElementById('take-sample').click();")
@@ -1165,6 +1173,12 @@ def image_mode_and_inpainting(browser, base):
         open_slots = sum(1 for k in range(196) if want[k] and first[k] is None)
         assert open_slots > 30, f"panel {i}: only {open_slots} erased pixels were still masked after step 0"
     browser.screenshot("page-image-inpainted.png")
+    # A class chosen by name: both models draw it.
+    browser.js("document.getElementById('class').value = arguments[0];", classes[1])
+    run_generation(browser, "", 4, 5, n_panels=2)
+    drawn = browser.js("return window.prime.panels.map(p => p.header.request.class)")
+    assert drawn == [classes[1]] * 2, f"asked for {classes[1]}, the panels drew {drawn}"
+    browser.js("document.getElementById('class').value = 'each';")
 
     # A native image trajectory replays as pixels (the records carry them), ending on its tokens.
     os.makedirs(ARTIFACTS, exist_ok=True)

@@ -54,8 +54,8 @@ fn shipped_tokenizer_round_trips_text() {
 }
 
 /// The image models (Fashion-MNIST at 14 × 14, `prime-train train --images`): they load, match
-/// their recorded config and training report, have a position embedding, carry no tokenizer,
-/// and are small enough for the page.
+/// their recorded config and training report (both legs of their training), have a position
+/// embedding and the ten classes, carry no tokenizer, and are small enough for the page.
 #[test]
 fn shipped_image_models_load_and_match_their_records() {
     for (name, class, ell) in [("fashion-prime", ModelClass::PerceiverDIT, 2), ("fashion-mdlm", ModelClass::DIT, 1)] {
@@ -66,6 +66,11 @@ fn shipped_image_models_load_and_match_their_records() {
         let shape = config.image.expect("an image model names its grid");
         assert_eq!((shape.width, shape.height, config.length), (14, 14, 196), "{name}");
         assert!(config.position_embedding, "{name}: an image model needs to know where a pixel is");
+        // Conditioned on Fashion-MNIST's ten classes, in label order, with the guidance its
+        // judge figures were measured at.
+        assert_eq!(config.classes.len(), 10, "{name}");
+        assert_eq!((config.classes[0].as_str(), config.classes[9].as_str()), ("T-shirt/top", "Ankle boot"), "{name}");
+        assert_eq!(config.sampling.guidance, Some(1.0), "{name}");
         let weights = std::fs::metadata(dir.join("model.safetensors")).expect("weights").len();
         assert!(weights <= 10_000_000, "{name}: {weights} bytes is too large for the page");
         let model = Model::load_dir(&dir, &Device::flex()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -74,6 +79,9 @@ fn shipped_image_models_load_and_match_their_records() {
         let report = read_json(dir.join("training.json"));
         assert_eq!(report["parameters"].as_u64(), Some(model.parameters() as u64), "{name}");
         assert_eq!(report["length"].as_u64(), Some(196), "{name}");
+        // Trained in two legs: the second started from the first one's snapshot.
+        let first = &report["initialised_from"]["training"];
+        assert!(first["snapshot_step"].as_u64().is_some_and(|s| s > 0), "{name}: {report}");
         let bound = report["validation"]["nll_per_token"].as_f64().expect("validation bound");
         // Better than uniform grey levels (ln 256 = 5.55 nats per pixel), and a bound.
         assert!(bound > 0.0 && bound < (256f64).ln(), "{name}: {bound}");
