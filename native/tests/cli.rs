@@ -1157,6 +1157,22 @@ fn a_model_recommends_its_settings_and_flags_win() {
     }
 }
 
+/// Writes `train` training and `valid` held-out 14 × 14 images, labelled 0–9 in turn, to `dir`
+/// in the IDX format `prime-train images` writes.
+fn write_image_set(dir: &std::path::Path, train: u32, valid: u32) {
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut bytes = vec![0, 0, 8, dims.len() as u8];
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        [bytes, data.to_vec()].concat()
+    };
+    for (split, n) in [("train", train), ("valid", valid)] {
+        let pixels: Vec<u8> = (0..n * 196).map(|i| ((i * 37 + i / 196 * 11) % 256) as u8).collect();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(dir.join(format!("{split}-images.idx")), idx(&[n, 14, 14], &pixels)).unwrap();
+        std::fs::write(dir.join(format!("{split}-labels.idx")), idx(&[n], &labels)).unwrap();
+    }
+}
+
 fn prime_train(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_prime-train")).args(args).output().expect("prime-train runs")
 }
@@ -1194,17 +1210,7 @@ fn sweep_rows_are_the_words_and_judge_figures_of_each_setting() {
     assert!(rows[0]["mean_nfe"].as_f64().unwrap() <= 5.0, "T = 4 takes at most 5 calls: {}", rows[0]);
 
     // An image model against a small image set in the IDX format `prime-train images` writes.
-    let idx = |dims: &[u32], data: &[u8]| {
-        let mut bytes = vec![0, 0, 8, dims.len() as u8];
-        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-        [bytes, data.to_vec()].concat()
-    };
-    for (split, n) in [("train", 60u32), ("valid", 40)] {
-        let pixels: Vec<u8> = (0..n * 196).map(|i| ((i * 37 + i / 196 * 11) % 256) as u8).collect();
-        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        std::fs::write(dir.join(format!("{split}-images.idx")), idx(&[n, 14, 14], &pixels)).unwrap();
-        std::fs::write(dir.join(format!("{split}-labels.idx")), idx(&[n], &labels)).unwrap();
-    }
+    write_image_set(&dir, 60, 40);
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/fashion-prime");
     let common = ["--model", model.to_str().unwrap(), "--images", corpus, "--samples", "4", "--epochs", "1"];
     let sweep = [&["sweep", "--steps", "2,3"][..], &common, &["--device", "cpu", "--json"]].concat();
@@ -1231,17 +1237,7 @@ fn a_model_taught_classes_draws_and_names_them() {
     let dir = std::env::temp_dir().join(format!("prime-cli-classes-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let idx = |dims: &[u32], data: &[u8]| {
-        let mut bytes = vec![0, 0, 8, dims.len() as u8];
-        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
-        [bytes, data.to_vec()].concat()
-    };
-    for (split, n) in [("train", 30u32), ("valid", 20)] {
-        let pixels: Vec<u8> = (0..n * 196).map(|i| ((i * 37 + i / 196 * 11) % 256) as u8).collect();
-        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        std::fs::write(dir.join(format!("{split}-images.idx")), idx(&[n, 14, 14], &pixels)).unwrap();
-        std::fs::write(dir.join(format!("{split}-labels.idx")), idx(&[n], &labels)).unwrap();
-    }
+    write_image_set(&dir, 30, 20);
     let images = dir.to_str().unwrap();
     let train = |out: &str, extra: &[&str]| {
         let out = dir.join(out);
