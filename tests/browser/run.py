@@ -1115,6 +1115,7 @@ def image_mode_and_inpainting(browser, base):
     assert seen["edge"] == [grey] * 3, f"a partly revealed pixel is painted {seen['edge']}, not its mean level {grey}"
     assert seen["centre"] == [0xff, 0x8c, 0x00], f"no marker on a partly revealed pixel: {seen['centre']}"
     assert seen["masked"] in (None, [0x3b, 0x5b, 0xdb]), f"a masked pixel is painted {seen['masked']}"
+    browser.js("document.getElementById('panels').scrollIntoView();")  # the panels whole in the screenshots
     tip = browser.js(f"""const r = {p}.grid.rectOf(arguments[0]);
         {p}.grid.canvas.dispatchEvent(new MouseEvent('mousemove',
           {{bubbles: true, clientX: (r.left + r.right) / 2, clientY: (r.top + r.bottom) / 2}}));
@@ -1139,6 +1140,10 @@ def image_mode_and_inpainting(browser, base):
         window.prime.panels.map(p => p.header.request.class),
         {p}.el.querySelector('[data-stat="class"] b').textContent, document.getElementById('class').options.length]""")
     assert named == ["flex", [classes[5]] * 2, classes[5], 12], f"class controls: {named}"
+    # Each panel tells both legs of its model's training (the second started from the first).
+    trained = browser.js("return window.prime.panels.map(x => x.el.querySelector('.training')?.textContent ?? null)")
+    assert all(t and t.startswith("How it was trained: a snapshot at step ") and ", then trained 4,000 steps" in t
+               for t in trained), trained
 
     # Inpainting: the first panel's sample, a 7 × 7 square erased by dragging over it.
     browser.js("document.getElementById('take-sample').click();")

@@ -240,7 +240,17 @@ export class Panel {
 
 // What a model folder's training.json says of its training, in one line (null without one).
 function describeTraining(t) {
-  if (!t || typeof t !== 'object') return null;
+  // A model trained in legs (`prime-train train --init`) records the earlier ones in turn.
+  const legs = [];
+  for (let leg = t, depth = 0; leg && typeof leg === 'object' && depth < 8; leg = leg.initialised_from?.training, depth++) {
+    const text = describeLeg(leg);
+    if (text) legs.unshift(text);
+  }
+  return legs.length ? `How it was trained: ${legs.join(', then ')}` : null;
+}
+
+// One training run of a training.json: steps (or a snapshot's step), tokens, time.
+function describeLeg(t) {
   const millions = (n) => `${(n / 1e6).toFixed(n < 1e7 ? 2 : 1)} M`;
   const parts = [];
   if (Number.isFinite(t.steps)) parts.push(`trained ${t.steps.toLocaleString('en')} steps`);
@@ -252,5 +262,5 @@ function describeTraining(t) {
   if (Number.isFinite(t.training_seconds)) {
     parts.push(`in ${(t.training_seconds / 60).toFixed(0)} minutes${t.device ? ` on ${t.device}` : ''}`);
   }
-  return parts.length ? `How it was trained: ${parts.join(' ')}` : null;
+  return parts.length ? parts.join(' ') : null;
 }
