@@ -25,6 +25,8 @@ export interface SamplerSettings {
   record_guesses?: boolean;
   mode?: SamplingMode;
   policy?: RevealPolicy;
+  /** Classifier-free guidance scale for a generation drawn for a class (0: none). */
+  guidance?: number;
 }
 
 /** What a generation asks for (`GenerationRequest`); every key is optional: a setting left out
@@ -37,6 +39,10 @@ export interface GenerationRequest {
   settings?: SamplerSettings;
   executor?: ExecutorChoice;
   sync_states?: boolean;
+  /** A class-conditioned model's class: a name, a number as text, or `each` (the class is the
+   * seed mod the number of classes). Absent: no class. In a header, the name of the class
+   * drawn. */
+  class?: string;
 }
 
 /** An image model's pixel grid (`ImageShape`). */
@@ -56,6 +62,8 @@ export interface ModelSummary {
   parameters: number;
   tokenizer: boolean;
   image?: ImageShape;
+  /** A class-conditioned model's classes, by name (absent for other models). */
+  classes?: string[];
   /** The settings the model recommends (its config.json's `sampling`); a request that leaves
    * one of them out gets it. Absent when the model recommends none. */
   sampling?: SamplingDefaults;
@@ -67,6 +75,7 @@ export interface SamplingDefaults {
   temperature?: number;
   top_p?: number;
   top_k?: number;
+  guidance?: number;
 }
 
 /** The first record of a trajectory (`Header`). */
@@ -74,7 +83,7 @@ export interface Header {
   format: 'prime-trajectory';
   version: 1;
   model: ModelSummary;
-  /** The request, as given. */
+  /** The request, as given (the class by the name of the class drawn). */
   request: GenerationRequest;
   executor: string;
   device: string;
