@@ -257,6 +257,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let request = GenerationRequest {
             settings: SamplerSettings { mode, ..settings.clone() },
             executor,
+            class: args.sampling.class.resolve(model.config()),
             ..GenerationRequest::default()
         };
         for i in 0..args.runs {
