@@ -310,6 +310,11 @@ impl ModelConfig {
         })
     }
 
+    /// The name of class `id` (`None` for no class, or a class the model does not have).
+    pub fn class_name(&self, id: Option<u32>) -> Option<&str> {
+        id.and_then(|c| self.classes.get(c as usize)).map(String::as_str)
+    }
+
     /// Rows of the class embedding: one per class and one for "no class" (0 where the model
     /// is not conditioned).
     pub fn class_rows(&self) -> usize {
@@ -473,6 +478,7 @@ mod tests {
         assert_eq!((c.class_rows(), c.no_class()), (3, 2));
         assert_eq!(c.class_id("bag").unwrap(), 1);
         assert_eq!(c.class_id(" 0 ").unwrap(), 0);
+        assert_eq!((c.class_name(Some(1)), c.class_name(Some(2)), c.class_name(None)), (Some("Bag"), None, None));
         let missing = c.class_id("2").unwrap_err().to_string();
         assert!(missing.contains("Coat, Bag"), "{missing}");
         assert!(c.class_id("Shoe").is_err());

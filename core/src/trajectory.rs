@@ -98,7 +98,7 @@ impl Header {
     /// named for the reader.
     pub fn new(model: &Model, request: &GenerationRequest, run: &Run, executor: &str, device: &str) -> Self {
         // The class the run draws, by name (a request for `each` picks one by its seed).
-        let class = run.sampler().class().and_then(|c| model.config().classes.get(c as usize).cloned());
+        let class = model.config().class_name(run.sampler().class()).map(str::to_string);
         Self {
             format: FORMAT.into(),
             version: VERSION,

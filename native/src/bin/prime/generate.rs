@@ -286,7 +286,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
             let text = text.unwrap_or_else(|| outcome.tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
             reports.push(Report {
                 seed: run.sampler().settings().seed,
-                class: run.sampler().class().and_then(|c| model.config().classes.get(c as usize).cloned()),
+                class: model.config().class_name(run.sampler().class()).map(str::to_string),
                 text,
                 idle_ratio: outcome.idle_steps as f64 / outcome.steps as f64,
                 expected_idle_ratio: expected_idle_ratio(outcome.steps, masked),
