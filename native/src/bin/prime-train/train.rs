@@ -18,8 +18,10 @@ use prime_core::model::{CONFIG_FILE, WEIGHTS_FILE, write_dir};
 use prime_core::network::CLASS_EMBEDDING;
 use prime_core::output::{DirOutput, FileOutput};
 use prime_core::text::TextCodec;
-use prime_core::train::{BoundEstimate, LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, validation_bound};
-use prime_core::weights::{HostTensor, WeightFile, to_safetensors};
+use prime_core::train::{
+    BoundEstimate, LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, initial_weights, validation_bound,
+};
+use prime_core::weights::{WeightFile, to_safetensors};
 use prime_core::{ModelClass, ModelConfig};
 use serde::{Deserialize, Serialize};
 
@@ -378,7 +380,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         match &args.init {
             Some(dir) => {
                 log.init = Some(InitRecord::of(dir)?);
-                Trainer::starting_from(config.clone(), settings(args), &device, init_weights(dir, &config)?)?
+                Trainer::starting_from(config.clone(), settings(args), &device, init_weights(dir, &config, args.seed)?)?
             }
             None => Trainer::new(config, settings(args), &device)?,
         }
@@ -570,8 +572,9 @@ fn model_config(args: &TrainArgs, data: &Data) -> Result<ModelConfig> {
 
 /// The weights of the model folder `dir` as the start of a run of `config`: the folder's
 /// network must be `config`'s (its sampling recommendation aside), and where `config` has
-/// classes the folder's model lacks, their embedding starts at zero.
-fn init_weights(dir: &Path, config: &ModelConfig) -> Result<WeightFile> {
+/// classes the folder's model lacks, their embedding starts as a fresh run's does (at zero; see
+/// `initial_weights`), seeded with `seed`.
+fn init_weights(dir: &Path, config: &ModelConfig, seed: u64) -> Result<WeightFile> {
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (--init)", path.display()))?;
     let was = ModelConfig::from_json(&text).with_context(|| format!("{} (--init)", path.display()))?;
@@ -592,9 +595,9 @@ fn init_weights(dir: &Path, config: &ModelConfig) -> Result<WeightFile> {
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {} (--init)", path.display()))?;
     let mut weights = WeightFile::from_bytes(&bytes).with_context(|| format!("{} (--init)", path.display()))?;
     if taught_classes {
-        let shape = vec![config.class_rows(), config.hidden_size];
-        let zeros = vec![0.0; config.class_rows() * config.hidden_size];
-        weights.or_insert(CLASS_EMBEDDING, HostTensor { shape, data: zeros });
+        let shape = [config.class_rows(), config.hidden_size];
+        let fresh = initial_weights(config, seed)?.take(CLASS_EMBEDDING, &shape)?.into_host();
+        weights.or_insert(CLASS_EMBEDDING, fresh);
     }
     Ok(weights)
 }
