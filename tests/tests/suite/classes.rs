@@ -8,10 +8,11 @@ use std::ops::ControlFlow;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use prime_core::image::ImageShape;
 use prime_core::network::{CLASS_EMBEDDING, Network};
+use prime_core::readback::read_f32;
 use prime_core::train::{LearningRateSchedule, TokenCorpus, TrainSettings, Trainer, initial_weights};
 use prime_core::weights::WeightFile;
 use prime_core::{
-    Denoiser, ExecutorChoice, GenerationRequest, Model, ModelConfig, NetworkInput, SamplerSettings, Tokens,
+    Denoiser, ExecutorChoice, GenerationRequest, Logits, Model, ModelConfig, NetworkInput, SamplerSettings, Tokens,
 };
 use prime_tests::{backends, filled_tensors, max_abs_diff, tiny_config};
 
@@ -23,14 +24,26 @@ fn conditioned(subtokens: usize) -> ModelConfig {
     config
 }
 
-/// The logits of a fully masked sequence for each class row in `rows` (one sequence each).
-fn masked_logits(
-    config: &ModelConfig,
-    weights: Vec<(String, prime_core::weights::HostTensor)>,
-    rows: &[u32],
-) -> Vec<Vec<f32>> {
+/// `config`'s model with every weight filled ([`filled_tensors`]) on `device`.
+fn filled_model(config: &ModelConfig, device: &Device) -> Model {
+    Model::from_weights(config.clone(), WeightFile::from_tensors(filled_tensors(config)), device).expect("model")
+}
+
+/// A sequence's logits, its row blocks read back in turn.
+fn read_logits(logits: &Logits) -> Vec<f32> {
+    logits.blocks().flat_map(|b| read_f32(b.rows.clone(), "logits").expect("read")).collect()
+}
+
+/// Settings of the tiny runs here: no decay, clipping at 1, a fast EMA.
+fn train_settings(batch_size: usize, schedule: LearningRateSchedule, seed: u64) -> TrainSettings {
+    TrainSettings { batch_size, schedule, weight_decay: 0.0, grad_clip: 1.0, ema_decay: 0.5, seed }
+}
+
+/// The logits of a fully masked sequence of the filled model for each class row in `rows` (one
+/// sequence each).
+fn masked_logits(config: &ModelConfig, rows: &[u32]) -> Vec<Vec<f32>> {
     let device = Device::flex();
-    let model = Model::from_weights(config.clone(), WeightFile::from_tensors(weights), &device).expect("model");
+    let model = filled_model(config, &device);
     let n = config.sequence_subtokens();
     let mask = config.codec().expect("codec").mask_id() as i32;
     let inputs = rows
@@ -42,24 +55,17 @@ fn masked_logits(
             guidance: 0.0,
         })
         .collect();
-    let logits = model.logits_batch(inputs).expect("logits");
-    logits
-        .into_iter()
-        .map(|l| {
-            l.blocks().flat_map(|b| prime_core::readback::read_f32(b.rows.clone(), "logits").expect("read")).collect()
-        })
-        .collect()
+    model.logits_batch(inputs).expect("logits").iter().map(read_logits).collect()
 }
 
 #[test]
 fn a_class_embedding_starts_at_zero_and_changes_the_logits_once_trained() {
     let config = conditioned(2);
-    let init = initial_weights(&config, 3).expect("init");
-    let mut init = init;
+    let mut init = initial_weights(&config, 3).expect("init");
     let table = init.take(CLASS_EMBEDDING, &[3, 32]).expect("a (classes + 1) × D table").into_host();
     assert!(table.data.iter().all(|&v| v == 0.0), "the class embedding starts at zero");
     // With filled (trained-like) weights every class row, "no class" included, gives other logits.
-    let logits = masked_logits(&config, filled_tensors(&config), &[0, 1, 2]);
+    let logits = masked_logits(&config, &[0, 1, 2]);
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         let diff = max_abs_diff(&logits[a], &logits[b]);
         assert!(diff > 1e-3, "class rows {a} and {b} give the same logits (differ by {diff})");
@@ -71,8 +77,7 @@ fn a_class_embedding_starts_at_zero_and_changes_the_logits_once_trained() {
     let ids = |device: &Device| Tensor::<2, Int>::from_data(TensorData::new(vec![16i32; 2 * n], [2, n]), device);
     let hidden = |network: &Network, device: &Device| {
         let k = network.constants();
-        prime_core::readback::read_f32(network.head(network.hidden(&k, ids(device), &[1, 2], None)), "logits")
-            .expect("read")
+        read_f32(network.head(network.hidden(&k, ids(device), &[1, 2], None)), "logits").expect("read")
     };
     let reference = hidden(&flex, &Device::flex());
     for (name, device) in backends() {
@@ -90,8 +95,7 @@ fn a_class_embedding_starts_at_zero_and_changes_the_logits_once_trained() {
 fn guided_logits_are_the_conditioned_ones_pushed_away_from_the_unconditioned() {
     let device = Device::flex();
     let config = conditioned(2);
-    let model =
-        Model::from_weights(config.clone(), WeightFile::from_tensors(filled_tensors(&config)), &device).expect("model");
+    let model = filled_model(&config, &device);
     let n = config.sequence_subtokens();
     let input = |seed: i32, class: Option<u32>, guidance: f32| NetworkInput {
         state: Tensor::<1, Int>::from_data(
@@ -102,10 +106,7 @@ fn guided_logits_are_the_conditioned_ones_pushed_away_from_the_unconditioned() {
         class,
         guidance,
     };
-    let read = |l: &prime_core::Logits| -> Vec<f32> {
-        l.blocks().flat_map(|b| prime_core::readback::read_f32(b.rows.clone(), "logits").expect("read")).collect()
-    };
-    let alone = |seed, class| read(&model.logits(input(seed, class, 0.0)).expect("logits"));
+    let alone = |seed, class| read_logits(&model.logits(input(seed, class, 0.0)).expect("logits"));
     let batch = model
         .logits_batch(vec![input(3, Some(0), 2.0), input(5, None, 2.0), input(7, Some(1), 0.5), input(2, Some(1), 0.0)])
         .expect("batch");
@@ -114,10 +115,10 @@ fn guided_logits_are_the_conditioned_ones_pushed_away_from_the_unconditioned() {
         c.iter().zip(&u).map(|(c, u)| c + w * (c - u)).collect()
     };
     for (k, want) in [expect(3, 0, 2.0), alone(5, None), expect(7, 1, 0.5), alone(2, Some(1))].into_iter().enumerate() {
-        let diff = max_abs_diff(&read(&batch[k]), &want);
+        let diff = max_abs_diff(&read_logits(&batch[k]), &want);
         assert!(diff <= 1e-4, "sequence {k}: guided logits off by {diff}");
     }
-    assert!(max_abs_diff(&read(&batch[0]), &alone(3, Some(0))) > 1e-2, "guidance changed nothing");
+    assert!(max_abs_diff(&read_logits(&batch[0]), &alone(3, Some(0))) > 1e-2, "guidance changed nothing");
 }
 
 /// Two classes of 4 × 4 images: class 0 has its top half lit, class 1 its bottom half.
@@ -143,14 +144,8 @@ fn a_conditioned_image_model_draws_the_class_it_is_asked_for() {
         let config = conditioned(subtokens);
         let (pixels, labels) = two_class_images(400);
         let corpus = TokenCorpus::records(pixels, 16, 256).expect("records").with_labels(labels, 2).expect("labels");
-        let settings = TrainSettings {
-            batch_size: 16,
-            schedule: LearningRateSchedule { peak: 3e-3, warmup: 5, total: 600, floor: 0.1 },
-            weight_decay: 0.0,
-            grad_clip: 1.0,
-            ema_decay: 0.5,
-            seed: 2,
-        };
+        let schedule = LearningRateSchedule { peak: 3e-3, warmup: 5, total: 600, floor: 0.1 };
+        let settings = train_settings(16, schedule, 2);
         let mut trainer = Trainer::new(config.clone(), settings, &device).expect("trainer");
         for _ in 0..600 {
             trainer.train_step(&corpus).expect("step");
@@ -173,7 +168,6 @@ fn a_conditioned_image_model_draws_the_class_it_is_asked_for() {
                 .enumerate()
                 .filter(|(i, o)| (top_minus_bottom(&o.tokens) > 0.0) == (i % 2 == 0))
                 .count();
-            eprintln!("{:?}", outcomes.iter().map(|o| top_minus_bottom(&o.tokens)).collect::<Vec<_>>());
             assert!(right >= 15, "ℓ={subtokens} {executor:?}: {right} of 16 samples show the class asked for");
         }
     }
@@ -183,8 +177,7 @@ fn a_conditioned_image_model_draws_the_class_it_is_asked_for() {
 fn bad_class_requests_are_refused_with_the_classes_named() {
     let device = Device::flex();
     let config = conditioned(2);
-    let model =
-        Model::from_weights(config.clone(), WeightFile::from_tensors(filled_tensors(&config)), &device).expect("model");
+    let model = filled_model(&config, &device);
     let request = |class: &str| GenerationRequest { class: Some(class.into()), ..GenerationRequest::default() };
     assert_eq!(request("each").class_of(&model, 3).expect("each"), Some(1));
     let mut seeded = request("each");
@@ -207,8 +200,7 @@ fn bad_class_requests_are_refused_with_the_classes_named() {
     assert!(err.contains("not one of this model's 2 classes"), "{err}");
     // A model without classes takes no class.
     let plain = tiny_config(2, 64);
-    let model =
-        Model::from_weights(plain.clone(), WeightFile::from_tensors(filled_tensors(&plain)), &device).expect("model");
+    let model = filled_model(&plain, &device);
     let err = model.logits(input(Some(0))).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("not conditioned on classes"), "{err}");
     let err = request("each").start(&model).err().map(|e| e.to_string()).unwrap_or_default();
@@ -221,14 +213,7 @@ fn a_conditioned_run_needs_labelled_data() {
     let config = conditioned(2);
     let (pixels, _) = two_class_images(40);
     let corpus = TokenCorpus::records(pixels, 16, 256).expect("records");
-    let settings = TrainSettings {
-        batch_size: 4,
-        schedule: LearningRateSchedule { peak: 1e-3, warmup: 1, total: 2, floor: 0.1 },
-        weight_decay: 0.0,
-        grad_clip: 1.0,
-        ema_decay: 0.5,
-        seed: 0,
-    };
+    let settings = train_settings(4, LearningRateSchedule { peak: 1e-3, warmup: 1, total: 2, floor: 0.1 }, 0);
     let mut trainer = Trainer::new(config, settings, &Device::flex()).expect("trainer");
     let err = trainer.train_step(&corpus).expect_err("trained without labels").to_string();
     assert!(err.contains("no labels"), "{err}");
