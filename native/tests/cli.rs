@@ -1223,6 +1223,18 @@ fn sweep_rows_are_the_words_and_judge_figures_of_each_setting() {
     for key in ["samples", "features", "mean_nfe"] {
         assert_eq!(rows[1][key], judge[key], "{key}: {}", rows[1]);
     }
+    // The model recommends guidance 1; `--guidance` sets another for every row, as judge's does.
+    assert_eq!(rows[1]["guidance"], 1.0, "{}", rows[1]);
+    let unguided = [&["--guidance", "0", "--steps", "3"][..], &common, &["--device", "cpu", "--json"]].concat();
+    let out = prime_train(&[&["sweep"][..], &unguided].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row = &json_lines(&String::from_utf8_lossy(&out.stdout))[0];
+    assert_eq!(row["guidance"], 0.0, "{row}");
+    let judge = json_of(&prime_train(&[&["judge"][..], &unguided].concat()));
+    assert_eq!(row["features"], judge["features"], "{row}");
+    assert_ne!(row["features"], rows[1]["features"], "guidance 0 draws other samples than guidance 1");
+    let bad = prime_train(&[&["sweep", "--guidance", "101"][..], &common, &["--device", "cpu"]].concat());
+    assert!(!bad.status.success() && stderr(&bad).contains("guidance"), "{}", stderr(&bad));
     let bad = prime_train(&["sweep", "--steps", "0", "--device", "cpu", "--corpus", corpus]);
     assert!(!bad.status.success() && stderr(&bad).contains("steps"), "{}", stderr(&bad));
     let _ = std::fs::remove_dir_all(&dir);

@@ -50,6 +50,10 @@ pub struct SweepArgs {
     batch: usize,
     #[command(flatten)]
     class: ClassArg,
+    /// Class-conditioned models: the classifier-free guidance scale of every setting
+    /// [default: the model's recommendation, else 0].
+    #[arg(long)]
+    guidance: Option<f32>,
     #[command(flatten)]
     text: TextReferenceArgs,
     #[command(flatten)]
@@ -72,6 +76,7 @@ struct Row {
     mode: SamplingMode,
     steps: usize,
     top_p: f32,
+    guidance: f32,
     samples: usize,
     mean_nfe: f64,
     mean_idle_steps: f64,
@@ -101,7 +106,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     ensure!(!args.steps.is_empty() && !args.modes.is_empty(), "--steps and --modes need at least one value");
     let device = args.device.open()?;
     let model = args.model.load(&device)?;
-    let recommended = model.config().sampling.settings();
+    let mut recommended = model.config().sampling.settings();
+    recommended.guidance = args.guidance.unwrap_or(recommended.guidance);
     let top_ps = if args.top_p.is_empty() { vec![recommended.top_p] } else { args.top_p.clone() };
     let judge = if model.config().image.is_some() {
         Judge::Image(Box::new(args.images.judge(&model)?))
@@ -176,7 +182,8 @@ fn label(row: &Row) -> &str {
 
 /// Draws the samples of one setting and measures them.
 fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &SweepArgs) -> Result<Row> {
-    let (mode, steps, top_p, policy) = (settings.mode, settings.steps, settings.top_p, settings.policy);
+    let (mode, steps, top_p, policy, guidance) =
+        (settings.mode, settings.steps, settings.top_p, settings.policy, settings.guidance);
     let request =
         GenerationRequest { settings, class: args.class.resolve(model.config()), ..GenerationRequest::default() };
     let started = Instant::now();
@@ -194,6 +201,7 @@ fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &Sweep
         mode,
         steps,
         top_p,
+        guidance,
         samples: args.samples,
         mean_nfe: mean(outcomes.iter().map(|o| o.nfe)),
         mean_idle_steps: mean(outcomes.iter().map(|o| o.idle_steps)),
