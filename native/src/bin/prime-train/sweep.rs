@@ -182,8 +182,6 @@ fn label(row: &Row) -> &str {
 
 /// Draws the samples of one setting and measures them.
 fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &SweepArgs) -> Result<Row> {
-    let (mode, steps, top_p, policy, guidance) =
-        (settings.mode, settings.steps, settings.top_p, settings.policy, settings.guidance);
     let request =
         GenerationRequest { settings, class: args.class.resolve(model.config()), ..GenerationRequest::default() };
     let started = Instant::now();
@@ -196,12 +194,13 @@ fn measure(model: &Model, judge: &Judge, settings: SamplerSettings, args: &Sweep
             Quality::Image(judge.measure(&ImageJudge::images(&outcomes)?, &asked)?)
         }
     };
+    let s = &request.settings;
     Ok(Row {
-        policy: policy.to_string(),
-        mode,
-        steps,
-        top_p,
-        guidance,
+        policy: s.policy.to_string(),
+        mode: s.mode,
+        steps: s.steps,
+        top_p: s.top_p,
+        guidance: s.guidance,
         samples: args.samples,
         mean_nfe: mean(outcomes.iter().map(|o| o.nfe)),
         mean_idle_steps: mean(outcomes.iter().map(|o| o.idle_steps)),
